@@ -1,0 +1,32 @@
+"""The `efa` command line. Read-only commands never import Prefect, so they answer fast."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from efa_rollout.cli import campaign, config, db, directory, enrolment
+from efa_rollout.errors import UserError
+
+app = typer.Typer(
+    help="efa-rollout – EfA-Onlinedienste in den Gemeinden eines Landkreises einführen.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("config")(config.show_config)
+app.add_typer(db.app, name="db")
+app.add_typer(directory.municipalities_app, name="municipalities")
+app.add_typer(directory.contacts_app, name="contacts")
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(enrolment.app, name="enrolment")
+
+
+def main() -> None:
+    """Entry point of the `efa` console script."""
+    try:
+        app()
+    except UserError as error:
+        typer.echo(error.render(), err=True)
+        sys.exit(error.exit_code)

@@ -1,0 +1,21 @@
+"""`efa config`: the effective settings."""
+
+from __future__ import annotations
+
+import typer
+
+from efa_rollout.cli._common import print_json
+from efa_rollout.settings import get_settings
+
+
+def show_config(
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Zeigt die wirksamen Einstellungen (Passwörter maskiert)."""
+    data = get_settings().masked()
+    if as_json:
+        print_json(data)
+        return
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        typer.echo(f"{key.ljust(width)}  {value}")

@@ -1,0 +1,30 @@
+"""`efa db`: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from efa_rollout.db import current_revision, head_revision, make_engine, upgrade
+from efa_rollout.settings import get_settings, mask_url
+
+app = typer.Typer(help="Datenbank verwalten.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade_command() -> None:
+    """Migriert die Datenbank auf den neuesten Stand."""
+    url = get_settings().effective_database_url
+    engine = make_engine(url)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    typer.echo(f"Datenbank {mask_url(url)}: Stand {before or 'leer'} → {after}.")
+
+
+@app.command("status")
+def status_command() -> None:
+    """Zeigt den Migrationsstand der Datenbank."""
+    engine = make_engine(get_settings().effective_database_url)
+    current, head = current_revision(engine), head_revision()
+    state = "aktuell" if current == head else "veraltet"
+    typer.echo(f"Stand: {current or 'leer'} (neuester: {head}) – {state}.")

@@ -1,0 +1,42 @@
+"""The generic top-level packages resolve to this repository, and the schema matches the models."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+
+import models  # noqa: F401
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["flows", "tasks", "models", "deployments", "efa_rollout"])
+def test_package_resolves_to_this_repository(name: str) -> None:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).resolve().is_relative_to(REPO_ROOT), spec.origin
+
+
+def test_migrations_match_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == [], f"models changed without a migration: {diff}"
+
+
+def test_every_command_upgrades_an_empty_database(efa_env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from efa_rollout.cli import app
+
+    result = CliRunner().invoke(app, ["db", "status"])
+    assert result.exit_code == 0, result.output
+    assert "leer" in result.output
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0 and "→ 0001" in result.output
+    assert (efa_env / "efa.db").exists()
