@@ -2,6 +2,394 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
+from sqlmodel import col, select
+
+from efa_rollout import engine as core
+from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
+from efa_rollout.db import session_scope
+from efa_rollout.definitions import definition_files, get_definition, load_definition
+from efa_rollout.domain.stages import Stage
+from efa_rollout.errors import UserError
+from efa_rollout.settings import get_settings
+from models import Campaign, Enrolment, Municipality
 
 app = typer.Typer(help="Kampagnen anlegen, starten und verfolgen.", no_args_is_help=True)
+
+NO_PREFECT = typer.Option(
+    False,
+    "--no-prefect",
+    help="Ohne Prefect ausführen (schnell, aber nicht in der Prefect-Oberfläche sichtbar).",
+)
+AS_OF = typer.Option(
+    None, "--as-of", help="Stichzeitpunkt (JJJJ-MM-TT oder ISO-Zeitpunkt) für Simulationen."
+)
+
+
+@app.command("templates")
+def templates_command(
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Listet die verfügbaren Kampagnenvorlagen (mitgelieferte und eigene)."""
+    rows = []
+    for key, path in definition_files().items():
+        definition = load_definition(path)
+        rows.append(
+            {
+                "key": key,
+                "title": definition.title,
+                "service": definition.service,
+                "file": str(path),
+                "questions": len(definition.questionnaire),
+                "checklist_items": len(definition.checklist),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ["Vorlage", "Titel", "Fragen", "Checkliste", "Datei"],
+        [[r["key"], r["title"], r["questions"], r["checklist_items"], r["file"]] for r in rows],
+    )
+
+
+@app.command("create")
+def create_command(
+    template: str = typer.Argument(
+        ..., help="Vorlage, z. B. ewa oder viba-bw (efa campaign templates)."
+    ),
+    district: str | None = typer.Option(None, "--district", help="Kreisschlüssel, z. B. 08136."),
+    state: str | None = typer.Option(None, "--state", help="Landesschlüssel, z. B. 08."),
+    go_live: str = typer.Option(..., "--go-live", help="Go-Live-Datum (JJJJ-MM-TT)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Name der Kampagne (Standard: vorlage-kreis)."
+    ),
+    dates: list[str] = typer.Option(
+        [], "--date", help="Termin überschreiben: name=JJJJ-MM-TT (mehrfach)."
+    ),
+    pilots: list[str] = typer.Option([], "--pilot", help="AGS einer Pilotgemeinde (mehrfach)."),
+) -> None:
+    """Legt eine Kampagne aus einer Vorlage an (gestartet wird sie mit efa campaign start)."""
+    if bool(district) == bool(state):
+        raise UserError("Bitte genau eines angeben: --district KREIS oder --state LAND.")
+    definition = get_definition(template)
+    overrides = {}
+    for item in dates:
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = parse_date(value.strip(), option=f"--date {key}")
+    with session_scope() as session:
+        campaign = core.create_campaign(
+            session,
+            definition=definition,
+            area_code=(district or state or ""),
+            go_live=parse_date(go_live, option="--go-live"),
+            now=datetime.now(UTC),
+            name=name,
+            date_overrides=overrides,
+            pilots=pilots,
+            actor=get_settings().actor,
+        )
+        count = len(core.targeted_municipalities(session, definition, campaign.area_code))
+        typer.echo(
+            f"Kampagne »{campaign.id}« angelegt: {campaign.title}, {campaign.area_name}, "
+            f"{count} Gemeinden, Go-Live {campaign.go_live:%d.%m.%Y}.\n"
+            f"Starten mit: efa campaign start {campaign.id}"
+        )
+
+
+@app.command("list")
+def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben.")) -> None:
+    """Listet alle Kampagnen."""
+    with session_scope() as session:
+        campaigns = session.exec(select(Campaign).order_by(Campaign.id)).all()
+        counts = {c.id: sum(core.stage_counts(session, c.id).values()) for c in campaigns}
+    rows = [
+        {
+            "id": c.id,
+            "title": c.title,
+            "service": c.service,
+            "area": c.area_name or c.area_code,
+            "go_live": c.go_live.isoformat(),
+            "status": c.status,
+            "enrolments": counts[c.id],
+        }
+        for c in campaigns
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo(
+            "Noch keine Kampagnen. Anlegen mit: efa campaign create VORLAGE --district KREIS --go-live DATUM"
+        )
+        return
+    print_table(
+        ["Kampagne", "Dienst", "Gebiet", "Go-Live", "Status", "Gemeinden"],
+        [
+            [
+                r["id"],
+                r["service"],
+                r["area"],
+                c.go_live.strftime("%d.%m.%Y"),
+                core.CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
+                r["enrolments"],
+            ]
+            for r, c in zip(rows, campaigns, strict=True)
+        ],
+    )
+
+
+@app.command("show")
+def show_command(
+    campaign_id: str = typer.Argument(..., metavar="KAMPAGNE"),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Zeigt eine Kampagne: Termine, Stufen, Fragebogen, Checkliste."""
+    with session_scope() as session:
+        campaign = core.get_campaign(session, campaign_id)
+        definition = core.campaign_definition(campaign)
+        targeted = core.targeted_municipalities(session, definition, campaign.area_code)
+    data = {
+        "id": campaign.id,
+        "title": campaign.title,
+        "service": campaign.service,
+        "template": campaign.template,
+        "area_code": campaign.area_code,
+        "area_name": campaign.area_name,
+        "status": campaign.status,
+        "go_live": campaign.go_live,
+        "dates": campaign.dates,
+        "stages": [s.value for s in definition.ordered_stages()],
+        "targeted": len(targeted),
+        "pilots": campaign.definition["target"].get("pilots", []),
+        "questionnaire": [f.key for f in definition.questionnaire],
+        "checklist": [
+            {"key": i.key, "title": i.title, "due_days": i.due} for i in definition.checklist
+        ],
+    }
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"{campaign.title}  ({campaign.id})")
+    typer.echo(f"Gebiet: {campaign.area_name} ({campaign.area_code}), {len(targeted)} Gemeinden")
+    typer.echo(f"Status: {core.CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
+    typer.echo("Termine:")
+    for key, value in campaign.dates.items():
+        shown = ", ".join(_de(v) for v in value) if isinstance(value, list) else _de(value)
+        typer.echo(f"  {DATE_LABELS.get(key, key)}: {shown}")
+    typer.echo("Stufen: " + " → ".join(s.label for s in definition.ordered_stages()))
+    typer.echo(
+        f"Fragebogen: {len(definition.questionnaire)} Felder; Checkliste: {len(definition.checklist)} Punkte"
+    )
+
+
+DATE_LABELS = {
+    "go_live": "Go-Live",
+    "collection_deadline": "Frist Informationserhebung",
+    "summary": "Zusammenfassung",
+    "pilot_start": "Beginn Pilotphase",
+    "silent_go_live": "Silent Go-Live",
+    "mandatory_from": "Verpflichtend ab",
+    "after_care_until": "Nachbetreuung bis",
+    "trainings": "Schulungen",
+}
+
+
+def _de(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%d.%m.%Y")
+
+
+@app.command("start")
+def start_command(
+    campaign_id: str = typer.Argument(..., metavar="KAMPAGNE"),
+    as_of: str | None = AS_OF,
+    no_prefect: bool = NO_PREFECT,
+) -> None:
+    """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
+    now = parse_as_of(as_of) or datetime.now(UTC)
+    with session_scope() as session:
+        campaign = core.get_campaign(session, campaign_id)
+        tags = _tags(campaign)
+    if no_prefect:
+        figures = start_without_prefect(campaign_id, now)
+    else:
+        from efa_rollout.cli._flows import run_flow
+        from flows.start_campaign import StartCampaignInput, start_campaign
+
+        figures = run_flow(
+            start_campaign,
+            flow_tags=tags,
+            params=StartCampaignInput(campaign=campaign_id, as_of=now),
+        )
+    typer.echo(
+        f"Kampagne »{campaign_id}« gestartet: {figures['enrolments']} Gemeinden "
+        f"({figures['enrolled']} neu), {figures['mails_queued']} Informationsanfragen im Postausgang."
+    )
+    typer.echo("Versenden mit: efa mail deliver")
+
+
+def start_without_prefect(campaign_id: str, now: datetime) -> dict[str, int]:
+    """The start flow's work as plain function calls."""
+    from efa_rollout.db import get_engine
+
+    engine, actor = get_engine(), f"start-campaign ({get_settings().actor})"
+    core.mark_started(engine, campaign_id, now=now, actor=actor)
+    with session_scope(engine) as session:
+        pending = core.pending_enrolment_ags(session, core.get_campaign(session, campaign_id))
+    result = core.enrol_batch(engine, campaign_id, pending, now=now, actor=actor)
+    with session_scope(engine) as session:
+        ids = core.enrolment_ids(session, campaign_id)
+    result.merge(core.queue_information_requests(engine, campaign_id, ids, now=now))
+    return {
+        "enrolled": result.enrolled,
+        "enrolments": len(ids),
+        "mails_queued": result.mails_queued,
+    }
+
+
+def _tags(campaign: Campaign) -> list[str]:
+    from flows._prefect import campaign_tags
+
+    return campaign_tags(campaign.id, campaign.definition.get("service_key"))
+
+
+def _advance(
+    campaign_id: str | None, as_of: str | None, no_prefect: bool, *, go_live: bool
+) -> None:
+    now = parse_as_of(as_of) or datetime.now(UTC)
+    action = "go-live" if go_live else "tick"
+    if no_prefect:
+        figures = advance_without_prefect(campaign_id, now, go_live=go_live)
+    else:
+        from efa_rollout.cli._flows import run_flow
+
+        if go_live:
+            from flows.go_live import go_live as flow_fn
+        else:
+            from flows.tick import tick as flow_fn
+        tags = None
+        if campaign_id:
+            with session_scope() as session:
+                tags = _tags(core.get_campaign(session, campaign_id))
+        figures = run_flow(flow_fn, flow_tags=tags, campaign=campaign_id, as_of=now)
+    if not figures:
+        typer.echo("Keine laufende Kampagne.")
+    for cid, fig in figures.items():
+        typer.echo(
+            f"{cid} · {action}: {fig['enrolments']} Gemeinden geprüft, {fig['changes']} Stufenwechsel, "
+            f"{fig['mails_queued']} Mails in den Postausgang, {fig['blocked']} mit offenen Pflichtpunkten."
+        )
+        for row in fig["change_list"][:20]:  # type: ignore[index]
+            typer.echo(
+                f"  {row['AGS']} {row['Gemeinde']}: {row['von']} → {row['nach']} ({row['Grund']})"
+            )
+        if len(fig["change_list"]) > 20:  # type: ignore[arg-type]
+            typer.echo(f"  … und {len(fig['change_list']) - 20} weitere")  # type: ignore[arg-type]
+
+
+def advance_without_prefect(
+    campaign_id: str | None, now: datetime, *, go_live: bool
+) -> dict[str, dict]:
+    """The tick's (or go-live's) work as plain function calls."""
+    from efa_rollout.db import get_engine
+    from flows._prefect import chunks
+
+    engine = get_engine()
+    actor = f"{'go-live' if go_live else 'tick'} ({get_settings().actor})"
+    with session_scope(engine) as session:
+        campaign_ids = core.running_campaign_ids(session, campaign_id)
+    figures = {}
+    for cid in campaign_ids:
+        with session_scope(engine) as session:
+            ids = core.enrolment_ids(session, cid)
+        total = core.BatchResult()
+        for batch in chunks(ids):
+            total.merge(
+                core.advance_batch(
+                    engine, cid, batch, now=now, actor=actor, include_go_live=go_live
+                )
+            )
+        figures[cid] = {
+            "enrolments": len(ids),
+            "changes": len(total.changes),
+            "mails_queued": total.mails_queued,
+            "blocked": len(total.blocked),
+            "change_list": [c.as_row() for c in total.changes],
+        }
+    return figures
+
+
+@app.command("tick")
+def tick_command(
+    campaign_id: str | None = typer.Argument(None, metavar="[KAMPAGNE]"),
+    as_of: str | None = AS_OF,
+    no_prefect: bool = NO_PREFECT,
+) -> None:
+    """Prüft alle Gemeinden zum Stichzeitpunkt und führt fällige Stufenwechsel aus."""
+    _advance(campaign_id, as_of, no_prefect, go_live=False)
+
+
+@app.command("go-live")
+def go_live_command(
+    campaign_id: str | None = typer.Argument(None, metavar="[KAMPAGNE]"),
+    as_of: str | None = AS_OF,
+    no_prefect: bool = NO_PREFECT,
+) -> None:
+    """Schaltet Gemeinden an ihrem Go-Live-Datum live und stellt die Go-Live-Mitteilung ein."""
+    _advance(campaign_id, as_of, no_prefect, go_live=True)
+
+
+@app.command("status")
+def status_command(
+    campaign_id: str = typer.Argument(..., metavar="KAMPAGNE"),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Zeigt, wie viele Gemeinden in welcher Stufe sind, und welche."""
+    with session_scope() as session:
+        campaign = core.get_campaign(session, campaign_id)
+        definition = core.campaign_definition(campaign)
+        rows = session.exec(
+            select(Enrolment.ags, Municipality.name, Enrolment.stage, Enrolment.status)
+            .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+            .where(Enrolment.campaign_id == campaign_id)
+            .order_by(col(Municipality.name))
+        ).all()
+    stages: dict[str, dict] = {
+        s.value: {"label": s.label, "count": 0, "municipalities": []}
+        for s in definition.ordered_stages()
+    }
+    inactive: dict[str, list[dict[str, str]]] = {"paused": [], "not_applicable": []}
+    for ags, name, stage, status in rows:
+        if status != "active":
+            inactive[status].append({"ags": ags, "name": name, "stage": stage})
+            continue
+        entry = stages.setdefault(
+            stage, {"label": Stage(stage).label, "count": 0, "municipalities": []}
+        )
+        entry["count"] += 1
+        entry["municipalities"].append({"ags": ags, "name": name})
+    data = {
+        "campaign": campaign_id,
+        "title": campaign.title,
+        "status": campaign.status,
+        "enrolments": len(rows),
+        "stages": stages,
+        "paused": inactive["paused"],
+        "not_applicable": inactive["not_applicable"],
+    }
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(f"{campaign.title} ({campaign_id}) – {len(rows)} Gemeinden")
+    for entry in stages.values():
+        names = ", ".join(m["name"] for m in entry["municipalities"][:8])
+        more = f" … (+{entry['count'] - 8})" if entry["count"] > 8 else ""
+        typer.echo(f"  {entry['label']:<28} {entry['count']:>5}  {names}{more}")
+    for key, label in (("paused", "pausiert"), ("not_applicable", "nicht zutreffend")):
+        if inactive[key]:
+            typer.echo(
+                f"  {label:<28} {len(inactive[key]):>5}  "
+                + ", ".join(m["name"] for m in inactive[key])
+            )

@@ -2,8 +2,84 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 
+from efa_rollout import engine as core
+from efa_rollout.db import session_scope
+from efa_rollout.domain.stages import STATUS_LABELS, EnrolmentStatus, Stage
+from efa_rollout.errors import UserError
+from efa_rollout.settings import get_settings
+
 app = typer.Typer(
-    help="Teilnahme einer Gemeinde steuern (Stufe setzen, pausieren, ...).", no_args_is_help=True
+    help="Teilnahme einer Gemeinde steuern (Stufe setzen, pausieren, …).", no_args_is_help=True
 )
+
+CAMPAIGN = typer.Argument(..., metavar="KAMPAGNE")
+AGS = typer.Argument(..., metavar="AGS")
+REASON = typer.Option(..., "--reason", "-r", help="Begründung (steht im Ereignisprotokoll).")
+
+
+@app.command("set-stage")
+def set_stage_command(
+    campaign_id: str = CAMPAIGN,
+    ags: str = AGS,
+    stage: str = typer.Argument(..., metavar="STUFE"),
+    reason: str = REASON,
+) -> None:
+    """Setzt eine Gemeinde von Hand in eine Stufe."""
+    try:
+        target = Stage(stage)
+    except ValueError:
+        raise UserError(
+            f"Unbekannte Stufe »{stage}« (möglich: {', '.join(s.value for s in Stage)})."
+        ) from None
+    with session_scope() as session:
+        enrolment = core.get_enrolment(session, campaign_id, ags)
+        before = Stage(enrolment.stage)
+        core.set_stage(
+            session,
+            enrolment,
+            target,
+            reason=reason,
+            actor=get_settings().actor,
+            now=datetime.now(UTC),
+        )
+    typer.echo(f"{ags}: {before.label} → {target.label} (protokolliert).")
+
+
+def _status(campaign_id: str, ags: str, status: EnrolmentStatus, reason: str) -> None:
+    with session_scope() as session:
+        enrolment = core.get_enrolment(session, campaign_id, ags)
+        event = core.set_status(
+            session,
+            enrolment,
+            status,
+            reason=reason,
+            actor=get_settings().actor,
+            now=datetime.now(UTC),
+        )
+    label = STATUS_LABELS[status]
+    if event is None:
+        typer.echo(f"{ags}: war bereits {label}; nichts geändert.")
+    else:
+        typer.echo(f"{ags}: jetzt {label} (protokolliert).")
+
+
+@app.command("pause")
+def pause_command(campaign_id: str = CAMPAIGN, ags: str = AGS, reason: str = REASON) -> None:
+    """Pausiert eine Gemeinde: keine Stufenwechsel, keine Erinnerungen."""
+    _status(campaign_id, ags, EnrolmentStatus.PAUSED, reason)
+
+
+@app.command("resume")
+def resume_command(campaign_id: str = CAMPAIGN, ags: str = AGS, reason: str = REASON) -> None:
+    """Setzt eine pausierte oder ausgenommene Gemeinde fort."""
+    _status(campaign_id, ags, EnrolmentStatus.ACTIVE, reason)
+
+
+@app.command("exclude")
+def exclude_command(campaign_id: str = CAMPAIGN, ags: str = AGS, reason: str = REASON) -> None:
+    """Markiert eine Gemeinde als »nicht zutreffend« (nimmt nicht teil)."""
+    _status(campaign_id, ags, EnrolmentStatus.NOT_APPLICABLE, reason)

@@ -1,0 +1,71 @@
+"""The stages of a municipality's pipeline and their German labels."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Where an enrolment stands; the order of members is the pipeline order."""
+
+    INFORMATION_COLLECTION = "information_collection"
+    SUMMARY_DISTRIBUTION = "summary_distribution"
+    CHECKLIST_FOLLOW_UP = "checklist_follow_up"
+    PILOT = "pilot"
+    SILENT_GO_LIVE = "silent_go_live"
+    GO_LIVE = "go_live"
+    AFTER_CARE = "after_care"
+    MANDATORY = "mandatory"
+    COMPLETED = "completed"
+
+    @classmethod
+    def generic(cls) -> list[Stage]:
+        """The four stages every campaign has."""
+        return [
+            cls.INFORMATION_COLLECTION,
+            cls.SUMMARY_DISTRIBUTION,
+            cls.CHECKLIST_FOLLOW_UP,
+            cls.GO_LIVE,
+        ]
+
+    @classmethod
+    def pipeline(cls) -> list[Stage]:
+        """All stages in order."""
+        return list(cls)
+
+    @property
+    def label(self) -> str:
+        """German label for reports and the portal."""
+        return STAGE_LABELS[self]
+
+
+OPTIONAL_STAGES = frozenset(
+    {Stage.PILOT, Stage.SILENT_GO_LIVE, Stage.MANDATORY, Stage.AFTER_CARE, Stage.COMPLETED}
+)
+
+STAGE_LABELS: dict[Stage, str] = {
+    Stage.INFORMATION_COLLECTION: "Informationserhebung",
+    Stage.SUMMARY_DISTRIBUTION: "Zusammenfassung verteilen",
+    Stage.CHECKLIST_FOLLOW_UP: "Checklisten-Nachverfolgung",
+    Stage.PILOT: "Pilotphase",
+    Stage.SILENT_GO_LIVE: "Silent Go-Live",
+    Stage.GO_LIVE: "Go-Live",
+    Stage.MANDATORY: "Verpflichtende Nutzung",
+    Stage.AFTER_CARE: "Nachbetreuung",
+    Stage.COMPLETED: "Abgeschlossen",
+}
+
+
+class EnrolmentStatus(StrEnum):
+    """Whether the engine acts on an enrolment."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    NOT_APPLICABLE = "not_applicable"
+
+
+STATUS_LABELS = {
+    EnrolmentStatus.ACTIVE: "aktiv",
+    EnrolmentStatus.PAUSED: "pausiert",
+    EnrolmentStatus.NOT_APPLICABLE: "nicht zutreffend",
+}

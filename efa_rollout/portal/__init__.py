@@ -1,0 +1,1 @@
+"""The municipalities' self-service portal and its personal links."""

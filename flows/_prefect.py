@@ -1,0 +1,111 @@
+"""Shared Prefect plumbing for the flows: run names, tags, artifacts, batching."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from efa_rollout.settings import get_settings
+
+T = TypeVar("T")
+
+#: Enrolments per task run: large enough to keep Prefect's per-task cost negligible.
+BATCH_SIZE = 2000
+
+
+def resolve_as_of(as_of: datetime | None) -> datetime:
+    """AS_OF as an aware UTC datetime (now when None; naive values are local time)."""
+    if as_of is None:
+        return datetime.now(UTC)
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=get_settings().zone)
+    return as_of.astimezone(UTC)
+
+
+def local_day(moment: datetime) -> str:
+    """The local calendar day of MOMENT as YYYY-MM-DD."""
+    return moment.astimezone(get_settings().zone).date().isoformat()
+
+
+def run_name(subject: str, action: str, as_of: datetime | None) -> str:
+    """A flow-run name that says what ran: 'ewa-ostalbkreis · tick · 2025-03-14'."""
+    return f"{subject} · {action} · {local_day(resolve_as_of(as_of))}"
+
+
+def artifact_key(*parts: str) -> str:
+    """An artifact key following Prefect's rule ^[a-z0-9-]*$."""
+    key = "-".join(parts).lower()
+    key = key.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", key)).strip("-")[:200]
+
+
+def chunks(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]:
+    """ITEMS in consecutive slices of at most SIZE."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
+    """Tags per campaign and service, for filtering in the Prefect UI."""
+    tags = [f"campaign:{campaign_id}"]
+    if service_key:
+        tags.append(f"service:{service_key}")
+    return tags
+
+
+def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
+    """A table artifact (no-op outside a flow run)."""
+    from prefect.artifacts import create_table_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    create_table_artifact(key=artifact_key(key), table=rows, description=description)
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A Markdown artifact (no-op outside a flow run)."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    create_markdown_artifact(key=artifact_key(key), markdown=markdown, description=description)
+
+
+class Progress:
+    """A progress artifact updated while a flow runs (silent outside a flow run)."""
+
+    def __init__(self, key: str, description: str) -> None:
+        from prefect.artifacts import create_progress_artifact
+        from prefect.context import FlowRunContext
+
+        self.artifact_id = None
+        if FlowRunContext.get() is not None:
+            self.artifact_id = create_progress_artifact(
+                progress=0.0, key=artifact_key(key), description=description
+            )
+
+    def update(self, done: int, total: int) -> None:
+        """Set the progress to DONE of TOTAL."""
+        from prefect.artifacts import update_progress_artifact
+
+        if self.artifact_id is not None:
+            share = 100.0 if total == 0 else round(100.0 * done / total, 1)
+            update_progress_artifact(artifact_id=self.artifact_id, progress=share)
+
+
+def flow_parameter(name: str) -> Any:
+    """A parameter of the current flow run (for flow_run_name callables)."""
+    from prefect.runtime import flow_run
+
+    return flow_run.parameters.get(name)
+
+
+def stage_table(rows: list[dict[str, Any]], limit: int = 500) -> list[dict[str, Any]]:
+    """Changed rows first, then the rest, at most LIMIT (the UI is not a spreadsheet)."""
+    changed = [r for r in rows if r.get("Änderung")]
+    unchanged = [r for r in rows if not r.get("Änderung")]
+    return (changed + unchanged)[:limit]
