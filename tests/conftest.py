@@ -14,8 +14,9 @@ from efa_rollout import db as dbmod
 from efa_rollout.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-GV100AD = Path(os.environ.get("EFA_GV100AD", SHARED_DATA / "GV100AD_301123.txt"))
+REFERENCE = REPO_ROOT / "reference"
+GV100AD = Path(os.environ.get("EFA_GV100AD", REFERENCE / "GV100AD_301123.txt"))
+BUILDING_AUTHORITIES = REFERENCE / "ostalbkreis-baurechtsbehoerden.csv"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
