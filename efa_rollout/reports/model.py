@@ -1,0 +1,343 @@
+"""What a report shows: plain data classes, built by the roll-up queries, read by the renderers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+#: Traffic lights, most urgent first; the key is English, the label German.
+LIGHTS: dict[str, str] = {"red": "Rot", "yellow": "Gelb", "green": "Grün", "grey": "Ruht"}
+LIGHT_ORDER = {key: rank for rank, key in enumerate(LIGHTS)}
+
+#: What each light means, shown as the legend of every report.
+LIGHT_LEGEND: dict[str, str] = {
+    "red": (
+        "Handlungsbedarf: mindestens ein Pflicht-Checklistenpunkt ist überfällig, "
+        "der Fragebogen fehlt nach Ablauf der Rückmeldefrist, eine Mail ist dauerhaft "
+        "gescheitert (ohne spätere Zustellung) oder es gibt keine funktionierende Ansprechperson."
+    ),
+    "yellow": (
+        "Beobachten: ein offener Checklistenpunkt wird in den nächsten 10 Tagen fällig, "
+        "ein freiwilliger Punkt ist überfällig oder der Fragebogen ist vor Ablauf der "
+        "Rückmeldefrist noch nicht beantwortet."
+    ),
+    "green": "Im Plan: nichts überfällig, nichts in den nächsten 10 Tagen fällig, Fragebogen beantwortet.",
+    "grey": "Ruht: die Teilnahme ist pausiert oder die Kampagne trifft auf die Gemeinde nicht zu.",
+}
+
+#: Days ahead in which an open checklist item turns a municipality yellow.
+DUE_SOON_DAYS = 10
+
+
+@dataclass(slots=True)
+class StageSummary:
+    """Count and share of one stage, with the municipalities in it (also readable as a dict)."""
+
+    label: str
+    count: int
+    share: float
+    municipalities: list[dict[str, str]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:
+        """Item access like the JSON form: summary["count"]."""
+        return getattr(self, key)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: label, count, share, municipalities."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class MunicipalityStatus:
+    """Where one municipality stands in the campaign, judged at the report date."""
+
+    ags: str
+    name: str
+    association_code: str | None
+    association_name: str | None
+    district_code: str
+    district_name: str | None
+    role: str | None
+    is_pilot: bool
+    status: str
+    status_label: str
+    stage: str
+    stage_label: str
+    stage_entered: date
+    days_in_stage: int
+    go_live: date
+    items_total: int = 0
+    items_open: int = 0
+    items_overdue: int = 0
+    required_overdue: int = 0
+    items_due_soon: int = 0
+    next_due: date | None = None
+    oldest_overdue: date | None = None
+    answered: bool = False
+    answers_complete: bool = False
+    last_contact: datetime | None = None
+    failed_mail: int = 0
+    unresolved_failed_mail: bool = False
+    contacts: int = 0
+    working_contacts: int = 0
+    light: str = "green"
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def light_label(self) -> str:
+        """German name of the traffic light."""
+        return LIGHTS[self.light]
+
+    @property
+    def items_done(self) -> int:
+        """Applicable checklist items done by the report date."""
+        return self.items_total - self.items_open
+
+    @property
+    def role_label(self) -> str:
+        """The role as people read it ('vg_rosenstein' → 'VG Rosenstein')."""
+        return role_label(self.role)
+
+    @property
+    def association_label(self) -> str:
+        """The association's name, or a dash for municipalities in none."""
+        return self.association_name or "–"
+
+    def ref(self) -> dict[str, str]:
+        """AGS and name, as listed under a stage."""
+        return {"ags": self.ags, "name": self.name}
+
+    def to_json(self) -> dict[str, Any]:
+        """All fields plus the derived labels."""
+        data = asdict(self)
+        data.update(light_label=self.light_label, items_done=self.items_done)
+        data["role_label"] = self.role_label
+        return data
+
+
+@dataclass(slots=True)
+class GroupRollup:
+    """Totals for one association, role or district."""
+
+    key: str
+    label: str
+    total: int = 0
+    stages: dict[str, int] = field(default_factory=dict)
+    lights: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LIGHTS, 0))
+    answered: int = 0
+    items_open: int = 0
+    items_overdue: int = 0
+
+    @property
+    def answered_share(self) -> float:
+        """Share of the group's municipalities that submitted answers."""
+        return self.answered / self.total if self.total else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form, with the share answered."""
+        return {**asdict(self), "answered_share": self.answered_share}
+
+
+@dataclass(slots=True)
+class OverdueItem:
+    """One checklist item not done by its due date."""
+
+    ags: str
+    name: str
+    item_key: str
+    title: str
+    owner: str
+    required: bool
+    due: date
+    days_overdue: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class FailedMail:
+    """A campaign mail that failed permanently or whose fate is unknown."""
+
+    ags: str | None
+    name: str | None
+    kind: str
+    subject: str
+    recipients: list[str]
+    status: str
+    status_label: str
+    queued_at: datetime
+    last_error: str | None
+    resolved: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class WithoutContact:
+    """A municipality nobody can be reached at: no contact, or every address bounced."""
+
+    ags: str
+    name: str
+    contacts: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class TimelinePoint:
+    """Enrolments per stage at the end of one day."""
+
+    day: date
+    stages: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"day": self.day, "stages": dict(self.stages)}
+
+
+@dataclass(slots=True)
+class CampaignRollup:
+    """Everything a campaign report shows, judged at AS_OF."""
+
+    campaign_id: str
+    title: str
+    service: str
+    area_name: str | None
+    status: str
+    as_of: datetime
+    today: date
+    go_live: date
+    dates: dict[str, Any]
+    stage_order: list[str]
+    stages: dict[str, StageSummary]
+    paused: StageSummary
+    not_applicable: StageSummary
+    total: int
+    lights: dict[str, int]
+    municipalities: list[MunicipalityStatus]
+    associations: list[GroupRollup]
+    roles: list[GroupRollup]
+    districts: list[GroupRollup]
+    timeline: list[TimelinePoint]
+    overdue: list[OverdueItem]
+    failed_mail: list[FailedMail]
+    without_contact: list[WithoutContact]
+    attribution: str | None = None
+
+    @property
+    def collection_deadline(self) -> date | None:
+        """The deadline for the questionnaire, if the campaign has one."""
+        value = self.dates.get("collection_deadline")
+        return date.fromisoformat(value) if value else None
+
+    @property
+    def answered(self) -> int:
+        """Municipalities (not excluded) that submitted answers."""
+        return sum(1 for m in self.municipalities if m.answered and m.status != "not_applicable")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; `stages` maps stage → label, count, share, municipalities."""
+        return {
+            "campaign": self.campaign_id,
+            "title": self.title,
+            "service": self.service,
+            "status": self.status,
+            "as_of": self.as_of,
+            "today": self.today,
+            "go_live": self.go_live,
+            "dates": self.dates,
+            "total": self.total,
+            "stages": {key: summary.to_json() for key, summary in self.stages.items()},
+            "paused": self.paused.to_json(),
+            "not_applicable": self.not_applicable.to_json(),
+            "lights": self.lights,
+            "municipalities": [m.to_json() for m in self.municipalities],
+            "associations": [g.to_json() for g in self.associations],
+            "roles": [g.to_json() for g in self.roles],
+            "districts": [g.to_json() for g in self.districts],
+            "timeline": [p.to_json() for p in self.timeline],
+            "overdue": [o.to_json() for o in self.overdue],
+            "failed_mail": [f.to_json() for f in self.failed_mail],
+            "without_contact": [w.to_json() for w in self.without_contact],
+        }
+
+
+@dataclass(slots=True)
+class OverviewRow:
+    """One municipality across all campaigns."""
+
+    ags: str
+    name: str
+    association_name: str | None
+    district_code: str
+    district_name: str | None
+    cells: dict[str, OverviewCell]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class OverviewCell:
+    """Where one municipality stands in one campaign."""
+
+    stage: str
+    stage_label: str
+    status: str
+
+    @property
+    def text(self) -> str:
+        """Stage label, with the status when not active."""
+        if self.status == "active":
+            return self.stage_label
+        return f"{self.stage_label} ({STATUS_TEXT.get(self.status, self.status)})"
+
+
+STATUS_TEXT = {"active": "aktiv", "paused": "pausiert", "not_applicable": "nicht zutreffend"}
+
+
+@dataclass(slots=True)
+class OverviewCampaign:
+    """A campaign column of the district overview, with its stage counts."""
+
+    id: str
+    title: str
+    service: str
+    status: str
+    stage_counts: dict[str, int]
+    enrolled: int
+
+
+@dataclass(slots=True)
+class DistrictOverview:
+    """All municipalities of an area × all campaigns: which stage each one is in."""
+
+    area_code: str | None
+    area_name: str | None
+    generated_at: datetime
+    campaigns: list[OverviewCampaign]
+    rows: list[OverviewRow]
+    stage_labels: dict[str, str]
+    attribution: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+def role_label(role: str | None) -> str:
+    """A role key as people read it ('vg_rosenstein' → 'VG Rosenstein', None → 'ohne Rolle')."""
+    if not role:
+        return "ohne Rolle"
+    words = role.replace("-", "_").split("_")
+    shown = [w.upper() if len(w) <= 2 and w.isalpha() else w.capitalize() for w in words if w]
+    return " ".join(shown)

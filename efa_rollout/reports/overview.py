@@ -1,0 +1,134 @@
+"""The district overview: every municipality of an area × every campaign, by stage."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from efa_rollout.domain.stages import STAGE_LABELS
+from efa_rollout.reports.model import (
+    DistrictOverview,
+    OverviewCampaign,
+    OverviewCell,
+    OverviewRow,
+)
+from efa_rollout.reports.rollup import GV100AD_ATTRIBUTION, sort_key, stage_label
+from models import Campaign, Enrolment, Municipality
+
+#: GV100AD types of unincorporated land: no town hall, nothing to roll out.
+UNINCORPORATED = ("65", "66")
+
+E = Enrolment
+M = Municipality
+
+
+def district_overview(
+    session: Session, *, area_code: str | None = None, as_of: datetime | None = None
+) -> DistrictOverview:
+    """Which stage each municipality of AREA_CODE (district or state; None: all) is in, per campaign."""
+    generated_at = as_of or datetime.now(UTC)
+    municipalities = _municipalities(session, area_code)
+    cells = _cells(session, area_code)
+    campaigns = _campaigns(session, area_code, {cid for row in cells.values() for cid in row})
+    rows = [
+        OverviewRow(
+            ags=m["ags"],
+            name=m["name"],
+            association_name=m["association_name"],
+            district_code=m["district_code"],
+            district_name=m["district_name"],
+            cells=cells.get(m["ags"], {}),
+        )
+        for m in municipalities
+    ]
+    return DistrictOverview(
+        area_code=area_code,
+        area_name=_area_name(municipalities, area_code),
+        generated_at=generated_at,
+        campaigns=campaigns,
+        rows=rows,
+        stage_labels={stage.value: label for stage, label in STAGE_LABELS.items()},
+        attribution=GV100AD_ATTRIBUTION if _from_gv100ad(municipalities) else None,
+    )
+
+
+def _in_area(area_code: str | None) -> Any:
+    """Filter on the AGS prefix (state '08', district '08136', or everything)."""
+    return M.ags.startswith(area_code) if area_code else M.ags.is_not(None)
+
+
+def _municipalities(session: Session, area_code: str | None) -> list[dict[str, Any]]:
+    """The area's municipalities with a town hall, in name order."""
+    query = select(
+        M.ags,
+        M.name,
+        M.association_name,
+        M.district_code,
+        M.district_name,
+        M.state_name,
+        M.source,
+    ).where(_in_area(area_code), or_(M.type_code.is_(None), M.type_code.not_in(UNINCORPORATED)))
+    rows = [dict(row) for row in session.connection().execute(query).mappings()]
+    rows.sort(key=lambda r: (r["district_code"], sort_key(r["name"]), r["ags"]))
+    return rows
+
+
+def _cells(session: Session, area_code: str | None) -> dict[str, dict[str, OverviewCell]]:
+    """AGS → campaign → where the municipality stands."""
+    query = (
+        select(E.ags, E.campaign_id, E.stage, E.status)
+        .join(M, M.ags == E.ags)
+        .where(_in_area(area_code))
+    )
+    cells: dict[str, dict[str, OverviewCell]] = defaultdict(dict)
+    for ags, campaign_id, stage, status in session.connection().execute(query):
+        cells[ags][campaign_id] = OverviewCell(
+            stage=stage, stage_label=stage_label(stage), status=status
+        )
+    return cells
+
+
+def _campaigns(
+    session: Session, area_code: str | None, with_enrolments: set[str]
+) -> list[OverviewCampaign]:
+    """The campaigns with enrolments in the area, with active enrolments per stage (SQL)."""
+    counts_query = (
+        select(E.campaign_id, E.stage, E.status, func.count())
+        .join(M, M.ags == E.ags)
+        .where(_in_area(area_code))
+        .group_by(E.campaign_id, E.stage, E.status)
+    )
+    stage_counts: dict[str, dict[str, int]] = defaultdict(dict)
+    enrolled: dict[str, int] = defaultdict(int)
+    for campaign_id, stage, status, n in session.connection().execute(counts_query):
+        bucket = stage if status == "active" else status
+        stage_counts[campaign_id][bucket] = stage_counts[campaign_id].get(bucket, 0) + n
+        enrolled[campaign_id] += n
+    query = select(Campaign).where(Campaign.id.in_(with_enrolments)).order_by(Campaign.created_at)
+    return [
+        OverviewCampaign(
+            id=c.id,
+            title=c.title,
+            service=c.service,
+            status=c.status,
+            stage_counts=stage_counts[c.id],
+            enrolled=enrolled[c.id],
+        )
+        for c in session.scalars(query).all()
+    ]
+
+
+def _area_name(municipalities: list[dict[str, Any]], area_code: str | None) -> str | None:
+    """The district's or state's name, from the directory."""
+    if not area_code or not municipalities:
+        return "Deutschland" if not area_code else None
+    first = municipalities[0]
+    return first["district_name"] if len(area_code) >= 5 else first["state_name"]
+
+
+def _from_gv100ad(municipalities: list[dict[str, Any]]) -> bool:
+    return any("gv100" in (m["source"] or "").lower() for m in municipalities)

@@ -1,0 +1,649 @@
+"""Campaign roll-ups computed in SQL: a handful of grouped queries per campaign, none per municipality.
+
+A report is judged at AS_OF: days in stage, due and overdue items use AS_OF's local date, and rows
+stamped after AS_OF (ticks, sent mail, submitted answers, events) are left out. Stage and status are
+the enrolments' stored ones.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    Subquery,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE
+from sqlmodel import Session
+
+from efa_rollout.definitions import CampaignDefinition, ChecklistItem
+from efa_rollout.domain.stages import STAGE_LABELS, Stage
+from efa_rollout.errors import UserError
+from efa_rollout.reports.lights import judge
+from efa_rollout.reports.model import (
+    DUE_SOON_DAYS,
+    LIGHTS,
+    STATUS_TEXT,
+    CampaignRollup,
+    FailedMail,
+    GroupRollup,
+    MunicipalityStatus,
+    OverdueItem,
+    StageSummary,
+    WithoutContact,
+    role_label,
+)
+from efa_rollout.reports.timeline import campaign_timeline
+from efa_rollout.settings import get_settings
+from models import (
+    Campaign,
+    ChecklistItemState,
+    Contact,
+    Enrolment,
+    Municipality,
+    OutboxMessage,
+    QuestionnaireResponse,
+)
+
+FAILED_STATUSES = ("failed_permanently", "unknown")
+MAIL_STATUS_LABELS = {
+    "failed_permanently": "dauerhaft gescheitert",
+    "unknown": "Zustellung ungeklärt",
+}
+GV100AD_ATTRIBUTION = (
+    "Gemeindedaten: © Statistisches Bundesamt (Destatis), Gemeindeverzeichnis (dl-de/by-2-0)"
+)
+
+E = Enrolment
+M = Municipality
+CIS = ChecklistItemState
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every query of one roll-up needs."""
+
+    campaign: Campaign
+    definition: CampaignDefinition
+    as_of: datetime
+    today: date
+
+    @property
+    def campaign_id(self) -> str:
+        return self.campaign.id
+
+    def go_live_of(self) -> ColumnElement[date]:
+        """An enrolment's effective go-live: its own, else the campaign's."""
+        return func.coalesce(E.go_live, literal(self.campaign.go_live, Date()), type_=Date())
+
+
+def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> CampaignRollup:
+    """All views of one campaign's status, judged at AS_OF (an aware datetime)."""
+    ctx = _context(session, campaign_id, as_of)
+    stage_order = _stage_order(ctx.definition, session, campaign_id)
+    municipalities = _municipalities(session, ctx)
+    counts = _stage_counts(session, campaign_id)
+    total = sum(counts.values())
+    stages, paused, not_applicable = _stage_summaries(stage_order, counts, total, municipalities)
+    groups = _group_counts(session, campaign_id)
+    return CampaignRollup(
+        campaign_id=ctx.campaign.id,
+        title=ctx.campaign.title,
+        service=ctx.campaign.service,
+        area_name=ctx.campaign.area_name,
+        status=ctx.campaign.status,
+        as_of=ctx.as_of,
+        today=ctx.today,
+        go_live=ctx.campaign.go_live,
+        dates=dict(ctx.campaign.dates),
+        stage_order=stage_order,
+        stages=stages,
+        paused=paused,
+        not_applicable=not_applicable,
+        total=total,
+        lights=_light_counts(municipalities),
+        municipalities=municipalities,
+        associations=_groups(groups, municipalities, _association_of),
+        roles=_groups(groups, municipalities, _role_of),
+        districts=_groups(groups, municipalities, _district_of),
+        timeline=campaign_timeline(session, campaign_id, stage_order, as_of=ctx.as_of),
+        overdue=_overdue_items(session, ctx),
+        failed_mail=_failed_mail(session, ctx, municipalities),
+        without_contact=_without_contact(municipalities),
+        attribution=_attribution(session, campaign_id),
+    )
+
+
+def _context(session: Session, campaign_id: str, as_of: datetime) -> _Context:
+    """Load the campaign and its definition snapshot; check AS_OF."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise UserError(f"Keine Kampagne »{campaign_id}« gefunden.")
+    definition = CampaignDefinition.model_validate(campaign.definition)
+    today = as_of.astimezone(get_settings().zone).date()
+    return _Context(campaign=campaign, definition=definition, as_of=as_of, today=today)
+
+
+def _stage_order(definition: CampaignDefinition, session: Session, campaign_id: str) -> list[str]:
+    """The definition's stages in pipeline order, plus any stored stage it does not name."""
+    order = [stage.value for stage in definition.ordered_stages()]
+    query = select(E.stage).where(E.campaign_id == campaign_id).distinct()
+    stored = _run(session, query).scalars().all()
+    return order + sorted(stage for stage in stored if stage not in order)
+
+
+def stage_label(stage: str) -> str:
+    """German label of a stage key (the key itself when unknown)."""
+    try:
+        return STAGE_LABELS[Stage(stage)]
+    except ValueError:
+        return stage
+
+
+# --- checklist items as a literal table -----------------------------------------------------
+
+
+def _items_table(definition: CampaignDefinition, today: date) -> CTE | None:
+    """The checklist as rows: key, due days, thresholds, and the role/pilot filter."""
+    selects = []
+    for item in definition.checklist:
+        for role in item.roles or [None]:
+            selects.append(_item_select(item, role, today))
+    if not selects:
+        return None
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).cte("checklist_items")
+
+
+def _item_select(item: ChecklistItem, role: str | None, today: date) -> Any:
+    """One row of the items table; dates are go-live thresholds, so SQL needs no date maths."""
+    return select(
+        literal(item.key, String()).label("key"),
+        literal(item.due, Integer()).label("due_days"),
+        literal(1 if item.required else 0, Integer()).label("required"),
+        literal(1 if item.pilots_only else 0, Integer()).label("pilots_only"),
+        literal(role, String()).label("role"),
+        # overdue ⇔ go_live + due < today ⇔ go_live < today - due
+        literal(today - timedelta(days=item.due), Date()).label("overdue_before"),
+        # due soon ⇔ go_live + due ≤ today + N ⇔ go_live ≤ today + N - due
+        literal(today + timedelta(days=DUE_SOON_DAYS - item.due), Date()).label("soon_until"),
+    )
+
+
+def _applies(items: CTE) -> ColumnElement[bool]:
+    """An item applies to an enrolment with its role and pilot flag."""
+    return and_(
+        or_(items.c.pilots_only == 0, E.is_pilot.is_(True)),
+        or_(items.c.role.is_(None), items.c.role == E.role),
+    )
+
+
+def _done_join(items: CTE, as_of: datetime) -> ColumnElement[bool]:
+    """Join condition: the item's state row, when it was ticked by AS_OF."""
+    return and_(
+        CIS.enrolment_id == E.id,
+        CIS.item_key == items.c.key,
+        CIS.done.is_(True),
+        or_(CIS.done_at.is_(None), CIS.done_at <= as_of),
+    )
+
+
+def _checklist_counts(ctx: _Context, items: CTE) -> Subquery:
+    """Per enrolment: items applying, open, overdue, due soon, next and oldest due day."""
+    go_live = ctx.go_live_of()
+    is_open = CIS.id.is_(None)
+    overdue = and_(is_open, go_live < items.c.overdue_before)
+    pending = and_(is_open, go_live >= items.c.overdue_before)
+    return (
+        select(
+            E.id.label("enrolment_id"),
+            func.count().label("total"),
+            _count_if(is_open).label("open"),
+            _count_if(overdue).label("overdue"),
+            _count_if(and_(overdue, items.c.required == 1)).label("required_overdue"),
+            _count_if(and_(pending, go_live <= items.c.soon_until)).label("due_soon"),
+            func.min(case((pending, items.c.due_days))).label("next_due_days"),
+            func.min(case((overdue, items.c.due_days))).label("oldest_overdue_days"),
+        )
+        .select_from(E)
+        .join(items, _applies(items))
+        .outerjoin(CIS, _done_join(items, ctx.as_of))
+        .where(E.campaign_id == ctx.campaign_id, E.status != "not_applicable")
+        .group_by(E.id)
+        .subquery("checklist_counts")
+    )
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """SUM(CASE WHEN condition THEN 1 ELSE 0 END)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+# --- per-municipality view ------------------------------------------------------------------
+
+
+def _answers(ctx: _Context) -> Subquery:
+    """Per enrolment: when answers were last submitted (by AS_OF)."""
+    return (
+        select(
+            QuestionnaireResponse.enrolment_id,
+            func.max(QuestionnaireResponse.created_at).label("submitted_at"),
+        )
+        .join(E, E.id == QuestionnaireResponse.enrolment_id)
+        .where(
+            E.campaign_id == ctx.campaign_id,
+            QuestionnaireResponse.status == "submitted",
+            QuestionnaireResponse.created_at <= ctx.as_of,
+        )
+        .group_by(QuestionnaireResponse.enrolment_id)
+        .subquery("answers")
+    )
+
+
+def _mail(ctx: _Context) -> Subquery:
+    """Per municipality: last mail sent and last failure in this campaign (by AS_OF)."""
+    om = OutboxMessage
+    sent = and_(om.status == "sent", om.sent_at <= ctx.as_of)
+    failed = and_(om.status.in_(FAILED_STATUSES), om.queued_at <= ctx.as_of)
+    return (
+        select(
+            om.ags,
+            func.max(case((sent, om.sent_at))).label("last_sent"),
+            func.max(case((failed, om.queued_at))).label("last_failed"),
+            _count_if(failed).label("failed"),
+        )
+        .where(om.campaign_id == ctx.campaign_id, om.is_test.is_(False), om.ags.is_not(None))
+        .group_by(om.ags)
+        .subquery("mail")
+    )
+
+
+def _contacts(ctx: _Context) -> Subquery:
+    """Per municipality of the campaign: contacts, and those whose address still works."""
+    working = or_(Contact.delivery_failed_at.is_(None), Contact.delivery_failed_at > ctx.as_of)
+    enrolled = select(E.ags).where(E.campaign_id == ctx.campaign_id)
+    return (
+        select(
+            Contact.ags,
+            func.count().label("contacts"),
+            _count_if(working).label("working"),
+        )
+        .where(Contact.ags.in_(enrolled))
+        .group_by(Contact.ags)
+        .subquery("contacts")
+    )
+
+
+def _municipalities(session: Session, ctx: _Context) -> list[MunicipalityStatus]:
+    """One row per enrolment, joined with its checklist, answer, mail and contact figures."""
+    items = _items_table(ctx.definition, ctx.today)
+    answers, mail, contacts = _answers(ctx), _mail(ctx), _contacts(ctx)
+    columns: list[Any] = [
+        E.ags,
+        M.name,
+        M.association_code,
+        M.association_name,
+        M.district_code,
+        M.district_name,
+        E.role,
+        E.is_pilot,
+        E.status,
+        E.stage,
+        E.stage_entered_at,
+        E.go_live,
+        E.answers_complete,
+        answers.c.submitted_at,
+        mail.c.last_sent,
+        mail.c.last_failed,
+        mail.c.failed,
+        contacts.c.contacts,
+        contacts.c.working,
+    ]
+    query = (
+        select(*columns)
+        .select_from(E)
+        .join(M, M.ags == E.ags)
+        .outerjoin(answers, answers.c.enrolment_id == E.id)
+        .outerjoin(mail, mail.c.ags == E.ags)
+        .outerjoin(contacts, contacts.c.ags == E.ags)
+        .where(E.campaign_id == ctx.campaign_id)
+    )
+    checklist: Subquery | None = None
+    if items is not None:
+        checklist = _checklist_counts(ctx, items)
+        query = query.add_columns(*_checklist_columns(checklist)).outerjoin(
+            checklist, checklist.c.enrolment_id == E.id
+        )
+    rows = _run(session, query).mappings().all()
+    result = [_municipality(row, ctx) for row in rows]
+    result.sort(key=lambda m: (sort_key(m.name), m.ags))
+    return result
+
+
+def _checklist_columns(checklist: Subquery) -> list[Any]:
+    """The checklist figures selected next to each enrolment."""
+    c = checklist.c
+    return [
+        c.total,
+        c.open,
+        c.overdue,
+        c.required_overdue,
+        c.due_soon,
+        c.next_due_days,
+        c.oldest_overdue_days,
+    ]
+
+
+def _municipality(row: Any, ctx: _Context) -> MunicipalityStatus:
+    """A MunicipalityStatus from one result row, with its traffic light."""
+    zone = get_settings().zone
+    go_live = row["go_live"] or ctx.campaign.go_live
+    entered = row["stage_entered_at"].astimezone(zone).date()
+    status = MunicipalityStatus(
+        ags=row["ags"],
+        name=row["name"],
+        association_code=row["association_code"],
+        association_name=row["association_name"],
+        district_code=row["district_code"],
+        district_name=row["district_name"],
+        role=row["role"],
+        is_pilot=bool(row["is_pilot"]),
+        status=row["status"],
+        status_label=STATUS_TEXT.get(row["status"], row["status"]),
+        stage=row["stage"],
+        stage_label=stage_label(row["stage"]),
+        stage_entered=entered,
+        days_in_stage=max((ctx.today - entered).days, 0),
+        go_live=go_live,
+        items_total=row.get("total") or 0,
+        items_open=row.get("open") or 0,
+        items_overdue=row.get("overdue") or 0,
+        required_overdue=row.get("required_overdue") or 0,
+        items_due_soon=row.get("due_soon") or 0,
+        next_due=_plus_days(go_live, row.get("next_due_days")),
+        oldest_overdue=_plus_days(go_live, row.get("oldest_overdue_days")),
+        answered=row["submitted_at"] is not None,
+        answers_complete=bool(row["answers_complete"]),
+        last_contact=row["last_sent"],
+        failed_mail=row["failed"] or 0,
+        unresolved_failed_mail=_unresolved(row["last_failed"], row["last_sent"]),
+        contacts=row["contacts"] or 0,
+        working_contacts=row["working"] or 0,
+    )
+    status.light, status.reasons = judge(
+        status, today=ctx.today, deadline=_deadline(ctx.campaign.dates)
+    )
+    return status
+
+
+def _plus_days(day: date, offset: int | None) -> date | None:
+    return None if offset is None else day + timedelta(days=offset)
+
+
+def _unresolved(last_failed: datetime | None, last_sent: datetime | None) -> bool:
+    """A failure counts until a later mail to the municipality was delivered."""
+    return last_failed is not None and (last_sent is None or last_sent < last_failed)
+
+
+def _deadline(dates: dict[str, Any]) -> date | None:
+    value = dates.get("collection_deadline")
+    return date.fromisoformat(value) if value else None
+
+
+def sort_key(name: str) -> str:
+    """A German-friendly sort key: umlauts sort with their base letter."""
+    folded = name.casefold()
+    for umlaut, base in (("ä", "a"), ("ö", "o"), ("ü", "u"), ("ß", "ss")):
+        folded = folded.replace(umlaut, base)
+    return folded
+
+
+# --- stage counts ---------------------------------------------------------------------------
+
+
+def _stage_counts(session: Session, campaign_id: str) -> Counter[tuple[str, str]]:
+    """Enrolments per (stage, status), grouped in SQL."""
+    query = (
+        select(E.stage, E.status, func.count())
+        .where(E.campaign_id == campaign_id)
+        .group_by(E.stage, E.status)
+    )
+    return Counter({(stage, status): n for stage, status, n in _run(session, query)})
+
+
+def _stage_summaries(
+    order: list[str],
+    counts: Counter[tuple[str, str]],
+    total: int,
+    municipalities: list[MunicipalityStatus],
+) -> tuple[dict[str, StageSummary], StageSummary, StageSummary]:
+    """Active enrolments per stage (zero included), and paused / not applicable apart."""
+    members: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for m in municipalities:
+        members[m.stage if m.status == "active" else m.status].append(m.ref())
+
+    def summary(key: str, label: str, count: int) -> StageSummary:
+        share = count / total if total else 0.0
+        return StageSummary(label=label, count=count, share=share, municipalities=members[key])
+
+    stages = {
+        stage: summary(stage, stage_label(stage), counts[(stage, "active")]) for stage in order
+    }
+    paused = sum(n for (_, status), n in counts.items() if status == "paused")
+    excluded = sum(n for (_, status), n in counts.items() if status == "not_applicable")
+    return (
+        stages,
+        summary("paused", "Pausiert", paused),
+        summary("not_applicable", "Nicht zutreffend", excluded),
+    )
+
+
+def _light_counts(municipalities: Iterable[MunicipalityStatus]) -> dict[str, int]:
+    counts = dict.fromkeys(LIGHTS, 0)
+    for m in municipalities:
+        counts[m.light] += 1
+    return counts
+
+
+# --- roll-ups per association, role and district ----------------------------------------------
+
+_GroupKey = tuple[str, str]
+
+
+def _group_counts(session: Session, campaign_id: str) -> list[Any]:
+    """Enrolments per association, district, role, stage and status, grouped in SQL."""
+    keys = [
+        M.association_code,
+        M.association_name,
+        M.district_code,
+        M.district_name,
+        E.role,
+        E.stage,
+        E.status,
+    ]
+    query = (
+        select(*keys, func.count().label("n"))
+        .select_from(E)
+        .join(M, M.ags == E.ags)
+        .where(E.campaign_id == campaign_id)
+        .group_by(*keys)
+    )
+    return list(_run(session, query).mappings().all())
+
+
+def _association_of(row: Any) -> _GroupKey:
+    code = row["association_code"]
+    key = f"{row['district_code']}{code}" if code else f"{row['district_code']}-ohne"
+    return key, row["association_name"] or "ohne Gemeindeverband"
+
+
+def _role_of(row: Any) -> _GroupKey:
+    return row["role"] or "", role_label(row["role"])
+
+
+def _district_of(row: Any) -> _GroupKey:
+    return row["district_code"], row["district_name"] or row["district_code"]
+
+
+def _groups(
+    counts: Sequence[Any], municipalities: Sequence[MunicipalityStatus], key_of: Any
+) -> list[GroupRollup]:
+    """Fold the SQL counts into groups, then add lights, answers and items per group."""
+    groups: dict[str, GroupRollup] = {}
+    for row in counts:
+        key, label = key_of(row)
+        group = groups.setdefault(key, GroupRollup(key=key, label=label))
+        bucket = row["stage"] if row["status"] == "active" else row["status"]
+        group.stages[bucket] = group.stages.get(bucket, 0) + row["n"]
+        group.total += row["n"]
+    for m in municipalities:
+        group = groups[key_of(_as_row(m))[0]]
+        group.lights[m.light] += 1
+        group.answered += int(m.answered)
+        if m.status == "active":  # as in the overdue list: paused ones are not chased
+            group.items_open += m.items_open
+            group.items_overdue += m.items_overdue
+    return sorted(groups.values(), key=lambda g: (sort_key(g.label), g.key))
+
+
+def _as_row(m: MunicipalityStatus) -> dict[str, Any]:
+    """The grouping columns of a municipality, shaped like a row of _group_counts."""
+    return {
+        "association_code": m.association_code,
+        "association_name": m.association_name,
+        "district_code": m.district_code,
+        "district_name": m.district_name,
+        "role": m.role,
+    }
+
+
+# --- lists: overdue items, failed mail, no working contact -----------------------------------
+
+
+def _overdue_items(session: Session, ctx: _Context) -> list[OverdueItem]:
+    """Every applicable item of an active enrolment not ticked by its due date."""
+    items = _items_table(ctx.definition, ctx.today)
+    if items is None:
+        return []
+    go_live = ctx.go_live_of().label("effective_go_live")
+    query = (
+        select(E.ags, M.name, items.c.key, items.c.due_days, go_live)
+        .select_from(E)
+        .join(M, M.ags == E.ags)
+        .join(items, _applies(items))
+        .outerjoin(CIS, _done_join(items, ctx.as_of))
+        .where(
+            E.campaign_id == ctx.campaign_id,
+            E.status == "active",
+            CIS.id.is_(None),
+            ctx.go_live_of() < items.c.overdue_before,
+        )
+    )
+    by_key = {item.key: item for item in ctx.definition.checklist}
+    result = []
+    for ags, name, key, due_days, effective in _run(session, query):
+        item = by_key[key]
+        due = effective + timedelta(days=due_days)
+        result.append(
+            OverdueItem(
+                ags=ags,
+                name=name,
+                item_key=key,
+                title=item.title,
+                owner=item.owner,
+                required=item.required,
+                due=due,
+                days_overdue=(ctx.today - due).days,
+            )
+        )
+    result.sort(key=lambda o: (-o.days_overdue, sort_key(o.name), o.ags, o.item_key))
+    return result
+
+
+def _failed_mail(
+    session: Session, ctx: _Context, municipalities: Sequence[MunicipalityStatus]
+) -> list[FailedMail]:
+    """Campaign mail that failed permanently or whose delivery is unknown, newest first."""
+    om = OutboxMessage
+    query = (
+        select(
+            om.ags,
+            M.name,
+            om.kind,
+            om.subject,
+            om.recipients,
+            om.status,
+            om.queued_at,
+            om.last_error,
+        )
+        .outerjoin(M, M.ags == om.ags)
+        .where(
+            om.campaign_id == ctx.campaign_id,
+            om.is_test.is_(False),
+            om.status.in_(FAILED_STATUSES),
+            om.queued_at <= ctx.as_of,
+        )
+        .order_by(om.queued_at.desc(), om.id.desc())
+    )
+    last_sent = {m.ags: m.last_contact for m in municipalities}
+    return [
+        FailedMail(
+            ags=row.ags,
+            name=row.name,
+            kind=row.kind,
+            subject=row.subject,
+            recipients=list(row.recipients or []),
+            status=row.status,
+            status_label=MAIL_STATUS_LABELS.get(row.status, row.status),
+            queued_at=row.queued_at,
+            last_error=row.last_error,
+            resolved=_later(last_sent.get(row.ags), row.queued_at),
+        )
+        for row in _run(session, query)
+    ]
+
+
+def _later(sent: datetime | None, failed: datetime) -> bool:
+    return sent is not None and sent > failed
+
+
+def _without_contact(municipalities: Iterable[MunicipalityStatus]) -> list[WithoutContact]:
+    """Taking part, but nobody to write to: no contact, or every address failed."""
+    result = []
+    for m in municipalities:
+        if m.status == "not_applicable" or m.working_contacts:
+            continue
+        reason = "alle Adressen unzustellbar" if m.contacts else "keine Ansprechperson hinterlegt"
+        result.append(WithoutContact(ags=m.ags, name=m.name, contacts=m.contacts, reason=reason))
+    return result
+
+
+def _attribution(session: Session, campaign_id: str) -> str | None:
+    """The Destatis notice when the campaign's municipalities come from GV100AD."""
+    query = (
+        select(M.ags)
+        .join(E, E.ags == M.ags)
+        .where(E.campaign_id == campaign_id, M.source.ilike("%gv100%"))
+        .limit(1)
+    )
+    return GV100AD_ATTRIBUTION if _run(session, query).first() else None
+
+
+def _run(session: Session, query: Any) -> Any:
+    """Execute a Core query on the session's connection (rows as tuples)."""
+    return session.connection().execute(query)
