@@ -1,0 +1,1 @@
+"""Prefect deployments of efa-rollout: schedules in Europe/Berlin, served by `efa serve`."""

@@ -662,3 +662,22 @@ __all__ = [
     "get_campaign",
     "get_definition",
 ]
+
+
+def close_collection(session: Session, campaign_id: str, *, now: datetime, actor: str) -> bool:
+    """The coordinator closes information collection (once); True when it was open."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.collection_closed_at is not None:
+        return False
+    campaign.collection_closed_at = now
+    session.add(campaign)
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign_id,
+            actor=actor,
+            kind="collection_closed",
+            reason="Informationserhebung geschlossen",
+        )
+    )
+    return True

@@ -6,7 +6,9 @@ import sys
 
 import typer
 
-from efa_rollout.cli import campaign, config, db, directory, enrolment
+from efa_rollout.cli import campaign, config, db, demo, directory, enrolment, serve
+from efa_rollout.cli import collection
+from efa_rollout.cli import remind
 from efa_rollout.errors import UserError
 
 app = typer.Typer(
@@ -21,6 +23,11 @@ app.add_typer(directory.municipalities_app, name="municipalities")
 app.add_typer(directory.contacts_app, name="contacts")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(enrolment.app, name="enrolment")
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+app.add_typer(collection.response_app, name="response")
+app.add_typer(collection.checklist_app, name="checklist")
+app.command("remind")(remind.remind)
 
 
 def main() -> None:
