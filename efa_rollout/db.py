@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,10 +89,15 @@ def ensure_schema(engine: Engine) -> None:
         upgrade(engine)
 
 
-@functools.cache
+_ENGINES: dict[str, Engine] = {}
+
+
 def _engine_for(url: str) -> Engine:
-    engine = make_engine(url)
-    ensure_schema(engine)
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = make_engine(url)
+        ensure_schema(engine)
+        _ENGINES[url] = engine
     return engine
 
 
@@ -107,8 +111,9 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def reset_engines() -> None:
-    """Forget cached engines (tests switch databases)."""
-    _engine_for.cache_clear()
+    """Dispose and forget cached engines (tests switch databases)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
 
 
 @contextmanager

@@ -1,4 +1,8 @@
-"""Shared fixtures: a fresh, migrated SQLite database and settings per test."""
+"""Shared fixtures: a fresh, migrated database and settings per test.
+
+SQLite by default. With EFA_TEST_DATABASE_URL=postgresql://... every test gets its own
+PostgreSQL database, copied from a template that was migrated once per session.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +23,58 @@ GV100AD = Path(os.environ.get("EFA_GV100AD", REFERENCE / "GV100AD_301123.txt"))
 BUILDING_AUTHORITIES = REFERENCE / "ostalbkreis-baurechtsbehoerden.csv"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+POSTGRES_URL = os.environ.get("EFA_TEST_DATABASE_URL", "")
+TEMPLATE_DB = "efa_test_template"
+
+
+def _pg_url(database: str) -> str:
+    return POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+
+
+def _pg_admin(*statements: str) -> None:
+    from sqlalchemy import create_engine
+
+    admin = create_engine(
+        dbmod.make_engine(POSTGRES_URL).url, isolation_level="AUTOCOMMIT", poolclass=None
+    )
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A migrated template database (PostgreSQL runs only)."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    _pg_admin(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}", f"CREATE DATABASE {TEMPLATE_DB}")
+    engine = dbmod.make_engine(_pg_url(TEMPLATE_DB))
+    dbmod.upgrade(engine)
+    engine.dispose()
+    yield TEMPLATE_DB
+    _pg_admin(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+
+
+def database_backend() -> str:
+    """'postgresql' or 'sqlite': what this test run uses."""
+    return "postgresql" if POSTGRES_URL else "sqlite"
 
 
 @pytest.fixture
-def efa_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings pointing at a fresh data folder (SQLite file, mail folder) under tmp_path."""
+def efa_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_template: str | None
+) -> Iterator[Path]:
+    """Settings pointing at a fresh data folder (mail, reports) and a fresh database."""
     data_dir = tmp_path / "data"
     monkeypatch.setenv("EFA_DATA_DIR", str(data_dir))
     monkeypatch.delenv("EFA_DATABASE_URL", raising=False)
+    database = None
+    if postgres_template:
+        database = f"efa_t_{os.getpid()}_{abs(hash(str(tmp_path))) % 10**9}"
+        _pg_admin(f"CREATE DATABASE {database} TEMPLATE {postgres_template}")
+        monkeypatch.setenv("EFA_DATABASE_URL", _pg_url(database))
     monkeypatch.delenv("EFA_SMTP_URL", raising=False)
     monkeypatch.delenv("EFA_MAIL_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -35,6 +83,8 @@ def efa_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield data_dir
     get_settings.cache_clear()
     dbmod.reset_engines()
+    if database:
+        _pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 @pytest.fixture

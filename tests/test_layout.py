@@ -33,6 +33,10 @@ def test_every_command_upgrades_an_empty_database(efa_env: Path) -> None:
     from typer.testing import CliRunner
 
     from efa_rollout.cli import app
+    from tests.conftest import database_backend
+
+    if database_backend() != "sqlite":
+        pytest.skip("an empty database is a SQLite file here; PostgreSQL tests start migrated")
 
     result = CliRunner().invoke(app, ["db", "status"])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,64 @@
+"""The flows under Prefect: run names, tags and artifacts, checked through the Prefect API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine_fixtures import EWA, at, ostalbkreis_with_campaigns, snapshot
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One Prefect test server for the whole session (starting one takes ~10 s)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+async def _runs_and_artifacts() -> tuple[list[Any], list[Any]]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return await client.read_flow_runs(), await client.read_artifacts()
+
+
+def test_flows_name_their_runs_tag_them_and_publish_artifacts(
+    prefect_api: None, efa_env: Path
+) -> None:
+    from flows.go_live import go_live
+    from flows.start_campaign import StartCampaignInput, start_campaign
+    from flows.tick import tick
+
+    ostalbkreis_with_campaigns(efa_env)
+    started = start_campaign.with_options(tags=["campaign:" + EWA, "service:ewa"])(
+        params=StartCampaignInput(campaign=EWA, as_of=at("2024-04-15"))
+    )
+    assert started["enrolments"] == 42
+    tick(campaign=EWA, as_of=at("2024-07-10"))
+    before = snapshot(EWA)
+    tick(campaign=EWA, as_of=at("2024-07-10"))  # idempotent under Prefect too
+    assert snapshot(EWA) == before
+    go_live(campaign=EWA, as_of=at("2024-10-01"))
+
+    runs, artifacts = asyncio.run(_runs_and_artifacts())
+    names = {run.name for run in runs}
+    assert f"{EWA} · start · 2024-04-15" in names
+    assert f"{EWA} · tick · 2024-07-10" in names
+    assert f"{EWA} · go-live · 2024-10-01" in names
+    assert all(run.state is not None and run.state.is_completed() for run in runs)
+    start_run = next(r for r in runs if r.name == f"{EWA} · start · 2024-04-15")
+    assert {"campaign:" + EWA, "service:ewa"} <= set(start_run.tags)
+    keys = {a.key for a in artifacts if a.key}
+    assert {f"{EWA}-tick-stufen", f"{EWA}-tick-summary", f"{EWA}-start-summary"} <= keys
+    table = next(a for a in artifacts if a.key == f"{EWA}-tick-stufen")
+    assert "Zusammenfassung verteilen" in str(table.data)
+    assert all(a.key is None or a.key == a.key.lower() for a in artifacts)
