@@ -1,0 +1,258 @@
+"""`efa response` and `efa checklist`: the coordinator enters answers and checklist ticks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from efa_rollout.cli._common import print_json, print_table
+from efa_rollout.db import session_scope
+from efa_rollout.errors import UserError
+
+response_app = typer.Typer(
+    help="Rückmeldungen der Gemeinden (Fragebogen) erfassen, importieren und anzeigen.",
+    no_args_is_help=True,
+)
+checklist_app = typer.Typer(
+    help="Checklistenpunkte einer Gemeinde abhaken und anzeigen.", no_args_is_help=True
+)
+
+_AUTHOR_HELP = "Wer die Angabe macht (für das Protokoll); Standard: EFA_ACTOR bzw. Benutzername."
+
+
+def _author(author: str | None) -> str:
+    from efa_rollout.settings import get_settings
+
+    return (author or "").strip() or get_settings().actor
+
+
+def _now() -> Any:
+    from models import utcnow
+
+    return utcnow()
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """`feld=wert` arguments as a dict; `feld=` clears the field."""
+    answers: dict[str, str] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(
+                f"»{assignment}« hat nicht die Form feld=wert.",
+                details=[
+                    "Beispiele: funktionspostfach=meldeamt@gemeinde.de",
+                    "projektleitung='name=Anna Muster;email=anna.muster@gemeinde.de'",
+                ],
+            )
+        if key in answers:
+            raise UserError(f"Das Feld »{key}« ist mehrfach angegeben.")
+        answers[key] = value
+    return answers
+
+
+@response_app.command("set")
+def set_response_command(
+    campaign: str = typer.Argument(..., help="Kampagne, z. B. ewa-ostalbkreis."),
+    ags: str = typer.Argument(..., help="Gemeindeschlüssel (AGS, 8 Ziffern)."),
+    assignments: list[str] = typer.Argument(
+        ...,
+        help="Angaben als feld=wert; Ansprechpersonen als JSON oder "
+        "'name=..;email=..;funktion=..;telefon=..'; feld= löscht eine Angabe.",
+    ),
+    submit: bool = typer.Option(
+        False, "--submit", help="Als eingereicht speichern (Pflichtangaben werden geprüft)."
+    ),
+    author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
+) -> None:
+    """Erfasst einzelne Antworten einer Gemeinde (neue Version, übrige Antworten bleiben)."""
+    from efa_rollout.collection import find_enrolment, save_answers
+
+    answers = parse_assignments(assignments)
+    with session_scope() as session:
+        enrolment = find_enrolment(session, campaign, ags)
+        response = save_answers(
+            session,
+            enrolment=enrolment,
+            answers=answers,
+            submit=submit,
+            source="cli",
+            author=_author(author),
+            now=_now(),
+        )
+        missing = _missing_required(session, enrolment, response.answers)
+        name = _name(session, enrolment.ags)
+    status = "eingereicht" if response.status == "submitted" else "Entwurf"
+    typer.echo(
+        f"Antworten von {name} gespeichert: Version {response.version} ({status}), "
+        f"vollständig: {'ja' if response.complete else 'nein'}."
+    )
+    if missing:
+        typer.echo("Noch offene Pflichtangaben: " + ", ".join(missing) + ".")
+
+
+@response_app.command("show")
+def show_response_command(
+    campaign: str = typer.Argument(..., help="Kampagne, z. B. ewa-ostalbkreis."),
+    ags: str = typer.Argument(..., help="Gemeindeschlüssel (AGS, 8 Ziffern)."),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Zeigt die neueste Version der Antworten einer Gemeinde."""
+    from efa_rollout.collection import definition_of, find_enrolment, format_answer
+    from efa_rollout.collection import latest_response as latest
+    from models import Campaign
+
+    with session_scope() as session:
+        enrolment = find_enrolment(session, campaign, ags)
+        assert enrolment.id is not None
+        response = latest(session, enrolment.id)
+        campaign_row = session.get(Campaign, campaign)
+        assert campaign_row is not None
+        definition = definition_of(campaign_row)
+        name = _name(session, enrolment.ags)
+    if as_json:
+        print_json(
+            None
+            if response is None
+            else {
+                "version": response.version,
+                "status": response.status,
+                "complete": response.complete,
+                "source": response.source,
+                "author": response.author,
+                "created_at": response.created_at,
+                "answers": response.answers,
+            }
+        )
+        return
+    if response is None:
+        typer.echo(f"Von {name} liegen noch keine Antworten vor.")
+        return
+    status = "eingereicht" if response.status == "submitted" else "Entwurf"
+    typer.echo(
+        f"{name}: Version {response.version} ({status}), "
+        f"vollständig: {'ja' if response.complete else 'nein'}"
+    )
+    rows = [
+        [q.key, q.label, format_answer(q, response.answers.get(q.key))]
+        for q in definition.fields_for(enrolment.role, enrolment.is_pilot)
+    ]
+    print_table(["Feld", "Frage", "Antwort"], rows)
+
+
+@response_app.command("import")
+def import_responses_command(
+    campaign: str = typer.Argument(..., help="Kampagne, z. B. ewa-ostalbkreis."),
+    path: Path = typer.Argument(..., help="CSV- oder XLSX-Datei, eine Zeile je Gemeinde."),
+    submit: bool = typer.Option(
+        False, "--submit", help="Als eingereicht speichern (Pflichtangaben werden geprüft)."
+    ),
+    author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
+) -> None:
+    """Importiert Antworten aus einer Tabelle (Spalte AGS + je Feld eine Spalte) – ganz oder gar nicht."""
+    from efa_rollout.collection import import_answers
+
+    with session_scope() as session:
+        result = import_answers(
+            session,
+            campaign_id=campaign,
+            path=path,
+            submit=submit,
+            author=_author(author),
+            now=_now(),
+        )
+    typer.echo(f"Antworten aus »{result.source}« importiert: {result.summary()}.")
+    if result.ignored_columns:
+        names = ", ".join(f"»{name}«" for name in result.ignored_columns)
+        typer.echo(f"Nicht übernommene Spalten: {names}.")
+
+
+@checklist_app.command("done")
+def checklist_done_command(
+    campaign: str = typer.Argument(..., help="Kampagne, z. B. ewa-ostalbkreis."),
+    ags: str = typer.Argument(..., help="Gemeindeschlüssel (AGS, 8 Ziffern)."),
+    item: str = typer.Argument(..., help="Schlüssel des Checklistenpunkts, z. B. schulung."),
+    note: str | None = typer.Option(None, "--note", help="Notiz zum Punkt."),
+    undo: bool = typer.Option(False, "--undo", help="Punkt wieder öffnen."),
+    author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
+) -> None:
+    """Hakt einen Checklistenpunkt einer Gemeinde ab (oder öffnet ihn mit --undo wieder)."""
+    from efa_rollout.collection import find_enrolment, set_checklist_item
+
+    with session_scope() as session:
+        enrolment = find_enrolment(session, campaign, ags)
+        set_checklist_item(
+            session,
+            enrolment=enrolment,
+            item_key=item,
+            done=not undo,
+            note=note,
+            source="cli",
+            author=_author(author),
+            now=_now(),
+        )
+        name = _name(session, enrolment.ags)
+        required_open = enrolment.required_open
+    state = "wieder geöffnet" if undo else "erledigt"
+    typer.echo(f"{name}: »{item}« {state}. Offene Pflichtpunkte: {required_open}.")
+
+
+@checklist_app.command("show")
+def checklist_show_command(
+    campaign: str = typer.Argument(..., help="Kampagne, z. B. ewa-ostalbkreis."),
+    ags: str = typer.Argument(..., help="Gemeindeschlüssel (AGS, 8 Ziffern)."),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Zeigt die Checkliste einer Gemeinde mit Fälligkeiten."""
+    from efa_rollout.collection import checklist_view, definition_of, find_enrolment
+    from efa_rollout.settings import get_settings
+    from models import Campaign
+
+    today = _now().astimezone(get_settings().zone).date()
+    with session_scope() as session:
+        enrolment = find_enrolment(session, campaign, ags)
+        campaign_row = session.get(Campaign, campaign)
+        assert campaign_row is not None
+        view = checklist_view(session, enrolment, definition_of(campaign_row), today=today)
+    if as_json:
+        print_json(view)
+        return
+    print_table(
+        ["Punkt", "Titel", "Zuständig", "Fällig", "Pflicht", "Erledigt", "Notiz"],
+        [
+            [
+                row["key"],
+                row["title"],
+                row["owner"],
+                row["due"].strftime("%d.%m.%Y") + (" (überfällig)" if row["overdue"] else ""),
+                "ja" if row["required"] else "nein",
+                "ja" if row["done"] else "nein",
+                row["note"],
+            ]
+            for row in view
+        ],
+    )
+
+
+def _name(session: Any, ags: str) -> str:
+    from models import Municipality
+
+    municipality = session.get(Municipality, ags)
+    return f"{municipality.name} ({ags})" if municipality else ags
+
+
+def _missing_required(session: Any, enrolment: Any, answers: dict[str, Any]) -> list[str]:
+    """Keys of required applicable fields not answered in ANSWERS."""
+    from efa_rollout.collection import definition_of
+    from models import Campaign
+
+    campaign = session.get(Campaign, enrolment.campaign_id)
+    definition = definition_of(campaign)
+    return [
+        q.key
+        for q in definition.fields_for(enrolment.role, enrolment.is_pilot)
+        if q.required and q.key not in answers
+    ]
