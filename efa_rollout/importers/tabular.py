@@ -1,0 +1,281 @@
+"""Read CSV and XLSX files as they come from Excel into rows with line numbers, map headers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from efa_rollout.errors import UserError
+
+FORMAT_GV100AD = "gv100ad"
+FORMAT_CSV = "csv"
+FORMAT_XLSX = "xlsx"
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+_GV100AD_LINE = re.compile(r"(10|20|30|40|50|60)\d{8}")
+_DELIMITERS = (";", ",", "\t")
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One data row: its line (CSV) or sheet row (XLSX) number and its cells as stripped text."""
+
+    line: int
+    cells: tuple[str, ...]
+
+    def get(self, index: int | None) -> str:
+        """The cell at INDEX ('' when the row is shorter or INDEX is None)."""
+        if index is None or index >= len(self.cells):
+            return ""
+        return self.cells[index]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A file read as a header row and data rows."""
+
+    source: str
+    format: str
+    headers: tuple[str, ...]
+    rows: tuple[Row, ...]
+    header_line: int = 1
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+@dataclass
+class ColumnMap:
+    """Which column holds which known field, and the remaining columns with attribute keys."""
+
+    headers: tuple[str, ...]
+    fields: dict[str, int] = field(default_factory=dict)
+    extras: dict[str, int] = field(default_factory=dict)
+
+    def has(self, name: str) -> bool:
+        """Whether the file has a column for field NAME."""
+        return name in self.fields
+
+    def header(self, name: str) -> str | None:
+        """The header text of field NAME as written in the file."""
+        index = self.fields.get(name)
+        return None if index is None else self.headers[index]
+
+    def value(self, row: Row, name: str) -> str:
+        """The cell of field NAME in ROW ('' when the column is missing)."""
+        return row.get(self.fields.get(name))
+
+    def extra_values(self, row: Row) -> dict[str, str]:
+        """The non-empty cells of the extra columns, keyed by attribute key."""
+        values = {key: row.get(index) for key, index in self.extras.items()}
+        return {key: value for key, value in values.items() if value}
+
+    def extra_headers(self) -> list[str]:
+        """The header texts of the extra columns."""
+        return [self.headers[index] for index in self.extras.values()]
+
+
+def file_label(path: Path) -> str:
+    """How a file is named in messages and in `source`: its file name."""
+    return path.name
+
+
+def detect_format(path: Path) -> str:
+    """`gv100ad`, `xlsx` or `csv`, judged by the file's content (not its extension)."""
+    head = _read_head(path)
+    if head.startswith(_ZIP_MAGIC):
+        return FORMAT_XLSX
+    if head.startswith(_OLE_MAGIC):
+        raise UserError(
+            f"»{file_label(path)}« ist im alten Excel-Format (.xls).",
+            details=["Bitte speichern Sie die Datei in Excel als .xlsx oder als CSV."],
+        )
+    first_line = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if _GV100AD_LINE.match(first_line.decode("latin-1")) and len(first_line) >= 124:
+        return FORMAT_GV100AD
+    return FORMAT_CSV
+
+
+def _read_head(path: Path, size: int = 4096) -> bytes:
+    """The first SIZE bytes of PATH, with a German error when it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(size)
+    except FileNotFoundError:
+        raise UserError(f"Die Datei »{path}« wurde nicht gefunden.") from None
+    except IsADirectoryError:
+        raise UserError(f"»{path}« ist ein Ordner, keine Datei.") from None
+    except OSError as error:
+        raise UserError(f"Die Datei »{path}« kann nicht gelesen werden: {error}.") from None
+
+
+def read_text(path: Path) -> tuple[str, str]:
+    """The text of PATH and its encoding: UTF-8 (with or without BOM), else Windows-1252."""
+    _read_head(path, 0)
+    data = path.read_bytes()
+    bom = data.startswith(b"\xef\xbb\xbf")
+    if bom:
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "cp1252"
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The separator used in HEADER_LINE: `;`, `,` or tab, whichever occurs most (`,` if none)."""
+    counts = {delimiter: header_line.count(delimiter) for delimiter in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_table(path: Path) -> Table:
+    """Read a CSV or XLSX file (format judged by content) into a Table."""
+    fmt = detect_format(path)
+    if fmt == FORMAT_XLSX:
+        return read_xlsx(path)
+    if fmt == FORMAT_GV100AD:
+        raise UserError(
+            f"»{file_label(path)}« ist ein GV100AD-Gemeindeverzeichnis, keine Tabelle.",
+            details=["Bitte importieren Sie es mit `efa municipalities import`."],
+        )
+    return read_csv(path)
+
+
+def read_csv(path: Path) -> Table:
+    """Read a CSV file: encoding and separator detected, empty rows skipped."""
+    text, encoding = read_text(path)
+    text, delimiter, line = _separator_hint(text)
+    if delimiter is None:
+        delimiter = sniff_delimiter(next((x for x in text.splitlines() if x.strip()), ""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[tuple[int, list[str]]] = []
+    offset = line - 1
+    for cells in reader:
+        records.append((line, cells))
+        line = offset + reader.line_num + 1
+    return _table_from_records(file_label(path), FORMAT_CSV, records, encoding, delimiter)
+
+
+def _separator_hint(text: str) -> tuple[str, str | None, int]:
+    """Strip Excel's `sep=;` first line: (rest of text, separator or None, first line number)."""
+    first, _, rest = text.partition("\n")
+    if re.fullmatch(r"sep=.", first.strip()):
+        return rest, first.strip()[4], 2
+    return text, None, 1
+
+
+def read_xlsx(path: Path) -> Table:
+    """Read the first worksheet of an XLSX file; numbers and dates become text."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds for broken files
+        raise UserError(
+            f"Die Excel-Datei »{file_label(path)}« kann nicht gelesen werden: {error}."
+        ) from None
+    try:
+        sheet = workbook.worksheets[0]
+        records = [
+            (number, [cell_text(value) for value in values])
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+        ]
+    finally:
+        workbook.close()
+    return _table_from_records(file_label(path), FORMAT_XLSX, records, None, None)
+
+
+def cell_text(value: Any) -> str:
+    """A cell value as stripped text: integral floats without `.0`, dates as ISO."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "ja" if value else "nein"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _table_from_records(
+    source: str,
+    fmt: str,
+    records: Iterable[tuple[int, Sequence[str]]],
+    encoding: str | None,
+    delimiter: str | None,
+) -> Table:
+    """A Table from numbered raw records: first non-empty one is the header."""
+    cleaned = [(n, tuple(c.strip() for c in cells)) for n, cells in records]
+    cleaned = [(n, cells) for n, cells in cleaned if any(cells)]
+    if not cleaned:
+        raise UserError(f"Die Datei »{source}« ist leer (keine Kopfzeile gefunden).")
+    header_line, headers = cleaned[0]
+    rows = tuple(Row(n, cells) for n, cells in cleaned[1:])
+    return Table(source, fmt, headers, rows, header_line, encoding, delimiter)
+
+
+def normalise_header(text: str) -> str:
+    """A header as lowercase snake_case ASCII, e.g. `Baurechtsbehörde` → `baurechtsbehoerde`."""
+    lowered = unicodedata.normalize("NFKC", text).strip().lower().translate(_UMLAUTS)
+    ascii_text = unicodedata.normalize("NFKD", lowered).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_text).strip("_")
+
+
+def header_match_key(text: str) -> str:
+    """A key for matching headers: snake_case, umlauts folded (ue/ü/u alike), no separators."""
+    key = normalise_header(text).replace("_", "")
+    return key.replace("ae", "a").replace("oe", "o").replace("ue", "u")
+
+
+def map_columns(headers: Sequence[str], aliases: Mapping[str, Sequence[str]]) -> ColumnMap:
+    """Assign columns to fields by ALIASES (earlier alias wins); the rest become extras."""
+    keys = [header_match_key(h) for h in headers]
+    column_map = ColumnMap(tuple(headers))
+    taken: set[int] = set()
+    for name, names in aliases.items():
+        for alias in names:
+            index = _first_free(keys, header_match_key(alias), taken)
+            if index is not None:
+                column_map.fields[name] = index
+                taken.add(index)
+                break
+    for index, header in enumerate(headers):
+        if index not in taken and header:
+            key = normalise_header(header) or f"spalte_{index + 1}"
+            while key in column_map.extras:
+                key += "_2"
+            column_map.extras[key] = index
+    return column_map
+
+
+def _first_free(keys: Sequence[str], wanted: str, taken: set[int]) -> int | None:
+    """The first index of WANTED in KEYS that is not TAKEN."""
+    for index, key in enumerate(keys):
+        if key == wanted and index not in taken:
+            return index
+    return None
+
+
+def require_fields(table: Table, columns: ColumnMap, required: Mapping[str, str]) -> None:
+    """Raise a UserError naming the missing columns when a REQUIRED field has no column."""
+    missing = [label for name, label in required.items() if not columns.has(name)]
+    if missing:
+        found = ", ".join(f"»{h}«" for h in table.headers if h) or "keine"
+        verb = "fehlt die Spalte" if len(missing) == 1 else "fehlen die Spalten"
+        names = ", ".join(f"»{label}«" for label in missing)
+        raise UserError(
+            f"In der Datei »{table.source}« {verb} {names}. Es wurde nichts importiert.",
+            details=[f"Gefundene Spalten (Zeile {table.header_line}): {found}"],
+        )

@@ -1,0 +1,293 @@
+"""Row errors, the all-or-nothing error report, import results and the field parsers."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from efa_rollout.errors import UserError
+
+T = TypeVar("T")
+
+MAX_SHOWN_ERRORS = 50
+
+_DIGITS = re.compile(r"\d+")
+_GROUPED_INT = re.compile(r"\d{1,3}(?:[.\u00a0\u202f' ]\d{3})+")
+
+TRUE_WORDS = frozenset({"ja", "j", "x", "1", "true", "wahr", "yes", "y"})
+FALSE_WORDS = frozenset({"nein", "n", "0", "false", "falsch", "no", ""})
+SALUTATIONS = {"frau": "Frau", "fr": "Frau", "herr": "Herr", "hr": "Herr"}
+
+
+class FieldError(ValueError):
+    """A cell value that does not parse; the message is the German reason."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem in an input file: where it is, what was there, and why it is wrong."""
+
+    file: str
+    line: int | None
+    column: str | None
+    value: str | None
+    reason: str
+
+    def render(self) -> str:
+        """One line, e.g. `datei.csv, Zeile 7, Spalte »AGS«: »8136A88« – kein gültiger …`."""
+        where = [self.file]
+        if self.line is not None:
+            where.append(f"Zeile {self.line}")
+        if self.column is not None:
+            where.append(f"Spalte »{self.column}«")
+        text = ", ".join(where)
+        if self.value is not None:
+            text += f": »{self.value}«"
+        return f"{text} – {self.reason}"
+
+
+class ImportErrors(UserError):
+    """An import refused as a whole because of bad rows; renders every error (first 50 shown)."""
+
+    def __init__(self, errors: Sequence[RowError], *, source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source or (self.errors[0].file if self.errors else "Datei")
+        super().__init__(self._headline(), details=self._detail_lines())
+
+    def _headline(self) -> str:
+        """The summary sentence of the report."""
+        lines = {e.line for e in self.errors if e.line is not None}
+        return (
+            f"Die Datei »{self.source}« enthält {len(self.errors)} Fehler in {len(lines)} "
+            "Zeile(n). Es wurde nichts importiert; bitte korrigieren Sie die Datei und "
+            "importieren Sie sie erneut."
+        )
+
+    def _detail_lines(self) -> list[str]:
+        """The first MAX_SHOWN_ERRORS errors, then how many more there are."""
+        shown = [error.render() for error in self.errors[:MAX_SHOWN_ERRORS]]
+        rest = len(self.errors) - MAX_SHOWN_ERRORS
+        if rest > 0:
+            shown.append(f"… und {rest} weitere Fehler")
+        return shown
+
+
+@dataclass
+class ImportResult:
+    """What an import did (or would have done): counts, skipped rows and errors."""
+
+    source: str
+    format: str
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there were no errors (and the import was applied)."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """The counts in German, e.g. `42 hinzugefügt, 0 geändert, 0 unverändert`."""
+        text = (
+            f"{format_number(self.added)} hinzugefügt, {format_number(self.changed)} geändert, "
+            f"{format_number(self.unchanged)} unverändert"
+        )
+        if self.skipped:
+            text += f", {format_number(self.skipped)} außerhalb der Auswahl übersprungen"
+        return text
+
+    def raise_for_errors(self) -> None:
+        """Raise ImportErrors when the result has errors."""
+        if self.errors:
+            raise ImportErrors(self.errors, source=self.source)
+
+
+class ErrorCollector:
+    """Collects RowErrors for one file and turns FieldErrors of parsers into them."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[RowError] = []
+
+    def add(self, line: int | None, column: str | None, value: str | None, reason: str) -> None:
+        """Record one error."""
+        self.errors.append(RowError(self.source, line, column, value, reason))
+
+    def parse(
+        self, line: int, column: str | None, value: str, parser: Callable[[str], T]
+    ) -> T | None:
+        """PARSER(VALUE), or None after recording the error when it raises FieldError."""
+        try:
+            return parser(value)
+        except FieldError as error:
+            self.add(line, column, value, str(error))
+            return None
+
+
+def format_number(value: int) -> str:
+    """An integer with German thousands separators, e.g. 10.981."""
+    return f"{value:,}".replace(",", ".")
+
+
+def parse_ags(value: str) -> str:
+    """An 8-digit AGS; restores a leading zero Excel dropped (7 digits)."""
+    text = value.strip()
+    if not text:
+        raise FieldError("Gemeindeschlüssel fehlt")
+    if not _DIGITS.fullmatch(text) or len(text) not in (7, 8):
+        raise FieldError("kein gültiger Gemeindeschlüssel (8 Ziffern erwartet)")
+    ags = text.zfill(8)
+    if not 1 <= int(ags[:2]) <= 16:
+        raise FieldError("kein gültiger Gemeindeschlüssel (Land 01–16 erwartet)")
+    return ags
+
+
+def parse_ars(value: str, ags: str | None = None) -> str:
+    """A 12-digit ARS (11 digits: leading zero restored), consistent with AGS when given."""
+    text = value.strip()
+    if not _DIGITS.fullmatch(text) or len(text) not in (11, 12):
+        raise FieldError("kein gültiger Regionalschlüssel (12 Ziffern erwartet)")
+    ars = text.zfill(12)
+    if ags is not None and (ars[:5] != ags[:5] or ars[9:] != ags[5:]):
+        raise FieldError(
+            f"Regionalschlüssel passt nicht zum Gemeindeschlüssel »{ags}« "
+            "(Stellen 1–5 und 10–12 müssen übereinstimmen)"
+        )
+    return ars
+
+
+def ars_from_ags(ags: str, association_code: str) -> str:
+    """The ARS: the AGS's first five digits, the association code, the AGS's last three."""
+    return ags[:5] + association_code + ags[5:]
+
+
+def parse_non_negative_int(value: str) -> int:
+    """A non-negative integer; accepts German thousands separators (68.816)."""
+    text = value.strip()
+    if _DIGITS.fullmatch(text):
+        return int(text)
+    if _GROUPED_INT.fullmatch(text):
+        return int(re.sub(r"\D", "", text))
+    raise FieldError("keine gültige Zahl (ganze Zahl ≥ 0 erwartet)")
+
+
+def parse_population(value: str) -> int:
+    """A population figure: a non-negative integer."""
+    try:
+        return parse_non_negative_int(value)
+    except FieldError:
+        raise FieldError("keine gültige Einwohnerzahl (ganze Zahl ≥ 0 erwartet)") from None
+
+
+def parse_postal_code(value: str) -> str:
+    """A German postal code (5 digits; a lost leading zero is restored)."""
+    text = value.strip()
+    if not _DIGITS.fullmatch(text) or len(text) not in (4, 5):
+        raise FieldError("keine gültige Postleitzahl (5 Ziffern erwartet)")
+    return text.zfill(5)
+
+
+def parse_digits(value: str, length: int, what: str) -> str:
+    """Exactly LENGTH digits (left-padded with zeros when shorter)."""
+    text = value.strip()
+    if not _DIGITS.fullmatch(text) or len(text) > length:
+        raise FieldError(f"kein gültiger {what} ({length} Ziffern erwartet)")
+    return text.zfill(length)
+
+
+def parse_bool(value: str) -> bool:
+    """ja/nein, x/leer, 1/0, true/false (case-insensitive) as a bool."""
+    text = value.strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise FieldError("kein gültiger Ja/Nein-Wert (erwartet ja, nein, x, 1, 0 oder leer)")
+
+
+def parse_salutation(value: str) -> str | None:
+    """Frau, Herr or None (empty)."""
+    text = value.strip().rstrip(".").lower()
+    if not text:
+        return None
+    if text in SALUTATIONS:
+        return SALUTATIONS[text]
+    raise FieldError("unbekannte Anrede (erwartet Frau, Herr oder leer)")
+
+
+def parse_email(value: str) -> str:
+    """The normalized form of an e-mail address (syntax only, no DNS lookup)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    text = value.strip()
+    if not text:
+        raise FieldError("E-Mail-Adresse fehlt")
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise FieldError("keine gültige E-Mail-Adresse") from None
+
+
+def max_length(limit: int) -> Callable[[str], str]:
+    """A parser that strips a text and refuses it when longer than LIMIT characters."""
+
+    def parse(value: str) -> str:
+        text = value.strip()
+        if len(text) > limit:
+            raise FieldError(f"zu lang (höchstens {limit} Zeichen)")
+        return text
+
+    return parse
+
+
+def display_name(official_name: str) -> str:
+    """The name as people write it: the part before the first ', ' ("Aalen, Stadt" → "Aalen")."""
+    return official_name.strip().split(", ", 1)[0].strip()
+
+
+def parse_district_filter(value: str | None) -> str | None:
+    """A --district option: a 5-digit district key (a lost leading zero is restored)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not _DIGITS.fullmatch(text) or len(text) not in (4, 5):
+        raise UserError(f"--district: »{value}« ist kein Kreisschlüssel (5 Ziffern erwartet).")
+    return text.zfill(5)
+
+
+def parse_state_filter(value: str | None) -> str | None:
+    """A --state option: a 2-digit state key 01–16."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= 16 or len(text) > 2:
+        raise UserError(f"--state: »{value}« ist kein Landesschlüssel (01 bis 16 erwartet).")
+    return text.zfill(2)
+
+
+def in_selection(ags: str, district: str | None, state: str | None) -> bool:
+    """Whether AGS lies in the district and state filters (None: no filter)."""
+    return (district is None or ags.startswith(district)) and (
+        state is None or ags.startswith(state)
+    )
+
+
+def duplicate_lines(keyed_lines: Iterable[tuple[Hashable, int]]) -> dict[int, list[int]]:
+    """For every line whose key occurs more than once: all lines sharing that key."""
+    by_key: dict[Hashable, list[int]] = defaultdict(list)
+    for key, line in keyed_lines:
+        by_key[key].append(line)
+    return {line: lines for lines in by_key.values() if len(lines) > 1 for line in lines}
+
+
+def describe_lines(lines: Sequence[int]) -> str:
+    """`Zeilen 3 und 9` / `Zeilen 3, 5 und 9`."""
+    numbers = [str(n) for n in sorted(lines)]
+    return "Zeilen " + (", ".join(numbers[:-1]) + " und " + numbers[-1])
