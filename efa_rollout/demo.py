@@ -83,10 +83,10 @@ def import_directory(say: Callable[[str], None]) -> None:
 
     with session_scope() as session:
         result = import_municipalities(session, REFERENCE / "GV100AD_301123.txt", district=DISTRICT)
-    say(f"Gemeindeverzeichnis: {result.summary() if hasattr(result, 'summary') else result}")
+    say(f"Gemeindeverzeichnis: {result.summary()}")
     with session_scope() as session:
         result = import_municipalities(session, REFERENCE / "ostalbkreis-baurechtsbehoerden.csv")
-    say(f"Baurechtsbehörden: {result.summary() if hasattr(result, 'summary') else result}")
+    say(f"Baurechtsbehörden: {result.summary()}")
 
 
 def write_demo_contacts(path: Path) -> int:
@@ -153,7 +153,7 @@ def import_contacts(path: Path, say: Callable[[str], None]) -> None:
 
     with session_scope() as session:
         result = run_import(session, path)
-    say(f"Ansprechpersonen (fiktiv): {result.summary() if hasattr(result, 'summary') else result}")
+    say(f"Ansprechpersonen (fiktiv): {result.summary()}")
 
 
 def create_campaigns(say: Callable[[str], None]) -> None:

@@ -39,9 +39,10 @@ def test_flows_name_their_runs_tag_them_and_publish_artifacts(
     from flows.tick import tick
 
     ostalbkreis_with_campaigns(efa_env)
-    started = start_campaign.with_options(tags=["campaign:" + EWA, "service:ewa"])(
-        params=StartCampaignInput(campaign=EWA, as_of=at("2024-04-15"))
-    )
+    from prefect import tags
+
+    with tags("campaign:" + EWA, "service:ewa"):
+        started = start_campaign(params=StartCampaignInput(campaign=EWA, as_of=at("2024-04-15")))
     assert started["enrolments"] == 42
     tick(campaign=EWA, as_of=at("2024-07-10"))
     before = snapshot(EWA)

@@ -29,8 +29,12 @@ def run_flow(
             err=True,
         )
     # Heartbeats make each synchronous flow wait up to 1 s at its end (PREFECT.md).
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        runner = flow_fn.with_options(tags=flow_tags) if flow_tags else flow_fn
-        result = runner(**params)
+    from prefect import tags
+
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        tags(*(flow_tags or [])),
+    ):
+        result = flow_fn(**params)
     typer.echo(f"» Prefect-Lauf beendet nach {time.monotonic() - started:.1f} s.", err=True)
     return result
