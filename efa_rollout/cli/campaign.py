@@ -227,7 +227,31 @@ def start_command(
         f"Kampagne »{campaign_id}« gestartet: {figures['enrolments']} Gemeinden "
         f"({figures['enrolled']} neu), {figures['mails_queued']} Informationsanfragen im Postausgang."
     )
+    missing = _without_information_request(campaign_id)
+    if missing:
+        typer.echo(
+            f"Hinweis: {len(missing)} Gemeinden haben keine zustellbare Ansprechperson und erhalten "
+            f"keine Anfrage ({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}). "
+            "Ansprechpersonen importieren mit: efa contacts import PFAD – dann erneut starten."
+        )
     typer.echo("Versenden mit: efa mail deliver")
+
+
+def _without_information_request(campaign_id: str) -> list[str]:
+    """Names of enrolled municipalities that have no information request in the outbox."""
+    from models import OutboxMessage
+
+    with session_scope() as session:
+        asked = select(OutboxMessage.ags).where(
+            OutboxMessage.campaign_id == campaign_id, OutboxMessage.kind == "information_request"
+        )
+        rows = session.exec(
+            select(Municipality.name)
+            .join(Enrolment, col(Enrolment.ags) == col(Municipality.ags))
+            .where(Enrolment.campaign_id == campaign_id, col(Enrolment.ags).not_in(asked))
+            .order_by(col(Municipality.name))
+        ).all()
+    return list(rows)
 
 
 def start_without_prefect(campaign_id: str, now: datetime) -> dict[str, int]:
