@@ -1,21 +1,47 @@
-"""Personal portal links: random tokens, stored only as SHA-256 hashes."""
+"""Personal portal links: random tokens, stored only as SHA-256 hashes.
+
+A token is bound to one campaign and one municipality (AGS), expires after
+``portal_token_days`` and can be revoked; rotating a link revokes every older one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlmodel import Session, select
 
 from models import PortalToken
 
+__all__ = [
+    "TOKEN_BYTES",
+    "TokenCheck",
+    "TokenState",
+    "check_token",
+    "hash_token",
+    "issue_token",
+    "looks_like_token",
+    "portal_url",
+    "revoke_tokens",
+    "rotate_token",
+]
+
 TOKEN_BYTES = 24  # 192 bits of randomness
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")  # token_urlsafe; ≥ 128 bits
 
 
 def hash_token(token: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def looks_like_token(token: str) -> bool:
+    """True when TOKEN has the shape of a token we issue (checked before any lookup)."""
+    return bool(_TOKEN_SHAPE.match(token))
 
 
 def issue_token(
@@ -50,6 +76,53 @@ def revoke_tokens(session: Session, *, campaign_id: str, ags: str, now: datetime
     return len(tokens)
 
 
+def rotate_token(
+    session: Session, *, campaign_id: str, ags: str, now: datetime, valid_days: int
+) -> tuple[str, int]:
+    """Revoke the live tokens of CAMPAIGN_ID and AGS and issue a new one: (token, revoked)."""
+    revoked = revoke_tokens(session, campaign_id=campaign_id, ags=ags, now=now)
+    session.flush()
+    token = issue_token(session, campaign_id=campaign_id, ags=ags, now=now, valid_days=valid_days)
+    return token, revoked
+
+
 def portal_url(base_url: str, token: str) -> str:
     """The personal link a municipality receives."""
     return f"{base_url.rstrip('/')}/p/{token}"
+
+
+class TokenState(StrEnum):
+    """What a presented token turned out to be."""
+
+    VALID = "valid"
+    UNKNOWN = "unknown"  # malformed or never issued
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """The result of looking up a presented token; ``row`` is set only when it is valid."""
+
+    state: TokenState
+    row: PortalToken | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.state is TokenState.VALID
+
+
+def check_token(session: Session, token: str, *, now: datetime) -> TokenCheck:
+    """Look up TOKEN by its hash and say whether it may be used at NOW."""
+    if not looks_like_token(token):
+        return TokenCheck(TokenState.UNKNOWN)
+    row = session.exec(
+        select(PortalToken).where(PortalToken.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        return TokenCheck(TokenState.UNKNOWN)
+    if row.revoked_at is not None and row.revoked_at <= now:
+        return TokenCheck(TokenState.REVOKED)
+    if row.expires_at <= now:
+        return TokenCheck(TokenState.EXPIRED)
+    return TokenCheck(TokenState.VALID, row)

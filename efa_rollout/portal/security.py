@@ -1,0 +1,297 @@
+"""Protections of the portal: CSRF tokens, a brake on bad links, size limit, headers, logs.
+
+The personal link is the only credential, so everything here keeps it from leaking
+(no referrer, no caching, redacted logs) and makes guessing it pointless (rate brake).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "SECURITY_HEADERS",
+    "BodyTooLarge",
+    "CsrfSigner",
+    "FailureBrake",
+    "LimitBodyMiddleware",
+    "RedactTokens",
+    "SecurityHeadersMiddleware",
+    "install_log_redaction",
+    "load_secret",
+    "redact",
+]
+
+MAX_BODY_BYTES = 64 * 1024
+
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
+        "font-src 'self'; connect-src 'none'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+_log = logging.getLogger("efa_rollout.portal")
+
+
+# ---------------------------------------------------------------------------------------------
+# CSRF
+# ---------------------------------------------------------------------------------------------
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The server secret for CSRF tokens: EFA_PORTAL_SECRET, or a file kept in the data folder.
+
+    The file (``portal-secret``, mode 0600) is created on first use so that forms stay valid
+    across restarts and between several portal processes sharing one data folder.
+    """
+    configured = os.environ.get("EFA_PORTAL_SECRET", "")
+    if configured:
+        if len(configured) < 32:
+            raise ValueError("EFA_PORTAL_SECRET ist zu kurz (mindestens 32 Zeichen).")
+        return configured.encode()
+    path = data_dir / "portal-secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    secret = path.read_text(encoding="ascii").strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path} enthält kein gültiges Geheimnis.")
+    return secret.encode()
+
+
+class CsrfSigner:
+    """CSRF tokens bound to one portal link: HMAC(secret, hash of the link's token).
+
+    A rotated link has another hash, so forms of the old link stop working with it.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def token_for(self, token_hash: str) -> str:
+        """The CSRF token for forms of the link whose stored hash is TOKEN_HASH."""
+        return hmac.new(self._secret, b"csrf\x00" + token_hash.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, token_hash: str, presented: str | None) -> bool:
+        """True when PRESENTED is the CSRF token of TOKEN_HASH (constant-time comparison)."""
+        if not presented or len(presented) > 128:
+            return False
+        return hmac.compare_digest(self.token_for(token_hash), presented)
+
+
+# ---------------------------------------------------------------------------------------------
+# Brake on repeated bad links
+# ---------------------------------------------------------------------------------------------
+
+
+class FailureBrake:
+    """Slows down and then blocks an address that presents bad links.
+
+    Each bad link within WINDOW seconds doubles the delay of the answer (from BASE_DELAY up to
+    MAX_DELAY); after MAX_FAILURES the address gets 429 for every link until the window passes.
+    All of an address's requests are blocked then (valid links too), or guessing would go on.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 20,
+        window: float = 60.0,
+        base_delay: float = 0.2,
+        max_delay: float = 2.0,
+        max_addresses: int = 10_000,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_addresses = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        stamps = self._failures.get(address)
+        if stamps is None:
+            return deque()
+        while stamps and stamps[0] <= now - self.window:
+            stamps.popleft()
+        if not stamps:
+            del self._failures[address]
+        return stamps
+
+    def retry_after(self, address: str, *, now: float | None = None) -> int | None:
+        """Seconds until ADDRESS may try again, or None when it is not blocked."""
+        now = time.monotonic() if now is None else now
+        stamps = self._recent(address, now)
+        if len(stamps) < self.max_failures:
+            return None
+        return max(1, int(stamps[0] + self.window - now + 0.999))
+
+    def record_failure(self, address: str, *, now: float | None = None) -> float:
+        """Count a bad link from ADDRESS; returns the delay (seconds) to apply to its answer."""
+        now = time.monotonic() if now is None else now
+        stamps = self._recent(address, now)
+        if address not in self._failures:
+            self._failures[address] = stamps
+        self._failures.move_to_end(address)
+        stamps.append(now)
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)
+        return min(self.max_delay, self.base_delay * 2 ** (len(stamps) - 1))
+
+    async def penalise(self, address: str) -> None:
+        """Record a failure of ADDRESS and wait the delay it earned."""
+        delay = self.record_failure(address)
+        _log.warning("Ungültiger Portal-Link von %s (Verzögerung %.1f s).", address, delay)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+# ---------------------------------------------------------------------------------------------
+# ASGI middleware
+# ---------------------------------------------------------------------------------------------
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the limit."""
+
+
+class LimitBodyMiddleware:
+    """Refuses request bodies over MAX_BYTES with 413, by header and while streaming."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, reject: ASGIApp) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.reject = reject  # an ASGI app answering 413
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.max_bytes
+                except ValueError:
+                    too_large = True
+                if too_large:
+                    await self.reject(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self.reject(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP response (and drops the Server header)."""
+
+    def __init__(self, app: ASGIApp, *, headers: dict[str, str] | None = None) -> None:
+        self.app = app
+        raw = headers or SECURITY_HEADERS
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in raw.items()]
+        self.names = {k for k, _ in self.headers}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in self.names
+                ]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Logs
+# ---------------------------------------------------------------------------------------------
+
+_TOKEN_IN_PATH = re.compile(r"(/p/)[^/\s?#\"']+")
+
+
+def redact(text: str) -> str:
+    """TEXT with every portal token in a /p/<token> path replaced by ***."""
+    return _TOKEN_IN_PATH.sub(r"\1***", text)
+
+
+class RedactTokens(logging.Filter):
+    """A log filter that removes portal tokens from messages and their arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+        return True
+
+
+def _redact_arg(value: Any) -> Any:
+    return redact(value) if isinstance(value, str) else value
+
+
+_FILTER = RedactTokens()
+
+
+def install_log_redaction() -> None:
+    """Attach the redaction filter to uvicorn's and the portal's loggers and their handlers.
+
+    Call after uvicorn configured its logging (creating ``uvicorn.Config`` does that).
+    """
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error", "efa_rollout.portal"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+        for handler in logger.handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)
