@@ -118,3 +118,20 @@ def complete_ewa_answers(prefix: str = "a") -> dict[str, object]:
         "wunsch_stichtag": "15.07.2025",
         "muellveranlagung": "Formular des Abfallwirtschaftsbetriebs bei der Anmeldung",
     }
+
+
+def add_contacts(session: Session, ags_list: list[str] | None = None) -> None:
+    """A shared mailbox of the Hauptamt for each municipality (so campaign mail can be queued)."""
+    from models import Contact
+
+    for ags in ags_list or list(MUNICIPALITIES):
+        session.add(
+            Contact(
+                ags=ags,
+                role="Hauptamt",
+                email=f"hauptamt-{ags}@gemeinde.example",
+                is_shared_mailbox=True,
+                updated_at=NOW,
+            )
+        )
+    session.flush()

@@ -1,0 +1,771 @@
+"""The summary (Zusammenfassung): one document per campaign, as HTML and PDF, versioned.
+
+It tells every municipality what was collected and what happens next: who is how far (phase,
+answers submitted), the key answers side by side, open points, the next steps with their
+deadlines and the central dates. ``build_summary`` stores a new SummaryDocument only when the
+content changed (by hash); ``distribute_summary`` queues one mail of kind ``summary`` per
+municipality and version, with the PDF attached.
+
+The content deliberately holds nothing that changes by itself (no "today", no checklist ticks,
+no stage moves within the preparation phase), so that the summary is not sent again merely
+because time passed or because it was just sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from efa_rollout import TEMPLATES_DIR
+from efa_rollout.collection import definition_of, format_answer, latest_response
+from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.errors import UserError
+from models import Campaign, Enrolment, Event, Municipality, OutboxMessage, SummaryDocument
+
+__all__ = [
+    "MAIL_KIND",
+    "build_summary",
+    "build_summary_data",
+    "content_hash",
+    "distribute_summary",
+    "eligible_enrolments",
+    "latest_summary",
+    "pdf_filename",
+    "render_html",
+    "render_pdf",
+]
+
+SUMMARY_DIR = TEMPLATES_DIR / "summary"
+FONT_DIR = SUMMARY_DIR / "fonts"
+MAIL_KIND = "summary"
+OPEN_POINTS_FIELD = "offene_punkte"
+
+WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+
+#: Labels of the central dates, in the order used when two fall on the same day.
+DATE_LABELS = {
+    "collection_deadline": "Rückmeldefrist der Informationserhebung",
+    "pilot_start": "Beginn der Pilotphase",
+    "silent_go_live": "Silent Go-Live (nur für die Testbeteiligten)",
+    "trainings": "Schulung",
+    "go_live": "Go-Live",
+    "after_care_until": "Ende der Nachbetreuung",
+    "mandatory_from": "Verpflichtende digitale Nutzung ab",
+}
+
+#: Phases shown in the summary. Stages before the pilot or go-live look alike: how far the
+#: answers are is its own column, and a stage move alone must not make a new version that
+#: would be sent to every municipality again.
+PHASES: dict[Stage, str] = {
+    Stage.INFORMATION_COLLECTION: "Vorbereitung",
+    Stage.SUMMARY_DISTRIBUTION: "Vorbereitung",
+    Stage.CHECKLIST_FOLLOW_UP: "Vorbereitung",
+    Stage.PILOT: "Pilotphase",
+    Stage.SILENT_GO_LIVE: "Pilotphase",
+    Stage.GO_LIVE: "Live",
+    Stage.AFTER_CARE: "Live",
+    Stage.MANDATORY: "Live",
+    Stage.COMPLETED: "Live",
+}
+
+_TYPE_LABELS = {"60": "Markt", "61": "Stadt", "62": "Stadt", "63": "Stadt", "67": "Stadt"}
+_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "Ä": "a", "Ö": "o", "Ü": "u"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Content
+# ---------------------------------------------------------------------------------------------
+
+
+def german_date(value: date | str, *, weekday: bool = False) -> str:
+    """DD.MM.YYYY (with weekday: 'Freitag, 01.08.2025')."""
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    text = day.strftime("%d.%m.%Y")
+    return f"{WEEKDAYS[day.weekday()]}, {text}" if weekday else text
+
+
+def _label(municipality: Municipality) -> str:
+    return f"{_TYPE_LABELS.get(municipality.type_code or '', 'Gemeinde')} {municipality.name}"
+
+
+def _sort_key(municipality: Municipality) -> tuple[str, str]:
+    return (municipality.name.casefold().translate(_FOLD), municipality.ags)
+
+
+def _central_dates(campaign: Campaign) -> list[dict[str, str]]:
+    dates: list[tuple[str, int, str]] = []
+    order = list(DATE_LABELS)
+    for key, label in DATE_LABELS.items():
+        value = campaign.dates.get(key)
+        if key == "go_live":
+            value = value or campaign.go_live.isoformat()
+        if not value:
+            continue
+        values = value if isinstance(value, list) else [value]
+        numbered = key == "trainings" and len(values) > 1
+        for number, iso in enumerate(values, start=1):
+            text = f"{label} ({number}. Termin)" if numbered else label
+            dates.append((str(iso), order.index(key), text))
+    return [
+        {"iso": iso, "date": german_date(iso, weekday=True), "label": label}
+        for iso, _, label in sorted(dates)
+    ]
+
+
+def _next_steps(definition: CampaignDefinition, go_live: date) -> list[dict[str, str]]:
+    steps = []
+    for item in sorted(definition.checklist, key=lambda i: i.due):
+        notes = []
+        if item.pilots_only:
+            notes.append("nur Pilotkommunen")
+        if item.roles:
+            notes.append("nur: " + ", ".join(item.roles))
+        if not item.required:
+            notes.append("empfohlen")
+        steps.append(
+            {
+                "title": item.title,
+                "owner": item.owner,
+                "due": german_date(go_live + timedelta(days=item.due)),
+                "note": ", ".join(notes),
+            }
+        )
+    return steps
+
+
+def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """The summary's content as plain data (deterministic: the same facts give the same data).
+
+    Only submitted answers are shown: drafts are not meant to be shared with other
+    municipalities. Municipalities marked not applicable are left out; a pause is the
+    coordinator's business and not shown (nor does it make a new version).
+    """
+    from efa_rollout.settings import get_settings
+
+    definition = definition_of(campaign)
+    rows = session.exec(
+        select(Enrolment, Municipality)
+        .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+        .where(
+            Enrolment.campaign_id == campaign.id,
+            Enrolment.status != EnrolmentStatus.NOT_APPLICABLE.value,
+        )
+    ).all()
+    rows = sorted(rows, key=lambda pair: _sort_key(pair[1]))
+    key_fields = [q for q in definition.questionnaire if q.key_answer]
+    open_field = next((q for q in definition.questionnaire if q.key == OPEN_POINTS_FIELD), None)
+    municipalities: list[dict[str, Any]] = []
+    key_rows: list[dict[str, Any]] = []
+    open_points: list[dict[str, Any]] = []
+    counts = {"total": 0, "submitted": 0, "started": 0, "missing": 0}
+    for enrolment, municipality in rows:
+        assert enrolment.id is not None
+        label = _label(municipality)
+        submitted = latest_response(session, enrolment.id, submitted_only=True)
+        started = submitted is None and latest_response(session, enrolment.id) is not None
+        if submitted is not None:
+            answers_text = "eingereicht" + ("" if submitted.complete else " (unvollständig)")
+        elif started:
+            answers_text = "begonnen, noch nicht eingereicht"
+        else:
+            answers_text = "steht noch aus"
+        counts["total"] += 1
+        counts["submitted" if submitted else "started" if started else "missing"] += 1
+        stage = Stage(enrolment.stage)
+        municipalities.append(
+            {
+                "ags": municipality.ags,
+                "name": label,
+                "phase": PHASES.get(stage, stage.label),
+                "answers": answers_text,
+                "ready": bool(submitted and submitted.complete),
+                "pilot": enrolment.is_pilot,
+            }
+        )
+        if submitted is None:
+            open_points.append(
+                {
+                    "name": label,
+                    "text": "",
+                    "missing": ["Rückmeldung zum Fragebogen"],
+                }
+            )
+            continue
+        applicable = {q.key for q in definition.fields_for(enrolment.role, enrolment.is_pilot)}
+        key_rows.append(
+            {
+                "name": label,
+                "values": [
+                    format_answer(q, submitted.answers.get(q.key)) if q.key in applicable else "–"
+                    for q in key_fields
+                ],
+            }
+        )
+        missing = [
+            q.label
+            for q in definition.fields_for(enrolment.role, enrolment.is_pilot)
+            if q.required and q.key not in submitted.answers
+        ]
+        text = (
+            format_answer(open_field, submitted.answers.get(open_field.key)) if open_field else ""
+        )
+        if text or missing:
+            open_points.append({"name": label, "text": text, "missing": missing})
+    settings = get_settings()
+    return {
+        "campaign": {
+            "id": campaign.id,
+            "title": campaign.title,
+            "service": campaign.service,
+            "area_name": campaign.area_name or campaign.area_code,
+            "description": definition.description,
+        },
+        "go_live": german_date(campaign.go_live, weekday=True),
+        "collection_deadline": (
+            german_date(campaign.dates["collection_deadline"], weekday=True)
+            if campaign.dates.get("collection_deadline")
+            else None
+        ),
+        "dates": _central_dates(campaign),
+        "counts": counts,
+        "municipalities": municipalities,
+        "key_fields": [q.label for q in key_fields],
+        "key_rows": key_rows,
+        "open_points": open_points,
+        "next_steps": _next_steps(definition, campaign.go_live),
+        "coordinator": {
+            "name": settings.coordinator_name,
+            "function": settings.coordinator_function,
+            "office": settings.coordinator_office,
+            "department": settings.coordinator_department,
+            "address": settings.coordinator_address,
+            "phone": settings.coordinator_phone,
+            "email": settings.coordinator_email,
+        },
+    }
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    """SHA-256 of the content (canonical JSON)."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def render_html(data: dict[str, Any], *, version: int, generated: date) -> str:
+    """The summary as a standalone HTML page (autoescaped, with print CSS)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(str(SUMMARY_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("summary.html").render(
+        **data,
+        version=version,
+        generated=german_date(generated),
+        intro=intro_text(data),
+        next_steps_text=next_steps_text(data),
+    )
+
+
+def render_pdf(data: dict[str, Any], *, version: int, generated: date) -> bytes:
+    """The summary as PDF (A4; the key answers on landscape pages), fonts embedded."""
+    return _SummaryPdf(data, version=version, generated=german_date(generated)).build()
+
+
+def pdf_filename(campaign: Campaign, version: int) -> str:
+    """E.g. 'Zusammenfassung-ewa-ostalbkreis-v2.pdf'."""
+    slug = re.sub(r"[^A-Za-z0-9-]+", "-", campaign.id).strip("-")
+    return f"Zusammenfassung-{slug}-v{version}.pdf"
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions
+# ---------------------------------------------------------------------------------------------
+
+
+def latest_summary(session: Session, campaign_id: str) -> SummaryDocument | None:
+    """The newest summary version of a campaign."""
+    return session.exec(
+        select(SummaryDocument)
+        .where(SummaryDocument.campaign_id == campaign_id)
+        .order_by(col(SummaryDocument.version).desc())
+        .limit(1)
+    ).first()
+
+
+def build_summary(session: Session, campaign: Campaign, *, now: datetime) -> SummaryDocument:
+    """The current summary: the latest version when its content is unchanged, else a new one.
+
+    A new version is stored (flushed, not committed) with an Event ``summary_built``.
+    """
+    return _build(session, campaign, now=now)[0]
+
+
+def _build(session: Session, campaign: Campaign, *, now: datetime) -> tuple[SummaryDocument, bool]:
+    """The current summary and whether it is a new version."""
+    from efa_rollout.settings import get_settings
+
+    data = build_summary_data(session, campaign)
+    digest = content_hash(data)
+    latest = latest_summary(session, campaign.id)
+    if latest is not None and latest.content_hash == digest:
+        return latest, False
+    version = (latest.version if latest else 0) + 1
+    generated = now.astimezone(get_settings().zone).date()
+    document = SummaryDocument(
+        campaign_id=campaign.id,
+        version=version,
+        content_hash=digest,
+        html=render_html(data, version=version, generated=generated),
+        pdf=render_pdf(data, version=version, generated=generated),
+        created_at=now,
+    )
+    session.add(document)
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign.id,
+            actor="zusammenfassung",
+            kind="summary_built",
+            reason=f"Zusammenfassung Version {version} erstellt",
+            data={"version": version, "content_hash": digest, **data["counts"]},
+        )
+    )
+    session.flush()
+    return document, True
+
+
+# ---------------------------------------------------------------------------------------------
+# Distribution
+# ---------------------------------------------------------------------------------------------
+
+_FROM_SUMMARY = Stage.pipeline()[Stage.pipeline().index(Stage.SUMMARY_DISTRIBUTION) :]
+
+
+def eligible_enrolments(
+    session: Session, campaign_id: str, *, ids: Sequence[int] | None = None
+) -> list[tuple[Enrolment, Municipality]]:
+    """Active enrolments in stage summary_distribution or later (among IDS), by AGS."""
+    query = (
+        select(Enrolment, Municipality)
+        .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+        .where(
+            Enrolment.campaign_id == campaign_id,
+            Enrolment.status == EnrolmentStatus.ACTIVE.value,
+            col(Enrolment.stage).in_([s.value for s in _FROM_SUMMARY]),
+        )
+        .order_by(col(Enrolment.ags))
+    )
+    if ids is not None:
+        query = query.where(col(Enrolment.id).in_(list(ids)))
+    return [(e, m) for e, m in session.exec(query).all()]
+
+
+def _have_version(session: Session, campaign_id: str, version: int) -> set[str]:
+    """AGS that already have an outbox row for summary VERSION (any status but cancelled)."""
+    query = select(OutboxMessage.ags).where(
+        OutboxMessage.campaign_id == campaign_id,
+        OutboxMessage.kind == MAIL_KIND,
+        OutboxMessage.sequence == version,
+        col(OutboxMessage.status) != "cancelled",
+    )
+    return {ags for ags in session.exec(query) if ags}
+
+
+def _queue(
+    session: Session,
+    *,
+    campaign: Campaign,
+    enrolment: Enrolment,
+    municipality: Municipality,
+    document: SummaryDocument,
+    now: datetime,
+) -> OutboxMessage | None:
+    from efa_rollout.mail.outbox import queue_campaign_mail
+
+    attachment = (pdf_filename(campaign, document.version), document.pdf, "application/pdf")
+    extra: dict[str, Any] = {"summary_version": document.version}
+    kwargs: dict[str, Any] = {}
+    if "attachments" in inspect.signature(queue_campaign_mail).parameters:
+        kwargs["attachments"] = [attachment]
+    else:  # the mail layer reads the attachment from the template variables
+        extra["attachments"] = [attachment]
+    return queue_campaign_mail(
+        session,
+        campaign=campaign,
+        enrolment=enrolment,
+        municipality=municipality,
+        kind=MAIL_KIND,
+        sequence=document.version,
+        now=now,
+        extra=extra,
+        **kwargs,
+    )
+
+
+def _distribute(
+    session: Session,
+    campaign: Campaign,
+    document: SummaryDocument,
+    pairs: Sequence[tuple[Enrolment, Municipality]],
+    *,
+    now: datetime,
+    actor: str,
+) -> list[dict[str, Any]]:
+    """Queue the summary for PAIRS that lack this version; one row per municipality."""
+    have = _have_version(session, campaign.id, document.version)
+    rows: list[dict[str, Any]] = []
+    for enrolment, municipality in pairs:
+        row = {
+            "ags": municipality.ags,
+            "gemeinde": municipality.name,
+            "version": document.version,
+        }
+        if municipality.ags in have:
+            rows.append({**row, "ergebnis": "hatte diese Version bereits"})
+            continue
+        message = _queue(
+            session,
+            campaign=campaign,
+            enrolment=enrolment,
+            municipality=municipality,
+            document=document,
+            now=now,
+        )
+        if message is None:
+            rows.append({**row, "ergebnis": "nicht versandt: keine zustellbare Ansprechperson"})
+            continue
+        session.add(
+            Event(
+                at=now,
+                campaign_id=campaign.id,
+                ags=municipality.ags,
+                enrolment_id=enrolment.id,
+                actor=actor,
+                kind="summary_queued",
+                reason=f"Zusammenfassung Version {document.version} in den Postausgang gestellt",
+                data={"version": document.version, "outbox_id": message.id},
+            )
+        )
+        rows.append({**row, "ergebnis": "in den Postausgang gestellt"})
+    session.flush()
+    return rows
+
+
+#: Municipalities per transaction when distributing with an engine.
+DISTRIBUTION_BATCH = 200
+
+
+def distribute_summary(
+    engine_or_session: Engine | Session, campaign_id: str, *, now: datetime, actor: str
+) -> dict[str, Any]:
+    """Build the current summary and queue it to everyone in summary_distribution or later.
+
+    Only municipalities that have not had this version get a mail (sequence = version), so a
+    second run queues nothing and a new version goes to all eligible ones. With a Session the
+    caller commits; with an Engine the work is committed in batches.
+    Returns {"version", "new_version", "queued", "already", "not_queued", "rows"}.
+    """
+    if isinstance(engine_or_session, Session):
+        session = engine_or_session
+        campaign = _campaign(session, campaign_id)
+        document, created = _build(session, campaign, now=now)
+        pairs = eligible_enrolments(session, campaign_id)
+        rows = _distribute(session, campaign, document, pairs, now=now, actor=actor)
+    else:
+        from efa_rollout.db import session_scope
+
+        with session_scope(engine_or_session) as session:
+            campaign = _campaign(session, campaign_id)
+            document, created = _build(session, campaign, now=now)
+            ids = [e.id for e, _ in eligible_enrolments(session, campaign_id)]
+        rows = []
+        for start in range(0, len(ids), DISTRIBUTION_BATCH):
+            batch = [i for i in ids[start : start + DISTRIBUTION_BATCH] if i is not None]
+            with session_scope(engine_or_session) as session:
+                campaign = _campaign(session, campaign_id)
+                pairs = eligible_enrolments(session, campaign_id, ids=batch)
+                rows.extend(_distribute(session, campaign, document, pairs, now=now, actor=actor))
+    queued = sum(1 for r in rows if r["ergebnis"] == "in den Postausgang gestellt")
+    already = sum(1 for r in rows if r["ergebnis"] == "hatte diese Version bereits")
+    return {
+        "campaign": campaign_id,
+        "version": document.version,
+        "new_version": created,
+        "queued": queued,
+        "already": already,
+        "not_queued": len(rows) - queued - already,
+        "rows": rows,
+    }
+
+
+def _campaign(session: Session, campaign_id: str) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        known = session.exec(select(Campaign.id).order_by(Campaign.id)).all()
+        raise UserError(
+            f"Die Kampagne »{campaign_id}« gibt es nicht.",
+            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
+        )
+    return campaign
+
+
+# ---------------------------------------------------------------------------------------------
+# PDF (fpdf2, DejaVu Sans embedded as a subset so that umlauts and dashes print everywhere)
+# ---------------------------------------------------------------------------------------------
+
+_INTRO = (
+    "Diese Zusammenfassung gibt allen beteiligten Kommunen den Stand der Informationserhebung "
+    "zu {service} wieder: wer wie weit ist, die wichtigsten Angaben im Überblick, offene Punkte "
+    "sowie die nächsten Schritte und die zentralen Termine. So muss niemand Informationen "
+    "einzeln zusammensuchen."
+)
+_NEXT = (
+    "Bis zum Go-Live am {go_live} sind die folgenden Punkte zu erledigen. Vor jeder Frist "
+    "erhalten Sie eine kurze Erinnerung; erledigte Punkte haken Sie bitte im Portal ab, dann "
+    "entfällt die Erinnerung dazu."
+)
+_LATE = (
+    "Kommunen, deren Rückmeldung noch aussteht, werden gebeten, den Fragebogen bis zum "
+    "{deadline} über ihren persönlichen Link im Portal auszufüllen."
+)
+
+
+def intro_text(data: dict[str, Any]) -> str:
+    """The opening paragraph (shared by HTML and PDF)."""
+    return _INTRO.format(service=data["campaign"]["service"])
+
+
+def next_steps_text(data: dict[str, Any]) -> list[str]:
+    """The paragraphs of 'Was als Nächstes geschieht' (shared by HTML and PDF)."""
+    paragraphs = [_NEXT.format(go_live=data["go_live"])]
+    if data["counts"]["total"] > data["counts"]["submitted"] and data["collection_deadline"]:
+        paragraphs.append(_LATE.format(deadline=data["collection_deadline"]))
+    return paragraphs
+
+
+class _SummaryPdf:
+    """Lays out the summary data on A4 pages."""
+
+    MARGIN = 18
+
+    def __init__(self, data: dict[str, Any], *, version: int, generated: str) -> None:
+        self.data = data
+        self.version = version
+        self.generated = generated
+
+    def build(self) -> bytes:
+        from fpdf import FPDF
+
+        data, version, generated = self.data, self.version, self.generated
+        title = data["campaign"]["title"]
+        office = data["coordinator"]["office"]
+
+        class Document(FPDF):
+            def header(self) -> None:
+                if self.page_no() == 1:
+                    return
+                self.set_font("DejaVu", "", 8)
+                self.set_text_color(90, 90, 90)
+                self.cell(0, 5, f"Zusammenfassung {title} · Version {version} · Stand {generated}")
+                self.ln(8)
+                self.set_text_color(0, 0, 0)
+
+            def footer(self) -> None:
+                self.set_y(-12)
+                self.set_font("DejaVu", "", 8)
+                self.set_text_color(90, 90, 90)
+                self.cell(0, 5, office, align="L")
+                self.set_x(self.l_margin)
+                self.cell(0, 5, f"Seite {self.page_no()} von {{nb}}", align="R")
+                self.set_text_color(0, 0, 0)
+
+        pdf = Document(orientation="P", unit="mm", format="A4")
+        pdf.set_title(f"Zusammenfassung {title}")
+        pdf.set_author(office)
+        pdf.set_creator("efa-rollout")
+        pdf.set_lang("de-DE")
+        pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))  # same content, same bytes
+        pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
+        pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+        pdf.set_margins(self.MARGIN, 15, self.MARGIN)
+        pdf.set_auto_page_break(True, margin=18)
+        self.pdf = pdf
+        pdf.add_page()
+        self._title()
+        self._at_a_glance()
+        self._municipalities()
+        self._key_answers()
+        self._open_points()
+        self._next_steps()
+        self._dates()
+        self._contact()
+        return bytes(pdf.output())
+
+    # -- building blocks ----------------------------------------------------------------------
+
+    def _heading(self, text: str) -> None:
+        pdf = self.pdf
+        if pdf.get_y() > pdf.h - 50:
+            pdf.add_page()
+        pdf.ln(4)
+        pdf.set_font("DejaVu", "B", 12)
+        pdf.multi_cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1)
+        pdf.set_font("DejaVu", "", 9.5)
+
+    def _paragraph(self, text: str, *, size: float = 9.5, bold: bool = False) -> None:
+        pdf = self.pdf
+        pdf.set_font("DejaVu", "B" if bold else "", size)
+        pdf.multi_cell(0, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(1.5)
+        pdf.set_font("DejaVu", "", 9.5)
+
+    def _table(
+        self, headings: list[str], rows: list[list[str]], widths: list[float], size: float = 8.5
+    ) -> None:
+        from fpdf.fonts import FontFace
+
+        pdf = self.pdf
+        pdf.set_font("DejaVu", "", size)
+        with pdf.table(
+            col_widths=widths,
+            text_align="LEFT",
+            v_align="TOP",
+            line_height=4.2,
+            padding=1.2,
+            headings_style=FontFace(emphasis="BOLD", fill_color=(232, 236, 241)),
+            width=pdf.epw,
+            repeat_headings=1,
+        ) as table:
+            heading = table.row()
+            for text in headings:
+                heading.cell(text)
+            for values in rows:
+                row = table.row()
+                for value in values:
+                    row.cell(value or "–")
+        pdf.ln(2)
+        pdf.set_font("DejaVu", "", 9.5)
+
+    # -- sections -----------------------------------------------------------------------------
+
+    def _title(self) -> None:
+        pdf, data = self.pdf, self.data
+        pdf.set_font("DejaVu", "B", 16)
+        pdf.multi_cell(
+            0, 8, "Zusammenfassung der Informationserhebung", new_x="LMARGIN", new_y="NEXT"
+        )
+        pdf.set_font("DejaVu", "B", 12)
+        pdf.multi_cell(0, 7, data["campaign"]["title"], new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("DejaVu", "", 9.5)
+        pdf.set_text_color(70, 70, 70)
+        pdf.multi_cell(
+            0,
+            5,
+            f"{data['campaign']['area_name']} · Version {self.version} · Stand {self.generated}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        pdf.set_text_color(0, 0, 0)
+        pdf.ln(3)
+        self._paragraph(intro_text(data))
+
+    def _at_a_glance(self) -> None:
+        data = self.data
+        counts = data["counts"]
+        lines = [f"Go-Live: {data['go_live']}"]
+        if data["collection_deadline"]:
+            lines.append(f"Rückmeldefrist: {data['collection_deadline']}")
+        lines.append(
+            f"Rückmeldungen eingereicht: {counts['submitted']} von {counts['total']} Kommunen"
+        )
+        pdf = self.pdf
+        pdf.set_fill_color(244, 246, 248)
+        pdf.set_font("DejaVu", "B", 9.5)
+        pdf.multi_cell(
+            0, 5.5, "\n".join(lines), fill=True, padding=2, new_x="LMARGIN", new_y="NEXT"
+        )
+        pdf.set_font("DejaVu", "", 9.5)
+
+    def _municipalities(self) -> None:
+        data = self.data
+        self._heading("1. Stand der Kommunen")
+        if not data["municipalities"]:
+            self._paragraph("Es nehmen noch keine Kommunen teil.")
+            return
+        rows = []
+        for m in data["municipalities"]:
+            rows.append([m["name"], m["phase"], m["answers"], "Pilotkommune" if m["pilot"] else ""])
+        self._table(["Kommune", "Phase", "Rückmeldung", "Hinweis"], rows, [36, 22, 28, 14])
+
+    def _key_answers(self) -> None:
+        data = self.data
+        pdf = self.pdf
+        if data["key_rows"] and data["key_fields"]:
+            pdf.add_page(orientation="L")
+        self._heading("2. Wichtige Angaben im Überblick")
+        if not data["key_fields"]:
+            self._paragraph("Für diese Kampagne sind keine Schlüsselangaben festgelegt.")
+            return
+        if not data["key_rows"]:
+            self._paragraph("Es liegen noch keine eingereichten Rückmeldungen vor.")
+            return
+        widths = [16.0] + [84.0 / len(data["key_fields"])] * len(data["key_fields"])
+        rows = [[r["name"], *r["values"]] for r in data["key_rows"]]
+        self._table(["Kommune", *data["key_fields"]], rows, widths, size=7.5)
+        pdf.add_page(orientation="P")
+
+    def _open_points(self) -> None:
+        self._heading("3. Offene Punkte")
+        points = self.data["open_points"]
+        if not points:
+            self._paragraph("Derzeit sind keine offenen Punkte gemeldet.")
+            return
+        rows = [[p["name"], p["text"], ", ".join(p["missing"])] for p in points]
+        self._table(["Kommune", "Offene Punkte und Fragen", "Fehlende Angaben"], rows, [25, 50, 25])
+
+    def _next_steps(self) -> None:
+        self._heading("4. Was als Nächstes geschieht")
+        for paragraph in next_steps_text(self.data):
+            self._paragraph(paragraph)
+        rows = [[s["due"], s["title"], s["owner"], s["note"]] for s in self.data["next_steps"]]
+        if rows:
+            self._table(["Frist", "Punkt", "Zuständig", "Hinweis"], rows, [14, 54, 14, 18])
+
+    def _dates(self) -> None:
+        self._heading("5. Zentrale Termine")
+        rows = [[d["date"], d["label"]] for d in self.data["dates"]]
+        self._table(["Datum", "Termin"], rows, [30, 70])
+
+    def _contact(self) -> None:
+        c = self.data["coordinator"]
+        self._heading("Ansprechpartnerin bzw. Ansprechpartner")
+        self._paragraph(
+            "\n".join(
+                [
+                    f"{c['name']}, {c['function']}",
+                    f"{c['office']}, {c['department']}",
+                    c["address"],
+                    f"Telefon {c['phone']} · E-Mail {c['email']}",
+                ]
+            )
+        )
