@@ -1,0 +1,201 @@
+"""Rückmeldung erfassen: the coordinator enters a municipality's answers or checklist ticks.
+
+The parameter is a pydantic model, so the Prefect UI renders it as a form ("Custom run"). The
+flow calls the same functions as the portal and the CLI (efa_rollout.collection), in one
+transaction: either everything entered is stored, or nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field, field_validator
+
+from efa_rollout.errors import UserError
+from flows._prefect import flow_parameter, publish_markdown, resolve_as_of, run_name
+
+_ITEM_KEY = r"^[a-z][a-z0-9_]*$"
+
+
+class RecordResponseInput(BaseModel):
+    """What the coordinator enters for one municipality (a form in the Prefect UI)."""
+
+    campaign: str = Field(
+        ...,
+        min_length=2,
+        max_length=80,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        title="Kampagne",
+        description="Name der Kampagne, z. B. ewa-ostalbkreis (efa campaign list)",
+    )
+    ags: str = Field(
+        ...,
+        min_length=7,
+        max_length=8,
+        pattern=r"^\d{7,8}$",
+        title="Gemeindeschlüssel (AGS)",
+        description="8 Ziffern, z. B. 08136088 für Aalen",
+    )
+    answers: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=100,
+        title="Antworten",
+        description=(
+            'Feldschlüssel → Wert, z. B. {"funktionspostfach": "meldeamt@aalen.de", '
+            '"ewa_modul_bestellt": "ja", "projektleitung": {"name": "Anna Muster", '
+            '"email": "anna.muster@aalen.de"}}. Nicht genannte Antworten bleiben, '
+            "ein leerer Wert löscht eine Antwort."
+        ),
+    )
+    submit: bool = Field(
+        False,
+        title="Als eingereicht speichern",
+        description="Die Antworten gelten als abgegeben; Pflichtangaben werden geprüft",
+    )
+    checklist_done: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        title="Erledigte Checklistenpunkte",
+        description="Schlüssel der Punkte, die erledigt sind, z. B. schulung",
+    )
+    checklist_reopen: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        title="Wieder geöffnete Checklistenpunkte",
+        description="Schlüssel der Punkte, die doch nicht erledigt sind",
+    )
+    note: str | None = Field(
+        None,
+        max_length=2000,
+        title="Notiz",
+        description="Notiz zu den genannten Checklistenpunkten (z. B. »Schulung am 12.06.«)",
+    )
+    author: str = Field(
+        ...,
+        min_length=2,
+        max_length=200,
+        title="Erfasst von",
+        description="Ihr Name, für das Protokoll",
+    )
+
+    @field_validator("checklist_done", "checklist_reopen")
+    @classmethod
+    def _item_keys(cls, values: list[str]) -> list[str]:
+        import re
+
+        cleaned = [v.strip() for v in values if v.strip()]
+        bad = [v for v in cleaned if not re.match(_ITEM_KEY, v)]
+        if bad:
+            raise ValueError(f"kein gültiger Schlüssel eines Checklistenpunkts: {', '.join(bad)}")
+        return cleaned
+
+
+def _name() -> str:
+    params = flow_parameter("params")
+    if isinstance(params, RecordResponseInput):
+        campaign, ags = params.campaign, params.ags
+    else:
+        campaign, ags = (params or {}).get("campaign", "?"), (params or {}).get("ags", "?")
+    return run_name(campaign, f"rueckmeldung-{ags}", None)
+
+
+def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
+    """Store the answers and checklist ticks of PARAMS in one transaction; returns what changed."""
+    from efa_rollout.collection import find_enrolment, save_answers, set_checklist_item
+    from efa_rollout.db import session_scope
+
+    now = now or resolve_as_of(None)
+    both = set(params.checklist_done) & set(params.checklist_reopen)
+    if both:
+        raise UserError(
+            "Ein Checklistenpunkt kann nicht zugleich erledigt und wieder geöffnet werden: "
+            + ", ".join(sorted(both))
+        )
+    if (
+        not params.answers
+        and not params.submit
+        and not (params.checklist_done or params.checklist_reopen)
+    ):
+        raise UserError("Es wurden weder Antworten noch Checklistenpunkte angegeben.")
+    result: dict[str, Any] = {"campaign": params.campaign, "ags": params.ags}
+    with session_scope() as session:
+        enrolment = find_enrolment(session, params.campaign, params.ags)
+        result["ags"] = enrolment.ags
+        if params.answers or params.submit:
+            response = save_answers(
+                session,
+                enrolment=enrolment,
+                answers=params.answers,
+                submit=params.submit,
+                source="prefect",
+                author=params.author,
+                now=now,
+            )
+            result["version"] = response.version
+            result["status"] = response.status
+            result["complete"] = response.complete
+        for keys, done in ((params.checklist_done, True), (params.checklist_reopen, False)):
+            for key in keys:
+                set_checklist_item(
+                    session,
+                    enrolment=enrolment,
+                    item_key=key,
+                    done=done,
+                    note=params.note,
+                    source="prefect",
+                    author=params.author,
+                    now=now,
+                )
+        result["checklist_done"] = list(params.checklist_done)
+        result["checklist_reopened"] = list(params.checklist_reopen)
+        result["answers_complete"] = enrolment.answers_complete
+        result["required_open"] = enrolment.required_open
+    return result
+
+
+def _markdown(params: RecordResponseInput, result: dict[str, Any]) -> str:
+    lines = [f"# Rückmeldung {params.campaign} · {result['ags']}", ""]
+    if "version" in result:
+        status = "eingereicht" if result["status"] == "submitted" else "Entwurf"
+        lines.append(
+            f"- Antworten gespeichert: Version **{result['version']}** ({status}), "
+            f"vollständig: **{'ja' if result['complete'] else 'nein'}**"
+        )
+    if result["checklist_done"]:
+        lines.append(f"- erledigt: {', '.join(result['checklist_done'])}")
+    if result["checklist_reopened"]:
+        lines.append(f"- wieder geöffnet: {', '.join(result['checklist_reopened'])}")
+    lines.append(f"- offene Pflichtpunkte: **{result['required_open']}**")
+    lines.append(f"- erfasst von: {params.author}")
+    return "\n".join(lines)
+
+
+def _logger() -> Any:
+    """The run logger inside a flow run, a plain logger outside (e.g. `record_response.fn`)."""
+    import logging
+
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+@flow(name="Rückmeldung erfassen", flow_run_name=_name, log_prints=True)
+def record_response(params: RecordResponseInput) -> dict[str, Any]:
+    """Antworten und Checklistenpunkte einer Gemeinde eintragen (ganz oder gar nicht)."""
+    logger = _logger()
+    try:
+        result = record(params)
+    except UserError as error:
+        logger.error(error.render())
+        raise
+    publish_markdown(
+        f"{params.campaign}-rueckmeldung-{result['ags']}",
+        _markdown(params, result),
+        "Rückmeldung erfasst",
+    )
+    logger.info("Rückmeldung von %s erfasst: %s", result["ags"], {k: v for k, v in result.items()})
+    return result
