@@ -489,8 +489,8 @@ def test_group_rollups(session: Session, known: Builder) -> None:
     associations = {(g.key, g.label): g for g in rollup.associations}
     assert list(associations) == [
         ("081365004", "GVV Rosenstein"),
-        ("08135-ohne", "ohne Gemeindeverband"),
-        ("08136-ohne", "ohne Gemeindeverband"),
+        ("08135-ohne", "ohne Gemeindeverband (Heidenheim)"),
+        ("08136-ohne", "ohne Gemeindeverband (Ostalbkreis)"),
         ("081365002", "VVG Bopfingen"),
     ]
     rosenstein = associations[("081365004", "GVV Rosenstein")]

@@ -303,6 +303,7 @@ class OverviewCell:
 
 
 STATUS_TEXT = {"active": "aktiv", "paused": "pausiert", "not_applicable": "nicht zutreffend"}
+CAMPAIGN_STATUS_TEXT = {"created": "angelegt", "running": "läuft", "closed": "abgeschlossen"}
 
 
 @dataclass(slots=True)
@@ -315,6 +316,16 @@ class OverviewCampaign:
     status: str
     stage_counts: dict[str, int]
     enrolled: int
+
+    @property
+    def status_label(self) -> str:
+        """The campaign's status in German."""
+        return CAMPAIGN_STATUS_TEXT.get(self.status, self.status)
+
+    def stage_summary(self, labels: dict[str, str]) -> str:
+        """'Informationserhebung: 3; pausiert: 1' in pipeline order."""
+        names = {**labels, **STATUS_TEXT}
+        return "; ".join(f"{names.get(k, k)}: {n}" for k, n in self.stage_counts.items())
 
 
 @dataclass(slots=True)

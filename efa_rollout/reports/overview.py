@@ -115,11 +115,18 @@ def _campaigns(
             title=c.title,
             service=c.service,
             status=c.status,
-            stage_counts=stage_counts[c.id],
+            stage_counts=_in_pipeline_order(stage_counts[c.id]),
             enrolled=enrolled[c.id],
         )
         for c in session.scalars(query).all()
     ]
+
+
+def _in_pipeline_order(counts: dict[str, int]) -> dict[str, int]:
+    """Stage counts in pipeline order, then paused and not applicable."""
+    order = [*STAGE_LABELS, "paused", "not_applicable"]
+    rank = {str(key): index for index, key in enumerate(order)}
+    return dict(sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
 
 
 def _area_name(municipalities: list[dict[str, Any]], area_code: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Campaign roll-ups computed in SQL: a handful of grouped queries per campaign, none per municipality.
+"""Campaign roll-ups: a handful of grouped SQL queries per campaign, none per municipality.
 
 A report is judged at AS_OF: days in stage, due and overdue items use AS_OF's local date, and rows
 stamped after AS_OF (ticks, sent mail, submitted answers, events) are left out. Stage and status are
@@ -10,32 +10,19 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    Date,
-    Integer,
-    String,
-    Subquery,
-    and_,
-    case,
-    func,
-    literal,
-    or_,
-    select,
-    union_all,
-)
+from sqlalchemy import Subquery, and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import CTE
 from sqlmodel import Session
 
-from efa_rollout.definitions import CampaignDefinition, ChecklistItem
+from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.stages import STAGE_LABELS, Stage
 from efa_rollout.errors import UserError
+from efa_rollout.reports.checklist import ChecklistFigures, ChecklistJudge, done_keys
 from efa_rollout.reports.lights import judge
 from efa_rollout.reports.model import (
-    DUE_SOON_DAYS,
     LIGHTS,
     STATUS_TEXT,
     CampaignRollup,
@@ -47,6 +34,7 @@ from efa_rollout.reports.model import (
     WithoutContact,
     role_label,
 )
+from efa_rollout.reports.stamps import raw, utc
 from efa_rollout.reports.timeline import campaign_timeline
 from efa_rollout.settings import get_settings
 from models import (
@@ -86,16 +74,18 @@ class _Context:
     def campaign_id(self) -> str:
         return self.campaign.id
 
-    def go_live_of(self) -> ColumnElement[date]:
-        """An enrolment's effective go-live: its own, else the campaign's."""
-        return func.coalesce(E.go_live, literal(self.campaign.go_live, Date()), type_=Date())
+    @property
+    def deadline(self) -> date | None:
+        """The questionnaire's deadline, if the campaign has one."""
+        value = self.campaign.dates.get("collection_deadline")
+        return date.fromisoformat(value) if value else None
 
 
 def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> CampaignRollup:
     """All views of one campaign's status, judged at AS_OF (an aware datetime)."""
     ctx = _context(session, campaign_id, as_of)
     stage_order = _stage_order(ctx.definition, session, campaign_id)
-    municipalities = _municipalities(session, ctx)
+    municipalities, overdue = _municipalities(session, ctx)
     counts = _stage_counts(session, campaign_id)
     total = sum(counts.values())
     stages, paused, not_applicable = _stage_summaries(stage_order, counts, total, municipalities)
@@ -121,7 +111,7 @@ def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> C
         roles=_groups(groups, municipalities, _role_of),
         districts=_groups(groups, municipalities, _district_of),
         timeline=campaign_timeline(session, campaign_id, stage_order, as_of=ctx.as_of),
-        overdue=_overdue_items(session, ctx),
+        overdue=overdue,
         failed_mail=_failed_mail(session, ctx, municipalities),
         without_contact=_without_contact(municipalities),
         attribution=_attribution(session, campaign_id),
@@ -156,101 +146,39 @@ def stage_label(stage: str) -> str:
         return stage
 
 
-# --- checklist items as a literal table -----------------------------------------------------
-
-
-def _items_table(definition: CampaignDefinition, today: date) -> CTE | None:
-    """The checklist as rows: key, due days, thresholds, and the role/pilot filter."""
-    selects = []
-    for item in definition.checklist:
-        for role in item.roles or [None]:
-            selects.append(_item_select(item, role, today))
-    if not selects:
-        return None
-    return (selects[0] if len(selects) == 1 else union_all(*selects)).cte("checklist_items")
-
-
-def _item_select(item: ChecklistItem, role: str | None, today: date) -> Any:
-    """One row of the items table; dates are go-live thresholds, so SQL needs no date maths."""
-    return select(
-        literal(item.key, String()).label("key"),
-        literal(item.due, Integer()).label("due_days"),
-        literal(1 if item.required else 0, Integer()).label("required"),
-        literal(1 if item.pilots_only else 0, Integer()).label("pilots_only"),
-        literal(role, String()).label("role"),
-        # overdue ⇔ go_live + due < today ⇔ go_live < today - due
-        literal(today - timedelta(days=item.due), Date()).label("overdue_before"),
-        # due soon ⇔ go_live + due ≤ today + N ⇔ go_live ≤ today + N - due
-        literal(today + timedelta(days=DUE_SOON_DAYS - item.due), Date()).label("soon_until"),
-    )
-
-
-def _applies(items: CTE) -> ColumnElement[bool]:
-    """An item applies to an enrolment with its role and pilot flag."""
-    return and_(
-        or_(items.c.pilots_only == 0, E.is_pilot.is_(True)),
-        or_(items.c.role.is_(None), items.c.role == E.role),
-    )
-
-
-def _done_join(items: CTE, as_of: datetime) -> ColumnElement[bool]:
-    """Join condition: the item's state row, when it was ticked by AS_OF."""
-    return and_(
-        CIS.enrolment_id == E.id,
-        CIS.item_key == items.c.key,
-        CIS.done.is_(True),
-        or_(CIS.done_at.is_(None), CIS.done_at <= as_of),
-    )
-
-
-def _checklist_counts(ctx: _Context, items: CTE) -> Subquery:
-    """Per enrolment: items applying, open, overdue, due soon, next and oldest due day."""
-    go_live = ctx.go_live_of()
-    is_open = CIS.id.is_(None)
-    overdue = and_(is_open, go_live < items.c.overdue_before)
-    pending = and_(is_open, go_live >= items.c.overdue_before)
-    return (
-        select(
-            E.id.label("enrolment_id"),
-            func.count().label("total"),
-            _count_if(is_open).label("open"),
-            _count_if(overdue).label("overdue"),
-            _count_if(and_(overdue, items.c.required == 1)).label("required_overdue"),
-            _count_if(and_(pending, go_live <= items.c.soon_until)).label("due_soon"),
-            func.min(case((pending, items.c.due_days))).label("next_due_days"),
-            func.min(case((overdue, items.c.due_days))).label("oldest_overdue_days"),
-        )
-        .select_from(E)
-        .join(items, _applies(items))
-        .outerjoin(CIS, _done_join(items, ctx.as_of))
-        .where(E.campaign_id == ctx.campaign_id, E.status != "not_applicable")
-        .group_by(E.id)
-        .subquery("checklist_counts")
-    )
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    """SUM(CASE WHEN condition THEN 1 ELSE 0 END)."""
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 # --- per-municipality view ------------------------------------------------------------------
 
 
-def _answers(ctx: _Context) -> Subquery:
-    """Per enrolment: when answers were last submitted (by AS_OF)."""
+def _done(ctx: _Context) -> Subquery:
+    """Per enrolment: the checklist keys ticked by AS_OF, aggregated to 'a,b,c'."""
     return (
         select(
-            QuestionnaireResponse.enrolment_id,
-            func.max(QuestionnaireResponse.created_at).label("submitted_at"),
+            CIS.enrolment_id,
+            func.aggregate_strings(CIS.item_key, ",").label("done_keys"),
         )
-        .join(E, E.id == QuestionnaireResponse.enrolment_id)
+        .join(E, E.id == CIS.enrolment_id)
         .where(
             E.campaign_id == ctx.campaign_id,
-            QuestionnaireResponse.status == "submitted",
-            QuestionnaireResponse.created_at <= ctx.as_of,
+            CIS.done.is_(True),
+            or_(CIS.done_at.is_(None), CIS.done_at <= ctx.as_of),
         )
-        .group_by(QuestionnaireResponse.enrolment_id)
+        .group_by(CIS.enrolment_id)
+        .subquery("done")
+    )
+
+
+def _answers(ctx: _Context) -> Subquery:
+    """Per enrolment: how many answer versions were submitted by AS_OF."""
+    qr = QuestionnaireResponse
+    return (
+        select(qr.enrolment_id, func.count().label("submitted"))
+        .join(E, E.id == qr.enrolment_id)
+        .where(
+            E.campaign_id == ctx.campaign_id,
+            qr.status == "submitted",
+            qr.created_at <= ctx.as_of,
+        )
+        .group_by(qr.enrolment_id)
         .subquery("answers")
     )
 
@@ -263,8 +191,8 @@ def _mail(ctx: _Context) -> Subquery:
     return (
         select(
             om.ags,
-            func.max(case((sent, om.sent_at))).label("last_sent"),
-            func.max(case((failed, om.queued_at))).label("last_failed"),
+            raw(func.max(case((sent, om.sent_at)))).label("last_sent"),
+            raw(func.max(case((failed, om.queued_at)))).label("last_failed"),
             _count_if(failed).label("failed"),
         )
         .where(om.campaign_id == ctx.campaign_id, om.is_test.is_(False), om.ags.is_not(None))
@@ -289,120 +217,128 @@ def _contacts(ctx: _Context) -> Subquery:
     )
 
 
-def _municipalities(session: Session, ctx: _Context) -> list[MunicipalityStatus]:
-    """One row per enrolment, joined with its checklist, answer, mail and contact figures."""
-    items = _items_table(ctx.definition, ctx.today)
-    answers, mail, contacts = _answers(ctx), _mail(ctx), _contacts(ctx)
-    columns: list[Any] = [
-        E.ags,
-        M.name,
-        M.association_code,
-        M.association_name,
-        M.district_code,
-        M.district_name,
-        E.role,
-        E.is_pilot,
-        E.status,
-        E.stage,
-        E.stage_entered_at,
-        E.go_live,
-        E.answers_complete,
-        answers.c.submitted_at,
-        mail.c.last_sent,
-        mail.c.last_failed,
-        mail.c.failed,
-        contacts.c.contacts,
-        contacts.c.working,
-    ]
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """SUM(CASE WHEN condition THEN 1 ELSE 0 END)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _municipalities(
+    session: Session, ctx: _Context
+) -> tuple[list[MunicipalityStatus], list[OverdueItem]]:
+    """One row per enrolment with its checklist, answer, mail and contact figures; the overdue list."""
+    done, answers, mail, contacts = _done(ctx), _answers(ctx), _mail(ctx), _contacts(ctx)
     query = (
-        select(*columns)
+        select(
+            E.ags,
+            M.name,
+            M.association_code,
+            M.association_name,
+            M.district_code,
+            M.district_name,
+            E.role,
+            E.is_pilot,
+            E.status,
+            E.stage,
+            raw(E.stage_entered_at).label("stage_entered_at"),
+            E.go_live,
+            E.answers_complete,
+            done.c.done_keys,
+            answers.c.submitted,
+            mail.c.last_sent,
+            mail.c.last_failed,
+            mail.c.failed,
+            contacts.c.contacts,
+            contacts.c.working,
+        )
         .select_from(E)
         .join(M, M.ags == E.ags)
+        .outerjoin(done, done.c.enrolment_id == E.id)
         .outerjoin(answers, answers.c.enrolment_id == E.id)
         .outerjoin(mail, mail.c.ags == E.ags)
         .outerjoin(contacts, contacts.c.ags == E.ags)
         .where(E.campaign_id == ctx.campaign_id)
     )
-    checklist: Subquery | None = None
-    if items is not None:
-        checklist = _checklist_counts(ctx, items)
-        query = query.add_columns(*_checklist_columns(checklist)).outerjoin(
-            checklist, checklist.c.enrolment_id == E.id
-        )
-    rows = _run(session, query).mappings().all()
-    result = [_municipality(row, ctx) for row in rows]
-    result.sort(key=lambda m: (sort_key(m.name), m.ags))
-    return result
-
-
-def _checklist_columns(checklist: Subquery) -> list[Any]:
-    """The checklist figures selected next to each enrolment."""
-    c = checklist.c
-    return [
-        c.total,
-        c.open,
-        c.overdue,
-        c.required_overdue,
-        c.due_soon,
-        c.next_due_days,
-        c.oldest_overdue_days,
-    ]
-
-
-def _municipality(row: Any, ctx: _Context) -> MunicipalityStatus:
-    """A MunicipalityStatus from one result row, with its traffic light."""
+    checklist = ChecklistJudge(ctx.definition, ctx.today)
     zone = get_settings().zone
-    go_live = row["go_live"] or ctx.campaign.go_live
-    entered = row["stage_entered_at"].astimezone(zone).date()
+    result: list[MunicipalityStatus] = []
+    overdue: list[OverdueItem] = []
+    for row in _run(session, query).all():
+        status, figures = _municipality(row, ctx, checklist, zone)
+        result.append(status)
+        if status.status == "active":
+            overdue.extend(_overdue_of(status, figures, ctx.today))
+    result.sort(key=lambda m: (sort_key(m.name), m.ags))
+    overdue.sort(key=lambda o: (-o.days_overdue, sort_key(o.name), o.ags, o.item_key))
+    return result, overdue
+
+
+def _municipality(
+    row: Any, ctx: _Context, checklist: ChecklistJudge, zone: Any
+) -> tuple[MunicipalityStatus, ChecklistFigures]:
+    """A MunicipalityStatus from one result row, with its checklist figures and traffic light."""
+    go_live = row.go_live or ctx.campaign.go_live
+    entered = utc(row.stage_entered_at).astimezone(zone).date()  # type: ignore[union-attr]
+    figures = (
+        ChecklistFigures()
+        if row.status == "not_applicable"
+        else checklist.evaluate(row.role, bool(row.is_pilot), go_live, done_keys(row.done_keys))
+    )
+    last_sent, last_failed = utc(row.last_sent), utc(row.last_failed)
     status = MunicipalityStatus(
-        ags=row["ags"],
-        name=row["name"],
-        association_code=row["association_code"],
-        association_name=row["association_name"],
-        district_code=row["district_code"],
-        district_name=row["district_name"],
-        role=row["role"],
-        is_pilot=bool(row["is_pilot"]),
-        status=row["status"],
-        status_label=STATUS_TEXT.get(row["status"], row["status"]),
-        stage=row["stage"],
-        stage_label=stage_label(row["stage"]),
+        ags=row.ags,
+        name=row.name,
+        association_code=row.association_code,
+        association_name=row.association_name,
+        district_code=row.district_code,
+        district_name=row.district_name,
+        role=row.role,
+        is_pilot=bool(row.is_pilot),
+        status=row.status,
+        status_label=STATUS_TEXT.get(row.status, row.status),
+        stage=row.stage,
+        stage_label=stage_label(row.stage),
         stage_entered=entered,
         days_in_stage=max((ctx.today - entered).days, 0),
         go_live=go_live,
-        items_total=row.get("total") or 0,
-        items_open=row.get("open") or 0,
-        items_overdue=row.get("overdue") or 0,
-        required_overdue=row.get("required_overdue") or 0,
-        items_due_soon=row.get("due_soon") or 0,
-        next_due=_plus_days(go_live, row.get("next_due_days")),
-        oldest_overdue=_plus_days(go_live, row.get("oldest_overdue_days")),
-        answered=row["submitted_at"] is not None,
-        answers_complete=bool(row["answers_complete"]),
-        last_contact=row["last_sent"],
-        failed_mail=row["failed"] or 0,
-        unresolved_failed_mail=_unresolved(row["last_failed"], row["last_sent"]),
-        contacts=row["contacts"] or 0,
-        working_contacts=row["working"] or 0,
+        items_total=figures.total,
+        items_open=figures.open,
+        items_overdue=figures.overdue,
+        required_overdue=figures.required_overdue,
+        items_due_soon=figures.due_soon,
+        next_due=figures.next_due,
+        oldest_overdue=figures.oldest_overdue,
+        answered=bool(row.submitted),
+        answers_complete=bool(row.answers_complete),
+        last_contact=last_sent,
+        failed_mail=row.failed or 0,
+        unresolved_failed_mail=_unresolved(last_failed, last_sent),
+        contacts=row.contacts or 0,
+        working_contacts=row.working or 0,
     )
-    status.light, status.reasons = judge(
-        status, today=ctx.today, deadline=_deadline(ctx.campaign.dates)
-    )
-    return status
+    status.light, status.reasons = judge(status, today=ctx.today, deadline=ctx.deadline)
+    return status, figures
 
 
-def _plus_days(day: date, offset: int | None) -> date | None:
-    return None if offset is None else day + timedelta(days=offset)
+def _overdue_of(m: MunicipalityStatus, figures: ChecklistFigures, today: date) -> list[OverdueItem]:
+    """The overdue list's rows for one municipality."""
+    return [
+        OverdueItem(
+            ags=m.ags,
+            name=m.name,
+            item_key=item.key,
+            title=item.title,
+            owner=item.owner,
+            required=item.required,
+            due=due,
+            days_overdue=(today - due).days,
+        )
+        for item, due in figures.overdue_items
+    ]
 
 
 def _unresolved(last_failed: datetime | None, last_sent: datetime | None) -> bool:
     """A failure counts until a later mail to the municipality was delivered."""
     return last_failed is not None and (last_sent is None or last_sent < last_failed)
-
-
-def _deadline(dates: dict[str, Any]) -> date | None:
-    value = dates.get("collection_deadline")
-    return date.fromisoformat(value) if value else None
 
 
 def sort_key(name: str) -> str:
@@ -489,7 +425,8 @@ def _group_counts(session: Session, campaign_id: str) -> list[Any]:
 def _association_of(row: Any) -> _GroupKey:
     code = row["association_code"]
     key = f"{row['district_code']}{code}" if code else f"{row['district_code']}-ohne"
-    return key, row["association_name"] or "ohne Gemeindeverband"
+    district = row["district_name"] or row["district_code"]
+    return key, row["association_name"] or f"ohne Gemeindeverband ({district})"
 
 
 def _role_of(row: Any) -> _GroupKey:
@@ -533,46 +470,6 @@ def _as_row(m: MunicipalityStatus) -> dict[str, Any]:
 
 
 # --- lists: overdue items, failed mail, no working contact -----------------------------------
-
-
-def _overdue_items(session: Session, ctx: _Context) -> list[OverdueItem]:
-    """Every applicable item of an active enrolment not ticked by its due date."""
-    items = _items_table(ctx.definition, ctx.today)
-    if items is None:
-        return []
-    go_live = ctx.go_live_of().label("effective_go_live")
-    query = (
-        select(E.ags, M.name, items.c.key, items.c.due_days, go_live)
-        .select_from(E)
-        .join(M, M.ags == E.ags)
-        .join(items, _applies(items))
-        .outerjoin(CIS, _done_join(items, ctx.as_of))
-        .where(
-            E.campaign_id == ctx.campaign_id,
-            E.status == "active",
-            CIS.id.is_(None),
-            ctx.go_live_of() < items.c.overdue_before,
-        )
-    )
-    by_key = {item.key: item for item in ctx.definition.checklist}
-    result = []
-    for ags, name, key, due_days, effective in _run(session, query):
-        item = by_key[key]
-        due = effective + timedelta(days=due_days)
-        result.append(
-            OverdueItem(
-                ags=ags,
-                name=name,
-                item_key=key,
-                title=item.title,
-                owner=item.owner,
-                required=item.required,
-                due=due,
-                days_overdue=(ctx.today - due).days,
-            )
-        )
-    result.sort(key=lambda o: (-o.days_overdue, sort_key(o.name), o.ags, o.item_key))
-    return result
 
 
 def _failed_mail(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from efa_rollout.reports.model import TimelinePoint
+from efa_rollout.reports.stamps import raw, utc
 from efa_rollout.settings import get_settings
 from models import Event
 
@@ -25,7 +26,7 @@ def campaign_timeline(
 ) -> list[TimelinePoint]:
     """Stage counts per day, from the first 'enrolled' event to AS_OF's local day."""
     query = (
-        select(Event.enrolment_id, Event.ags, Event.at, Event.kind, Event.to_stage)
+        select(Event.enrolment_id, Event.ags, raw(Event.at), Event.kind, Event.to_stage)
         .where(
             Event.campaign_id == campaign_id,
             Event.kind.in_(STAGE_EVENTS),
@@ -35,7 +36,9 @@ def campaign_timeline(
         .order_by(Event.at, Event.id)
     )
     rows = session.connection().execute(query)
-    events = [(eid if eid is not None else ags, at, kind, to) for eid, ags, at, kind, to in rows]
+    events = [
+        (eid if eid is not None else ags, utc(at), kind, to) for eid, ags, at, kind, to in rows
+    ]
     zone = get_settings().zone
     return replay(events, stage_order, until=as_of.astimezone(zone).date(), zone=zone)
 
