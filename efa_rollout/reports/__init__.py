@@ -1,5 +1,6 @@
 """Status roll-ups and reports per campaign: HTML, XLSX, CSV and Markdown, all in German."""
 
+from efa_rollout.reports.files import write_campaign_report, write_overview_report, write_report
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
     LIGHTS,
@@ -30,4 +31,7 @@ __all__ = [
     "WithoutContact",
     "campaign_rollup",
     "district_overview",
+    "write_campaign_report",
+    "write_overview_report",
+    "write_report",
 ]
