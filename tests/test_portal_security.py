@@ -403,3 +403,19 @@ def test_no_aalen_marker_in_any_essingen_response(portal: LivePortal, world: Wor
     for body in bodies:
         for marker in AALEN_MARKERS:
             assert marker not in body
+
+
+def test_oversized_body_in_one_chunk_without_length(portal: LivePortal, world: World) -> None:
+    """The chunk that overflows is the last one: the answer must not wait for more."""
+    csrf = portal.csrf(world.essingen_token)
+
+    def one_chunk():
+        yield f"csrf={csrf}&f.offene_punkte=".encode() + b"z" * 70_000
+
+    response = portal.client.post(
+        f"/p/{world.essingen_token}/fragebogen",
+        content=one_chunk(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
+    assert response.status_code == 413

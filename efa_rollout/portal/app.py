@@ -123,7 +123,7 @@ NOTICES = {
     "abgesendet": (
         "success",
         "Vielen Dank. Ihre Angaben wurden abgesendet. Eine Eingangsbestätigung geht per "
-        "E-Mail an die hinterlegten Ansprechpersonen Ihrer Gemeinde.",
+        "E-Mail an die hinterlegten Ansprechpersonen Ihrer Verwaltung.",
     ),
     "checkliste": ("success", "Die Checkliste wurde gespeichert."),
     "kontakte": ("success", "Die Ansprechpersonen wurden gespeichert."),
@@ -339,7 +339,8 @@ class Portal:
             await self.brake.penalise(_address(request))
         return self.error_response(result.status)
 
-    def _target(self, session: Session, token: str) -> Target | Refusal:
+    def target_for(self, session: Session, token: str) -> Target | Refusal:
+        """What TOKEN grants access to, or why it is refused (hash lookup, expiry, revocation)."""
         check = check_token(session, token, now=self.clock())
         if not check.valid:
             return _refusal_for(check.state)
@@ -380,7 +381,7 @@ class Portal:
 
         def work() -> Response | Refusal:
             with session_scope(self.engine) as session:
-                target = self._target(session, token)
+                target = self.target_for(session, token)
                 if isinstance(target, Refusal):
                     return target
                 return self.render(session, target, token, Posted(notice=notice))
@@ -400,7 +401,7 @@ class Portal:
 
         def work() -> Response | Refusal:
             with session_scope(self.engine) as session:
-                target = self._target(session, token)
+                target = self.target_for(session, token)
                 if isinstance(target, Refusal):
                     return target
                 refusal = self._check_post(request, target, form)
@@ -754,22 +755,25 @@ class Portal:
             entries.append(
                 {
                     "href": "#" + anchor_of(question) if question else "#fragebogen",
-                    "text": f"{label}: {message}",
+                    "text": f"{label} – {message}",
                 }
             )
         for item in checklist:
             if item["error"]:
                 entries.append(
-                    {"href": f"#c-{item['key']}-note", "text": f"{item['title']}: {item['error']}"}
+                    {"href": f"#c-{item['key']}-note", "text": f"{item['title']} – {item['error']}"}
                 )
         if posted.contacts_error:
             entries.append(
-                {"href": "#kontakte", "text": f"Ansprechpersonen: {posted.contacts_error}"}
+                {"href": "#kontakte", "text": f"Ansprechpersonen – {posted.contacts_error}"}
             )
         for n, row in enumerate(contact_rows):
             for sub, message in row.errors.items():
                 entries.append(
-                    {"href": f"#k-{n}-{sub}", "text": f"Ansprechperson, Eintrag {n + 1}: {message}"}
+                    {
+                        "href": f"#k-{n}-{sub}",
+                        "text": f"Ansprechperson, Eintrag {n + 1} – {message}",
+                    }
                 )
         return entries
 
@@ -932,10 +936,14 @@ def create_app(
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
     routes: list[BaseRoute] = [
         Route("/", portal.index),
         Route("/robots.txt", robots),
         Route("/healthz", health),
+        Route("/favicon.ico", no_icon),
         Route("/p/{token}", portal.page, methods=["GET"]),
         Route("/p/{token}/fragebogen", portal.post_answers, methods=["POST"]),
         Route("/p/{token}/checkliste", portal.post_checklist, methods=["POST"]),

@@ -179,6 +179,25 @@ class BodyTooLarge(Exception):
     """The request body exceeds the limit."""
 
 
+DRAIN_BYTES = 1024 * 1024
+
+
+async def _drain(receive: Receive, limit: int = DRAIN_BYTES) -> None:
+    """Read and discard what is left of a request body (up to LIMIT bytes).
+
+    Answering before the body is read and then closing makes the kernel reset the connection,
+    and the client (a browser, too) may lose the answer; so a refused body is read away first.
+    """
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class LimitBodyMiddleware:
     """Refuses request bodies over MAX_BYTES with 413, by header and while streaming."""
 
@@ -198,16 +217,19 @@ class LimitBodyMiddleware:
                 except ValueError:
                     too_large = True
                 if too_large:
+                    await _drain(receive)
                     await self.reject(scope, receive, send)
                     return
         received = 0
         started = False
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -223,6 +245,8 @@ class LimitBodyMiddleware:
         except BodyTooLarge:
             if started:
                 raise
+            if not body_done:
+                await _drain(receive)
             await self.reject(scope, receive, send)
 
 
