@@ -96,7 +96,8 @@ def area_of(session: Session, area_code: str) -> tuple[str, str | None]:
         )
     column = Municipality.district_code if len(area_code) == 5 else Municipality.state_code
     name_column = Municipality.district_name if len(area_code) == 5 else Municipality.state_name
-    row = session.exec(select(name_column, func.count()).where(column == area_code)).one()
+    # max(): PostgreSQL needs an aggregate for the name next to count() (no GROUP BY).
+    row = session.exec(select(func.max(name_column), func.count()).where(column == area_code)).one()
     if not row[1]:
         raise UserError(
             f"Im Gemeindeverzeichnis gibt es keine Gemeinden mit dem Schlüssel {area_code}. "
