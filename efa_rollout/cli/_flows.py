@@ -10,11 +10,18 @@ from typing import Any
 import typer
 
 
+def prepare_prefect_environment() -> None:
+    """Defaults for Prefect's local mode on a busy machine (before Prefect is imported)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The local server needs more than the default 20 s to start when the machine is busy.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 def run_flow(
     flow_fn: Callable[..., Any], /, *, flow_tags: list[str] | None = None, **params: Any
 ) -> Any:
     """Run FLOW_FN with PARAMS in this process and return its result."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prepare_prefect_environment()
     started = time.monotonic()
     from prefect.settings import (
         PREFECT_API_URL,
