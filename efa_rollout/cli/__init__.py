@@ -9,6 +9,7 @@ import typer
 from efa_rollout.cli import campaign, config, db, demo, directory, enrolment, serve
 from efa_rollout.cli import collection
 from efa_rollout.cli import remind
+from efa_rollout.cli import report
 from efa_rollout.cli import portal
 from efa_rollout.errors import UserError
 
@@ -29,6 +30,7 @@ app.command("demo")(demo.demo)
 app.add_typer(collection.response_app, name="response")
 app.add_typer(collection.checklist_app, name="checklist")
 app.command("remind")(remind.remind)
+app.command("report")(report.report)
 app.add_typer(portal.app, name="portal")
 
 

@@ -1,0 +1,134 @@
+"""Flow: the weekly status report per running campaign – files, artifacts, and a mail to the coordinator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, tags, task
+
+from efa_rollout.db import get_engine, session_scope
+from efa_rollout.reports.model import LIGHTS
+from efa_rollout.reports.weekly import (
+    WeeklyReport,
+    build_weekly_report,
+    campaigns_for_report,
+    queue_weekly_mail,
+)
+from flows._prefect import (
+    artifact_key,
+    campaign_tags,
+    publish_markdown,
+    publish_table,
+    resolve_as_of,
+    run_name,
+)
+
+FLOW_NAME = "weekly-report"
+MAIL_FORMATS = ("html", "xlsx")
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    as_of = params.get("as_of")
+    if isinstance(as_of, str):
+        as_of = datetime.fromisoformat(as_of)
+    return run_name(params.get("campaign") or "alle", "wochenbericht", as_of)
+
+
+@task(retries=1, retry_delay_seconds=5)
+def report_campaign(campaign_id: str, now: datetime, send_mail: bool) -> WeeklyReport:
+    """Roll up one campaign, write HTML/XLSX/Markdown, queue the coordinator's mail once a week."""
+    with session_scope(get_engine()) as session:
+        rollup, report = build_weekly_report(session, campaign_id, as_of=now)
+        if send_mail:
+            files = {fmt: report.files[fmt] for fmt in MAIL_FORMATS}
+            row = queue_weekly_mail(session, rollup, files, now=now)
+            report.outbox_id = row.id if row else None
+            report.mail_note = (
+                "Mail an die Koordination eingereiht"
+                if row
+                else f"Mail für KW {report.week} war bereits eingereiht"
+            )
+    return report
+
+
+def publish_artifacts(report: WeeklyReport) -> None:
+    """Table, Markdown summary and links to the files of one campaign's report."""
+    key = f"wochenbericht-{report.campaign_id}"
+    publish_table(key, report.rows, f"Ampel je Gemeinde: {report.title} (KW {report.week})")
+    publish_markdown(f"{key}-zusammenfassung", report.markdown, f"Wochenbericht {report.title}")
+    for fmt, path in report.files.items():
+        publish_link(f"{key}-{fmt}", path, f"Wochenbericht {report.title} ({fmt.upper()})")
+
+
+def publish_link(key: str, path: Path, description: str) -> None:
+    """A link artifact to a report file (no-op outside a flow run)."""
+    from prefect.artifacts import create_link_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    create_link_artifact(
+        key=artifact_key(key),
+        link=path.resolve().as_uri(),
+        link_text=path.name,
+        description=description,
+    )
+
+
+def summary_markdown(reports: list[WeeklyReport]) -> str:
+    """One line per campaign: lights, overdue items, failed mail, files, mail note."""
+    lights = " | ".join(LIGHTS.values())
+    lines = [
+        "# Wochenberichte",
+        "",
+        f"| Kampagne | Gemeinden | {lights} | Überfällig | Mailfehler | Mail |",
+        "|---|---:|" + "---:|" * len(LIGHTS) + "---:|---:|---|",
+    ]
+    for r in reports:
+        counts = " | ".join(str(r.lights[key]) for key in LIGHTS)
+        lines.append(
+            f"| {r.campaign_id} | {r.total} | {counts} | {r.overdue} | {r.failed_mail} | "
+            f"{r.mail_note or '–'} |"
+        )
+    if not reports:
+        lines += ["", "Keine laufende Kampagne."]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name=FLOW_NAME, flow_run_name=_flow_run_name, log_prints=False)
+def weekly_report(
+    campaign: str | None = None, as_of: datetime | None = None, send_mail: bool = True
+) -> list[WeeklyReport]:
+    """Build the weekly report of every running campaign (or the one named) and mail it."""
+    logger = get_run_logger()
+    now = resolve_as_of(as_of)
+    with session_scope(get_engine()) as session:
+        ids = campaigns_for_report(session, campaign)
+    reports = []
+    for campaign_id in ids:
+        with tags(*campaign_tags(campaign_id, None)):
+            report = report_campaign(campaign_id, now, send_mail)
+        publish_artifacts(report)
+        logger.info(_log_line(report))
+        reports.append(report)
+    publish_markdown(
+        f"wochenberichte-{campaign or 'alle'}",
+        summary_markdown(reports),
+        "Zusammenfassung der Wochenberichte",
+    )
+    return reports
+
+
+def _log_line(report: WeeklyReport) -> str:
+    counts = ", ".join(f"{label} {report.lights[key]}" for key, label in LIGHTS.items())
+    files: Any = ", ".join(str(p) for p in report.files.values())
+    return f"{report.campaign_id}: {counts}; {report.mail_note or 'keine Mail'}; Dateien: {files}"
+
+
+if __name__ == "__main__":
+    weekly_report()
