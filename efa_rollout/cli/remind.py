@@ -1,0 +1,49 @@
+"""`efa remind`: queue the due reminders and escalations (without Prefect)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+
+from efa_rollout.cli._common import parse_as_of, parse_date
+
+
+def reminder_moment(value: str | None) -> datetime | None:
+    """--as-of as a moment; a bare date means that day when the sending window opens."""
+    if value is None or len(value.strip()) != 10:
+        return parse_as_of(value)
+    from efa_rollout.domain.workdays import WorkCalendar
+
+    calendar = WorkCalendar.from_settings()
+    return calendar.window_opens(parse_date(value.strip(), option="--as-of"))
+
+
+def remind(
+    campaign: str | None = typer.Option(
+        None, "--campaign", "-c", help="Nur diese Kampagne (Standard: alle laufenden)."
+    ),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="Stichtag (JJJJ-MM-TT: bei Öffnung des Versandfensters) oder ISO-Zeitpunkt.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Nichts vormerken, nur anzeigen, was versandt würde."
+    ),
+) -> None:
+    """Fällige Erinnerungen und Eskalationen zu offenen Punkten vormerken."""
+    from tasks.reminders import remind as run_reminders
+    from tasks.reminders import row_line, summary_line
+
+    moment = reminder_moment(as_of)
+    reports = run_reminders(campaign_id=campaign, as_of=moment, dry_run=dry_run)
+    if dry_run:
+        typer.echo("Probelauf: es wird nichts vorgemerkt und nichts protokolliert.")
+    if not reports:
+        typer.echo("Keine laufende Kampagne: nichts zu erinnern.")
+    for report in reports:
+        typer.echo(summary_line(report))
+        if dry_run:
+            for row in report.actions:
+                typer.echo(f"  {row_line(row)}")

@@ -1,0 +1,120 @@
+"""Flow: remind municipalities of open items, once a working day, and escalate when due."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, tags
+
+from efa_rollout.db import get_engine, session_scope
+from efa_rollout.domain.workdays import german_date
+from flows._prefect import (
+    campaign_tags,
+    local_day,
+    publish_markdown,
+    publish_table,
+    resolve_as_of,
+    run_name,
+)
+from tasks.reminders import (
+    DEFAULT_ACTOR,
+    ReminderReport,
+    campaigns_to_remind,
+    candidate_id_batches,
+    definition_for,
+    not_running_note,
+    remind_batch,
+    summary_line,
+)
+
+FLOW_NAME = "send-reminders"
+#: Rows per table artifact; the Markdown summary always has the full counts.
+MAX_TABLE_ROWS = 1000
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    as_of = params.get("as_of")
+    if isinstance(as_of, str):
+        as_of = datetime.fromisoformat(as_of)
+    return run_name(params.get("campaign") or "alle", "erinnerungen", as_of)
+
+
+def table_rows(report: ReminderReport) -> list[dict[str, Any]]:
+    """Artifact rows: municipality, open items, decision, reason."""
+    return [
+        {
+            "Gemeinde": f"{row.name} ({row.ags})",
+            "Offene Punkte": row.open_items,
+            "Entscheidung": row.label,
+            "Frist": german_date(row.deadline) if row.deadline else "",
+            "Verworfen": row.dropped,
+            "Begründung": row.reason,
+        }
+        for row in report.rows[:MAX_TABLE_ROWS]
+    ]
+
+
+def summary_markdown(reports: list[ReminderReport], as_of: datetime, dry_run: bool) -> str:
+    """The run's Markdown summary, one table row per campaign."""
+    title = "Erinnerungen (Probelauf)" if dry_run else "Erinnerungen"
+    lines = [
+        f"# {title} am {german_date(datetime.fromisoformat(local_day(as_of)).date())}",
+        "",
+        "| Kampagne | geprüft | Erinnerungen | Eskalationen | verworfen | zurückgestellt | "
+        "ohne Empfänger |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in reports:
+        lines.append(
+            f"| {r.campaign_id} | {r.evaluated} | {r.reminders} | {r.escalations} | "
+            f"{r.dropped} | {r.deferred} | {r.without_recipient} |"
+        )
+    notes = [f"- {r.campaign_id}: {r.note}" for r in reports if r.note]
+    if notes:
+        lines += ["", *notes]
+    if not reports:
+        lines += ["", "Keine laufende Kampagne."]
+    return "\n".join(lines) + "\n"
+
+
+def _remind_campaign(campaign_id: str, now: datetime, dry_run: bool, actor: str) -> ReminderReport:
+    """One campaign: batches as task runs, an artifact with the decisions."""
+    with session_scope(get_engine()) as session:
+        campaign = campaigns_to_remind(session, campaign_id)[0]
+        note = not_running_note(campaign)
+        service_key = definition_for(campaign).service_key
+        batches = [] if note else candidate_id_batches(session, campaign)
+    report = ReminderReport(campaign_id, dry_run=dry_run, note=note)
+    with tags(*campaign_tags(campaign_id, service_key)):
+        for ids in batches:
+            report.add(remind_batch(campaign_id, ids, now, dry_run, actor))
+    publish_table(
+        f"erinnerungen-{campaign_id}",
+        table_rows(report),
+        f"Erinnerungen {campaign_id}: {summary_line(report)}",
+    )
+    return report
+
+
+@flow(name=FLOW_NAME, flow_run_name=_flow_run_name, log_prints=False)
+def send_reminders(
+    campaign: str | None = None, as_of: datetime | None = None, dry_run: bool = False
+) -> list[ReminderReport]:
+    """Queue the due reminders and escalations of every running campaign (or the one named)."""
+    logger = get_run_logger()
+    now = resolve_as_of(as_of)
+    with session_scope(get_engine()) as session:
+        ids = [c.id for c in campaigns_to_remind(session, campaign)]
+    reports = [_remind_campaign(cid, now, dry_run, f"{DEFAULT_ACTOR} ({FLOW_NAME})") for cid in ids]
+    for report in reports:
+        logger.info(summary_line(report))
+    publish_markdown(
+        f"erinnerungen-{campaign or 'alle'}",
+        summary_markdown(reports, now, dry_run),
+        "Zusammenfassung der Erinnerungen",
+    )
+    return reports
