@@ -12,15 +12,15 @@ from efa_rollout.reports.model import CampaignRollup
 
 #: One colour per pipeline position: light for early stages, dark green for the last ones.
 STAGE_COLOURS = [
-    "#d9e2ec",
-    "#bcccdc",
+    "#e4e7eb",
     "#9fb3c8",
-    "#f0b429",
+    "#486581",
+    "#f7c948",
     "#de911d",
-    "#3ebd93",
+    "#65d6ad",
     "#27ab83",
     "#147d64",
-    "#0c6b58",
+    "#014d40",
 ]
 OTHER_COLOURS = {"paused": "#9e9e9e", "not_applicable": "#cfcfcf"}
 _ID = re.compile(r'\bid="([^"]+)"')

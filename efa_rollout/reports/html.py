@@ -40,6 +40,8 @@ def environment() -> Environment:
         datetime_de=datetime_de,
         percent=percent,
         number=number,
+        local_date_de=local_date_de,
+        breakable=breakable,
     )
     return env
 
@@ -54,6 +56,25 @@ def datetime_de(value: datetime | None) -> str:
     if value is None:
         return "–"
     return value.astimezone(get_settings().zone).strftime("%d.%m.%Y %H:%M")
+
+
+def local_date_de(value: datetime | None) -> str:
+    """The local calendar day of a moment as DD.MM.YYYY, or a dash."""
+    return date_de(value.astimezone(get_settings().zone).date()) if value else "–"
+
+
+#: Long compounds in stage labels, with a soft hyphen where a narrow column may break them.
+SOFT_HYPHENS = {
+    "Informationserhebung": "Informations\u00aderhebung",
+    "Zusammenfassung": "Zusammen\u00adfassung",
+}
+
+
+def breakable(label: str) -> str:
+    """LABEL with soft hyphens in its long compounds (for narrow table headers)."""
+    for word, hyphenated in SOFT_HYPHENS.items():
+        label = label.replace(word, hyphenated)
+    return label
 
 
 def percent(value: float) -> str:
