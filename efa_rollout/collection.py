@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -31,6 +32,9 @@ from models import (
     Municipality,
     QuestionnaireResponse,
 )
+
+if TYPE_CHECKING:
+    from efa_rollout.importers.validation import ImportResult
 
 __all__ = [
     "CONTACT_KEYS",
@@ -778,11 +782,11 @@ def import_answers(
     session: Session,
     *,
     campaign_id: str,
-    path: Any,
+    path: Path | str,
     submit: bool,
     author: str,
     now: datetime,
-) -> Any:
+) -> ImportResult:
     """Import answers from a CSV/XLSX file, one row per municipality — all or nothing.
 
     The file has an AGS column and one column per field (its key or its question text);
@@ -793,8 +797,6 @@ def import_answers(
     answer) raises ImportErrors naming file, line, column, value and reason, and nothing is
     written. A row that changes nothing adds no version. Returns an ImportResult.
     """
-    from pathlib import Path
-
     from efa_rollout.importers.tabular import read_table
     from efa_rollout.importers.validation import (
         ErrorCollector,
