@@ -1,0 +1,300 @@
+"""Template context for a campaign mail: who, what, which dates, which open items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.mail.render import MailRenderError, as_date, render_paragraph
+from efa_rollout.settings import Settings
+from models import Campaign, ChecklistItemState, Contact, Enrolment, Municipality
+
+#: Kinds whose mail carries the municipality's personal portal link.
+KINDS_WITH_LINK = frozenset(
+    {
+        "information_request",
+        "summary",
+        "reminder",
+        "escalation",
+        "go_live",
+        "after_care",
+        "submission_confirmation",
+    }
+)
+
+_TYPE_LABELS = {"60": "Markt", "61": "Stadt", "62": "Stadt", "63": "Stadt", "67": "Stadt"}
+_NAME_PARTICLES = frozenset({"von", "van", "vom", "zu", "zum", "zur", "de", "der", "den", "di"})
+_TITLES = frozenset({"Dr.", "Prof.", "Dipl.-Ing.", "Dr.-Ing."})
+#: Key of the open item that stands for the questionnaire (see efa_rollout.domain.reminders).
+QUESTIONNAIRE_ITEM_KEY = "fragebogen"
+_DATE_KEYS = (
+    "collection_deadline",
+    "summary",
+    "pilot_start",
+    "silent_go_live",
+    "mandatory_from",
+    "after_care_until",
+)
+
+
+def municipality_label(municipality: Municipality) -> str:
+    """'Stadt Aalen', 'Gemeinde Essingen', 'Markt ...' from the GV100AD type code."""
+    prefix = _TYPE_LABELS.get(municipality.type_code or "", "Gemeinde")
+    return f"{prefix} {municipality.name}"
+
+
+def salutation_for(contacts: Sequence[Contact]) -> str:
+    """Personal salutation for one personal contact, else 'Sehr geehrte Damen und Herren,'."""
+    if len(contacts) == 1:
+        contact = contacts[0]
+        surname = _surname(contact.name or "")
+        if not contact.is_shared_mailbox and surname:
+            if contact.salutation == "Frau":
+                return f"Sehr geehrte Frau {surname},"
+            if contact.salutation == "Herr":
+                return f"Sehr geehrter Herr {surname},"
+    return "Sehr geehrte Damen und Herren,"
+
+
+def _surname(name: str) -> str:
+    """'Dr. Anna von Berg' → 'Dr. von Berg'; the academic title stays, first names go."""
+    words = name.split()
+    if not words:
+        return ""
+    titles = [w for w in words if w in _TITLES]
+    rest = [w for w in words if w not in _TITLES]
+    if not rest:
+        return ""
+    start = len(rest) - 1
+    while start > 1 and rest[start - 1].lower() in _NAME_PARTICLES:
+        start -= 1
+    if start == 1 and rest[0].lower() in _NAME_PARTICLES:
+        start = 0
+    return " ".join([*titles, *rest[start:]])
+
+
+def signature(settings: Settings) -> dict[str, str]:
+    """The coordinator's signature block."""
+    return {
+        "name": settings.coordinator_name,
+        "function": settings.coordinator_function,
+        "office": settings.coordinator_office,
+        "department": settings.coordinator_department,
+        "address": settings.coordinator_address,
+        "phone": settings.coordinator_phone,
+        "email": settings.coordinator_email,
+    }
+
+
+def campaign_definition(campaign: Campaign) -> CampaignDefinition | None:
+    """The campaign's definition snapshot, validated (None when there is none)."""
+    if not campaign.definition:
+        return None
+    try:
+        return CampaignDefinition.model_validate(campaign.definition)
+    except ValidationError as error:
+        raise MailRenderError(
+            f"Die Definition der Kampagne {campaign.id} ist ungültig: {error.error_count()} Fehler."
+        ) from None
+
+
+def key_dates(campaign: Campaign, enrolment: Enrolment | None) -> tuple[date, dict[str, Any]]:
+    """Go-live (the municipality's own, else the campaign's) and the other key dates."""
+    go_live = (enrolment.go_live if enrolment and enrolment.go_live else None) or campaign.go_live
+    stored = campaign.dates or {}
+    dates: dict[str, Any] = {
+        key: as_date(stored[key]) if stored.get(key) else None for key in _DATE_KEYS
+    }
+    dates["trainings"] = [as_date(d) for d in stored.get("trainings") or []]
+    return go_live, dates
+
+
+def add_working_days(start: date, days: int, settings: Settings) -> date:
+    """START plus DAYS working days (no weekends, state holidays or closing days)."""
+    import holidays
+
+    years = range(start.year, start.year + 2)
+    off = holidays.country_holidays("DE", subdiv=settings.holiday_subdivision, years=years)
+    current, left = start, days
+    while left > 0:
+        current += timedelta(days=1)
+        closed = current.strftime("%m-%d") in settings.closing_days
+        if current.weekday() < 5 and current not in off and not closed:
+            left -= 1
+    return current
+
+
+def checklist_context(
+    session: Session | None,
+    definition: CampaignDefinition | None,
+    enrolment: Enrolment | None,
+    go_live: date,
+    today: date,
+) -> list[dict[str, Any]]:
+    """The municipality's checklist: title, due date, done, overdue; ordered by due date."""
+    if definition is None:
+        return []
+    role = enrolment.role if enrolment else None
+    is_pilot = bool(enrolment and enrolment.is_pilot)
+    done: set[str] = set()
+    if session is not None and enrolment is not None and enrolment.id is not None:
+        states = session.exec(
+            select(ChecklistItemState).where(ChecklistItemState.enrolment_id == enrolment.id)
+        ).all()
+        done = {s.item_key for s in states if s.done}
+    items = []
+    for item in definition.items_for(role, is_pilot):
+        due = go_live + timedelta(days=item.due)
+        is_done = item.key in done
+        items.append(
+            {
+                "key": item.key,
+                "title": item.title,
+                "due": due,
+                "required": item.required,
+                "done": is_done,
+                "overdue": not is_done and due < today,
+            }
+        )
+    return sorted(items, key=lambda i: (i["due"], i["title"]))
+
+
+def normalise_items(items: Iterable[dict[str, Any]], today: date) -> list[dict[str, Any]]:
+    """Open items passed by a caller: due as a date, 'overdue' computed when missing."""
+    result = []
+    for item in items:
+        due = as_date(item["due"])
+        result.append({**item, "due": due, "overdue": item.get("overdue", due < today)})
+    return sorted(result, key=lambda i: (i["due"], i["title"]))
+
+
+def reminder_deadline(
+    open_items: Sequence[dict[str, Any]], today: date, settings: Settings
+) -> date:
+    """Overdue items: five working days from today; else the earliest due date."""
+    if not open_items or any(i["due"] < today for i in open_items):
+        return add_working_days(today, 5, settings)
+    return min(i["due"] for i in open_items)
+
+
+def default_deadline(kind: str, go_live: date, dates: dict[str, Any]) -> date:
+    """The deadline a kind of mail names when the caller gives none."""
+    if kind in ("information_request", "submission_confirmation"):
+        return dates.get("collection_deadline") or go_live - timedelta(days=84)
+    if kind == "go_live":
+        return go_live + timedelta(days=14)
+    if kind == "after_care":
+        return dates.get("after_care_until") or go_live + timedelta(days=28)
+    return go_live
+
+
+def paragraph_for(definition: CampaignDefinition | None, kind: str, context: dict[str, Any]) -> str:
+    """The definition's extra paragraph for KIND, rendered in the sandbox ('' if none)."""
+    if definition is None or not definition.mail.get(kind):
+        return ""
+    sandbox_context = {
+        "kampagne": context["campaign"]["title"],
+        "dienst": context["campaign"]["service"],
+        "kommune": (context.get("municipality") or {}).get("label", ""),
+        "start": context["go_live"],
+        "frist": context.get("deadline"),
+        "termine": {k: v for k, v in context["dates"].items() if v},
+    }
+    return render_paragraph(definition.mail[kind], sandbox_context)
+
+
+def build_context(
+    session: Session | None,
+    *,
+    campaign: Campaign,
+    enrolment: Enrolment | None,
+    municipality: Municipality | None,
+    contacts: Sequence[Contact],
+    kind: str,
+    sequence: int,
+    now: datetime,
+    settings: Settings,
+    portal_link: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a mail template may use; EXTRA (from the caller) wins over defaults."""
+    extra = dict(extra or {})
+    today = now.astimezone(settings.zone).date()
+    definition = campaign_definition(campaign)
+    go_live, dates = key_dates(campaign, enrolment)
+    checklist = checklist_context(session, definition, enrolment, go_live, today)
+    open_items = (
+        normalise_items(extra.pop("open_items"), today)
+        if "open_items" in extra
+        else [i for i in checklist if not i["done"]]
+    )
+    role = enrolment.role if enrolment else None
+    is_pilot = bool(enrolment and enrolment.is_pilot)
+    questions = (
+        [{"label": f.label, "required": f.required} for f in definition.fields_for(role, is_pilot)]
+        if definition
+        else []
+    )
+    if "deadline" in extra:
+        deadline = as_date(extra.pop("deadline"))
+    elif kind in ("reminder", "escalation"):
+        deadline = reminder_deadline(open_items, today, settings)
+    else:
+        deadline = default_deadline(kind, go_live, dates)
+    context: dict[str, Any] = {
+        "kind": kind,
+        "sequence": sequence,
+        "campaign": {"id": campaign.id, "title": campaign.title, "service": campaign.service},
+        "municipality": _municipality_context(municipality),
+        "salutation": salutation_for(contacts),
+        "signature": signature(settings),
+        "go_live": go_live,
+        "dates": dates,
+        "deadline": deadline,
+        "today": today,
+        "questions": questions,
+        "checklist": checklist,
+        "open_items": open_items,
+        "open_questions": [],
+        "reminders_sent": None,
+        "missing": [],
+        "undeliverable": [],
+        "mail_stats": None,
+        "portal_link": portal_link,
+        "portal_link_valid_until": (
+            (now + timedelta(days=settings.portal_token_days)).astimezone(settings.zone).date()
+            if portal_link
+            else None
+        ),
+    }
+    context.update(extra)
+    context.setdefault("reminder_kind", None)
+    context["reminder_topic"] = reminder_topic(context["open_items"], context["open_questions"])
+    context["paragraph"] = paragraph_for(definition, kind, context)
+    return context
+
+
+def reminder_topic(open_items: Sequence[dict[str, Any]], open_questions: Sequence[str]) -> str:
+    """What a reminder is about: 'Checkliste', 'Fragebogen' or both."""
+    questionnaire = bool(open_questions) or any(
+        i.get("key") == QUESTIONNAIRE_ITEM_KEY for i in open_items
+    )
+    checklist = any(i.get("key") != QUESTIONNAIRE_ITEM_KEY for i in open_items)
+    if checklist and questionnaire:
+        return "Checkliste und Fragebogen"
+    return "Fragebogen" if questionnaire else "Checkliste"
+
+
+def _municipality_context(municipality: Municipality | None) -> dict[str, str] | None:
+    if municipality is None:
+        return None
+    return {
+        "ags": municipality.ags,
+        "name": municipality.name,
+        "label": municipality_label(municipality),
+    }
