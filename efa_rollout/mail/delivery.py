@@ -1,0 +1,324 @@
+"""Deliver the outbox: a small pool of reused SMTP connections, or .eml files in a folder.
+
+`deliver()` is the plain entry point (CLI `efa mail deliver`, Prefect task, tests). It is
+safe to run after a crash and next to another delivery process: rows are claimed in small
+committed batches, outcomes are committed right after each message, and abandoned claims
+are recovered first (see `efa_rollout.mail.ledger`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from efa_rollout.mail import ledger
+from efa_rollout.mail.ledger import Claimed, SendResult
+from efa_rollout.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+#: Rows one connection claims at a time: small, so a crash strands few claims.
+CLAIM_BATCH = 10
+STATUS_LABELS = {
+    "sent": "zugestellt",
+    "retrying": "erneuter Versuch",
+    "failed_permanently": "fehlgeschlagen",
+    "unknown": "ungewiss",
+    "queued": "wartend",
+    "cancelled": "storniert",
+    "sending": "in Zustellung",
+}
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did."""
+
+    transport: str = "smtp"
+    attempted: int = 0
+    by_campaign: dict[str, Counter[str]] = field(default_factory=dict)
+    recovered_requeued: int = 0
+    recovered_unknown: int = 0
+    cancelled_late: int = 0
+    released: int = 0
+    seconds: float = 0.0
+
+    def count(self, campaign: str, status: str) -> None:
+        """Count one message of CAMPAIGN ending the attempt in STATUS."""
+        self.attempted += 1
+        self.by_campaign.setdefault(campaign, Counter())[status] += 1
+
+    def total(self, status: str) -> int:
+        """Messages that ended in STATUS, over all campaigns."""
+        return sum(c[status] for c in self.by_campaign.values())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per campaign: sent / retrying / failed / unknown."""
+        return [
+            {
+                "Kampagne": campaign,
+                "zugestellt": counts["sent"],
+                "erneuter Versuch": counts["retrying"],
+                "fehlgeschlagen": counts["failed_permanently"],
+                "ungewiss": counts["unknown"],
+            }
+            for campaign, counts in sorted(self.by_campaign.items())
+        ]
+
+    def summary(self) -> str:
+        """One German sentence for the console and the flow's Markdown artifact."""
+        rate = self.attempted / self.seconds if self.seconds > 0 else 0.0
+        parts = [
+            f"{self.attempted} Nachrichten bearbeitet ({self.transport}, {self.seconds:.1f} s, "
+            f"{rate:.0f}/s): {self.total('sent')} zugestellt, {self.total('retrying')} erneut "
+            f"zu versuchen, {self.total('failed_permanently')} fehlgeschlagen, "
+            f"{self.total('unknown')} ungewiss."
+        ]
+        if self.recovered_requeued or self.recovered_unknown:
+            parts.append(
+                f"Nach Abbruch eines früheren Laufs: {self.recovered_requeued} wieder eingereiht, "
+                f"{self.recovered_unknown} ungewiss (prüfen, dann »efa mail retry«)."
+            )
+        if self.cancelled_late:
+            parts.append(f"{self.cancelled_late} zu spät und deshalb storniert.")
+        return " ".join(parts)
+
+
+class _Clock:
+    """Real time, shifted so that it starts at AS_OF (for simulations and tests)."""
+
+    def __init__(self, as_of: datetime | None) -> None:
+        self.offset = (as_of - datetime.now(UTC)) if as_of else None
+
+    def __call__(self) -> datetime:
+        now = datetime.now(UTC)
+        return now + self.offset if self.offset is not None else now
+
+
+class _Run:
+    """Shared state of one delivery run: ledger access, limit, rate limit, report."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        clock: _Clock,
+        limit: int | None,
+        only_ids: list[int] | None,
+        report: DeliveryReport,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.remaining = limit
+        self.only_ids = only_ids
+        self.report = report
+        self.worker = ledger.new_worker_id()
+        self.relay_down: SendResult | None = None
+        self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+
+    async def db(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run a ledger function in the single database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, partial(fn, self.engine, **kwargs))
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)
+
+    async def claim(self) -> list[Claimed]:
+        """The next small batch for one connection (empty when done)."""
+        if self.relay_down is not None:
+            return []
+        size = CLAIM_BATCH if self.remaining is None else min(CLAIM_BATCH, self.remaining)
+        if self.remaining is not None:
+            self.remaining -= size  # reserve before awaiting: the other connections claim too
+        batch = await self.db(
+            ledger.claim_batch,
+            worker=self.worker,
+            now=self.clock(),
+            size=size,
+            only_ids=self.only_ids,
+        )
+        if self.remaining is not None:
+            self.remaining += size - len(batch)
+        return batch
+
+    async def record(self, claimed: Claimed, result: SendResult, attempt_id: int | None) -> None:
+        """Commit the outcome of one message and count it."""
+        status = await self.db(
+            ledger.record_outcome,
+            claimed=claimed,
+            worker=self.worker,
+            result=result,
+            now=self.clock(),
+            attempt_id=attempt_id,
+            settings=self.settings,
+        )
+        if result.outcome != "skipped":
+            label = claimed.campaign_id or ("(Test)" if claimed.is_test else "(ohne Kampagne)")
+            self.report.count(label, status)
+
+    async def handover(self, claimed: Claimed) -> int | None:
+        """Commit the hand-over marker of CLAIMED; None if the claim was lost."""
+        return await self.db(
+            ledger.mark_handover, claimed=claimed, worker=self.worker, now=self.clock()
+        )
+
+
+async def _smtp_worker(run: _Run, bucket: Any) -> None:
+    """One connection: claim small batches and send them over the same connection."""
+    from efa_rollout.mail.transport import SmtpConnection, parse_smtp_url, send_message
+
+    assert run.settings.smtp_url is not None
+    config = parse_smtp_url(
+        run.settings.smtp_url.get_secret_value(), timeout=run.settings.smtp_timeout_seconds
+    )
+    connection = SmtpConnection(config, local_hostname=_helo_name(run.settings))
+    batch: list[Claimed] = []
+    try:
+        while batch := await run.claim():
+            while batch:
+                claimed = batch[0]
+                if run.relay_down is not None:
+                    await run.record(claimed, run.relay_down, None)
+                else:
+                    await bucket.acquire()
+                    result, attempt_id = await send_message(
+                        connection, claimed, partial(run.handover, claimed)
+                    )
+                    if result.stage == "connect":
+                        run.relay_down = result
+                    await run.record(claimed, result, attempt_id)
+                batch.pop(0)
+    finally:
+        if batch:  # interrupted: give back what was not handed over
+            run.report.released += await run.db(
+                ledger.release, ids=[c.id for c in batch], worker=run.worker
+            )
+        await connection.close()
+
+
+def _helo_name(settings: Settings) -> str:
+    from efa_rollout.mail.message import punycode_domain
+
+    return punycode_domain(settings.effective_message_id_domain)
+
+
+def eml_path(folder: Path, claimed: Claimed) -> Path:
+    """Where the .eml of CLAIMED goes: stable, so a re-run overwrites instead of duplicating."""
+    local = re.sub(r"[^A-Za-z0-9._-]+", "_", claimed.message_id.strip("<>"))[:150]
+    return folder / f"{claimed.id:08d}_{local}.eml"
+
+
+def write_eml(folder: Path, claimed: Claimed) -> Path:
+    """Write CLAIMED atomically (temp file, fsync, os.replace)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = eml_path(folder, claimed)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(claimed.raw)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, target)
+    return target
+
+
+async def _folder_worker(run: _Run) -> None:
+    """Deliver into .eml files: the same ledger, no network."""
+    folder = run.settings.effective_mail_dir
+    while batch := await run.claim():
+        for claimed in batch:
+            path = await asyncio.to_thread(write_eml, folder, claimed)
+            recipients = {
+                a: {"status": "sent", "code": None, "text": str(path)} for a in claimed.pending
+            }
+            result = SendResult("sent", "file", None, f"gespeichert: {path.name}", recipients)
+            await run.record(claimed, result, None)
+
+
+async def _deliver_async(run: _Run) -> None:
+    now = run.clock()
+    recovery = await run.db(ledger.recover_stale_claims, now=now)
+    run.report.recovered_requeued = recovery.requeued
+    run.report.recovered_unknown = recovery.unknown
+    run.report.cancelled_late = await run.db(ledger.cancel_late, now=now)
+    if not run.settings.smtp_enabled:
+        run.report.transport = f"Ordner {run.settings.effective_mail_dir}"
+        await _folder_worker(run)
+        return
+    from efa_rollout.mail.transport import TokenBucket
+
+    pool = run.settings.smtp_pool_size
+    bucket = TokenBucket(run.settings.smtp_rate_per_second, capacity=pool)
+    workers = [asyncio.create_task(_smtp_worker(run, bucket)) for _ in range(pool)]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+def deliver(
+    *,
+    now: datetime | None = None,
+    limit: int | None = None,
+    only_ids: Sequence[int] | None = None,
+    engine: Engine | None = None,
+    settings: Settings | None = None,
+) -> DeliveryReport:
+    """Deliver due outbox messages (at most LIMIT); NOW shifts the clock for simulations."""
+    from efa_rollout.db import get_engine
+
+    started = time.perf_counter()
+    report = DeliveryReport()
+    run = _Run(
+        engine=engine or get_engine(),
+        settings=settings or get_settings(),
+        clock=_Clock(now),
+        limit=limit,
+        only_ids=list(only_ids) if only_ids is not None else None,
+        report=report,
+    )
+    try:
+        _run_coroutine(_deliver_async(run))
+    finally:
+        run.close()
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_coroutine(coroutine: Any) -> None:
+    """asyncio.run, also from a thread that already runs an event loop (e.g. in Prefect)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+        return
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as error:  # re-raised in the caller's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=target, name="efa-mail-delivery")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]

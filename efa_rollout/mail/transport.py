@@ -1,0 +1,312 @@
+"""SMTP with aiosmtplib: connection settings from a URL, reused connections, a rate limit.
+
+`send_message` runs one SMTP transaction step by step so that every failure is attributed
+to the step it happened in. Only a failure after the content was written (between the
+end of DATA and the server's reply) leaves the outcome open: `unknown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPException,
+    SMTPRecipientRefused,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+
+from efa_rollout.errors import UserError
+from efa_rollout.mail.ledger import Claimed, Outcome, RecipientStates, SendResult
+from efa_rollout.settings import mask_url
+
+#: Errors that mean the connection is gone or unusable.
+CONNECTION_ERRORS = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
+_TRUE = {"1", "true", "yes", "ja", "on"}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how to connect: host, port, TLS mode, credentials, timeout."""
+
+    host: str
+    port: int
+    use_tls: bool
+    start_tls: bool
+    username: str | None
+    password: str | None
+    timeout: float
+    validate_certs: bool = True
+
+
+def parse_smtp_url(url: str, *, timeout: float) -> SmtpConfig:
+    """smtp://user:pass@host:587?starttls=1, smtps://host:465 (implicit TLS); ?verify=0."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise UserError(
+            f"SMTP-URL »{mask_url(url)}« ist ungültig: erwartet smtp://host:port oder "
+            "smtps://host:port (optional benutzer:passwort@ und ?starttls=1)."
+        )
+    query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    use_tls = parts.scheme == "smtps"
+    start_tls = not use_tls and query.get("starttls", "0") in _TRUE
+    default_port = 465 if use_tls else (587 if start_tls else 25)
+    return SmtpConfig(
+        host=parts.hostname,
+        port=parts.port or default_port,
+        use_tls=use_tls,
+        start_tls=start_tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        timeout=timeout,
+        validate_certs=query.get("verify", "1") in _TRUE,
+    )
+
+
+class TokenBucket:
+    """At most RATE sends per second on average, bursts of at most CAPACITY."""
+
+    def __init__(self, rate: float, capacity: float = 1.0) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, capacity)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    async def acquire(self) -> None:
+        """Wait until a token is free and take it."""
+        async with self._lock:
+            while True:
+                self._refill()
+                if self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self.tokens) / self.rate)
+
+
+class SmtpConnection:
+    """One SMTP connection, opened on demand, reused for many messages."""
+
+    def __init__(self, config: SmtpConfig, *, local_hostname: str | None = None) -> None:
+        self.config = config
+        self.local_hostname = local_hostname
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.messages = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.smtp is not None and self.smtp.is_connected
+
+    async def open(self) -> aiosmtplib.SMTP:
+        """The connected client; connects (TLS, AUTH) when there is none."""
+        if self.smtp is not None and self.smtp.is_connected:
+            return self.smtp
+        self.drop()
+        config = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            use_tls=config.use_tls,
+            start_tls=config.start_tls,
+            validate_certs=config.validate_certs,
+            timeout=config.timeout,
+            local_hostname=self.local_hostname,
+        )
+        await smtp.connect()
+        if config.username:
+            await smtp.login(config.username, config.password or "")
+        self.smtp, self.messages = smtp, 0
+        return smtp
+
+    def drop(self) -> None:
+        """Forget the connection without a goodbye (after errors)."""
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+
+    async def reset(self) -> None:
+        """RSET after a failed transaction; drop the connection if even that fails."""
+        if self.smtp is None or not self.smtp.is_connected:
+            self.drop()
+            return
+        try:
+            await self.smtp.rset()
+        except (SMTPException, *CONNECTION_ERRORS):
+            self.drop()
+
+    async def close(self) -> None:
+        """QUIT politely, then close."""
+        if self.smtp is not None and self.smtp.is_connected:
+            try:
+                await self.smtp.quit()
+            except (SMTPException, *CONNECTION_ERRORS):
+                pass
+        self.drop()
+
+
+def smtp_payload(raw: bytes) -> bytes:
+    """RAW as DATA content: CRLF line ends, dot-stuffed, terminated by CRLF.CRLF."""
+    data = re.sub(rb"\r?\n", b"\r\n", raw)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _describe(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:900]
+
+
+def _reply_outcome(code: int) -> Outcome:
+    return "retry" if 400 <= code < 500 else "failed"
+
+
+async def connect_or_error(connection: SmtpConnection) -> SendResult | None:
+    """Open the connection; a retry result when that fails (relay down, TLS, AUTH)."""
+    try:
+        await connection.open()
+    except (SMTPException, *CONNECTION_ERRORS) as error:
+        # Whatever stops us from connecting is the relay's or our configuration's fault,
+        # never the message's: retry (and give up only after retry_max_age_hours).
+        connection.drop()
+        return SendResult(
+            outcome="retry",
+            stage="connect",
+            code=getattr(error, "code", None),
+            text=f"Verbindung zum Mailserver fehlgeschlagen: {_describe(error)}",
+            drop_connection=True,
+        )
+    return None
+
+
+async def send_message(
+    connection: SmtpConnection,
+    claimed: Claimed,
+    handover: Callable[[], Awaitable[int | None]],
+) -> tuple[SendResult, int | None]:
+    """One SMTP transaction for CLAIMED; HANDOVER records the hand-over and returns its id."""
+    envelope = await _envelope(connection, claimed)
+    if isinstance(envelope, SendResult):
+        return envelope, None
+    accepted, recipients = envelope
+    smtp = connection.smtp
+    assert smtp is not None
+    try:
+        reply = await smtp.execute_command(b"DATA")
+    except (SMTPException, *CONNECTION_ERRORS) as error:
+        connection.drop()
+        return _retry("data", error, recipients), None
+    if reply.code != 354:
+        await connection.reset()
+        outcome = _reply_outcome(reply.code)
+        return SendResult(outcome, "data", reply.code, reply.message, recipients), None
+    attempt_id = await handover()
+    if attempt_id is None:
+        connection.drop()  # closing mid-DATA aborts the transaction on the server
+        return SendResult("skipped", "data", text="Auftrag inzwischen anderweitig vergeben."), None
+    return await _content(connection, claimed, accepted, recipients), attempt_id
+
+
+async def _envelope(
+    connection: SmtpConnection, claimed: Claimed
+) -> SendResult | tuple[list[str], RecipientStates]:
+    """MAIL FROM and RCPT TO; the accepted recipients, or the failure."""
+    for try_no in (1, 2):
+        reused = connection.is_open and connection.messages > 0
+        failure = await connect_or_error(connection)
+        if failure is not None:
+            return failure
+        smtp = connection.smtp
+        assert smtp is not None
+        try:
+            await smtp.mail(claimed.sender)
+            break
+        except SMTPResponseException as error:
+            if error.code == 421:
+                connection.drop()
+            else:
+                await connection.reset()
+            return SendResult(_reply_outcome(error.code), "mail", error.code, error.message)
+        except (SMTPException, *CONNECTION_ERRORS) as error:
+            connection.drop()
+            if reused and try_no == 1:
+                continue  # the server closed an idle connection: reconnect once
+            return _retry("mail", error, {})
+    accepted: list[str] = []
+    recipients: RecipientStates = {}
+    for address in claimed.pending:
+        try:
+            await smtp.rcpt(address)
+            accepted.append(address)
+        except SMTPRecipientRefused as error:
+            status = "refused" if error.code >= 500 else "deferred"
+            recipients[address] = {"status": status, "code": error.code, "text": error.message}
+            if error.code == 421:
+                connection.drop()
+                return SendResult("retry", "rcpt", error.code, error.message, recipients)
+        except (SMTPException, *CONNECTION_ERRORS) as error:
+            connection.drop()
+            return _retry("rcpt", error, recipients)
+    if accepted:
+        return accepted, recipients
+    await connection.reset()
+    deferred = any(r["status"] == "deferred" for r in recipients.values())
+    first = next(iter(recipients.values()), {"code": None, "text": "kein Empfänger angenommen"})
+    return SendResult(
+        "retry" if deferred else "failed", "rcpt", first["code"], str(first["text"]), recipients
+    )
+
+
+async def _content(
+    connection: SmtpConnection,
+    claimed: Claimed,
+    accepted: list[str],
+    recipients: RecipientStates,
+) -> SendResult:
+    """Write the content and read the final reply; silence or a lost line means unknown."""
+    smtp = connection.smtp
+    assert smtp is not None and smtp.protocol is not None
+    try:
+        smtp.protocol.write(smtp_payload(claimed.raw))
+        reply = await smtp.protocol.read_response(timeout=connection.config.timeout)
+    except (SMTPException, *CONNECTION_ERRORS) as error:
+        connection.drop()
+        text = f"keine Antwort nach Übergabe der Nachricht: {_describe(error)}"
+        for address in accepted:
+            recipients[address] = {"status": "unknown", "code": None, "text": text}
+        return SendResult("unknown", "content", None, text, recipients, drop_connection=True)
+    connection.messages += 1
+    if reply.code == 250:
+        for address in accepted:
+            recipients[address] = {"status": "sent", "code": reply.code, "text": reply.message}
+        return SendResult("sent", "content", reply.code, reply.message, recipients)
+    status = "deferred" if 400 <= reply.code < 500 else "refused"
+    for address in accepted:
+        recipients[address] = {"status": status, "code": reply.code, "text": reply.message}
+    if reply.code == 421:
+        connection.drop()
+    return SendResult(_reply_outcome(reply.code), "content", reply.code, reply.message, recipients)
+
+
+def _retry(stage: str, error: BaseException, recipients: RecipientStates) -> SendResult:
+    return SendResult(
+        "retry",
+        stage,
+        getattr(error, "code", None),
+        f"Verbindung unterbrochen: {_describe(error)}",
+        recipients,
+        drop_connection=True,
+    )
