@@ -11,6 +11,7 @@ from efa_rollout.cli import collection
 from efa_rollout.cli import remind
 from efa_rollout.cli import report
 from efa_rollout.cli import portal
+from efa_rollout.cli import mail
 from efa_rollout.errors import UserError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.add_typer(directory.municipalities_app, name="municipalities")
 app.add_typer(directory.contacts_app, name="contacts")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(enrolment.app, name="enrolment")
+app.add_typer(mail.app, name="mail")
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.add_typer(collection.response_app, name="response")

@@ -1,0 +1,216 @@
+"""`efa mail`: the outbox – deliver, inspect, retry, cancel, preview, test, local sink."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from efa_rollout.cli._common import parse_as_of, print_json, print_table
+from efa_rollout.errors import UserError
+from efa_rollout.settings import get_settings
+
+app = typer.Typer(help="Postausgang: Mails zustellen, prüfen, erneut senden.", no_args_is_help=True)
+
+_STATUS_HELP = "queued, sending, sent, retrying, failed_permanently, unknown, cancelled"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_statuses(statuses: list[str]) -> list[str]:
+    from models import OUTBOX_STATUSES
+
+    wrong = [s for s in statuses if s not in OUTBOX_STATUSES]
+    if wrong:
+        raise UserError(f"Unbekannter Status {', '.join(wrong)} (bekannt: {_STATUS_HELP}).")
+    return statuses
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(get_settings().zone).strftime("%d.%m.%Y %H:%M")
+
+
+@app.command("deliver")
+def deliver_command(
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Höchstens so viele Mails."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Uhr verstellen (Simulation)."),
+) -> None:
+    """Stellt fällige Mails zu (SMTP oder .eml-Ordner), ohne Prefect."""
+    from efa_rollout.mail.delivery import deliver
+
+    report = deliver(now=parse_as_of(as_of), limit=limit)
+    typer.echo(report.summary())
+    for row in report.rows():
+        typer.echo("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
+
+
+@app.command("outbox")
+def outbox_command(
+    status: list[str] = typer.Option([], "--status", help=f"Nur diese Status ({_STATUS_HELP})."),
+    campaign: str | None = typer.Option(None, "--campaign", help="Nur diese Kampagne."),
+    limit: int = typer.Option(200, "--limit", min=1, help="Höchstens so viele Zeilen."),
+    as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
+) -> None:
+    """Zeigt den Postausgang (neueste zuerst)."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.mail.outbox import list_messages
+
+    with session_scope() as session:
+        rows = list_messages(
+            session, statuses=_check_statuses(status), campaign_id=campaign, limit=limit
+        )
+    if as_json:
+        print_json([r.model_dump(exclude={"raw"}) for r in rows])
+        return
+    if not rows:
+        typer.echo("Keine Mails gefunden.")
+        return
+    print_table(
+        [
+            "ID",
+            "Status",
+            "Kampagne",
+            "AGS",
+            "Art",
+            "Nr.",
+            "An",
+            "Versuche",
+            "Nächster/gesendet",
+            "Hinweis",
+        ],
+        [
+            [
+                r.id,
+                r.status,
+                r.campaign_id or ("(Test)" if r.is_test else ""),
+                r.ags or "",
+                r.kind,
+                r.sequence,
+                ", ".join(r.recipients),
+                r.attempts,
+                _local(r.sent_at or r.next_attempt_at),
+                (r.last_error or "")[:60],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("retry")
+def retry_command(
+    ids: list[int] = typer.Argument(None, help="IDs aus »efa mail outbox«."),
+    status: list[str] = typer.Option(
+        [], "--status", help="Alle mit diesem Status (unknown, failed_permanently, retrying)."
+    ),
+) -> None:
+    """Sendet Mails erneut, mit derselben Message-ID (nur an noch nicht bediente Empfänger)."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.mail.outbox import retry_messages
+
+    if not ids and not status:
+        raise UserError("Bitte IDs oder --status angeben.")
+    with session_scope() as session:
+        rows, problems = retry_messages(
+            session, now=_now(), ids=ids or None, statuses=_check_statuses(status) or None
+        )
+        done = [r.id for r in rows]
+    typer.echo(
+        f"{len(done)} Mail(s) zum erneuten Versand eingereiht: {', '.join(map(str, done)) or '–'}."
+    )
+    for problem in problems:
+        typer.echo(f"  nicht möglich: {problem}", err=True)
+    if done:
+        typer.echo("Versand mit »efa mail deliver« (oder beim nächsten Lauf des Zustell-Flows).")
+
+
+@app.command("cancel")
+def cancel_command(ids: list[int] = typer.Argument(..., help="IDs aus »efa mail outbox«.")) -> None:
+    """Storniert Mails, die noch nicht zugestellt sind."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.mail.outbox import cancel_messages
+
+    with session_scope() as session:
+        rows, problems = cancel_messages(session, now=_now(), ids=ids)
+        done = [r.id for r in rows]
+    typer.echo(f"{len(done)} Mail(s) storniert: {', '.join(map(str, done)) or '–'}.")
+    for problem in problems:
+        typer.echo(f"  nicht möglich: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("preview")
+def preview_command(
+    campaign: str = typer.Argument(..., help="Kampagne (ID)."),
+    municipality: str = typer.Option(..., "--municipality", help="AGS der Gemeinde."),
+    kind: str = typer.Option(..., "--kind", help="Mail-Art, z. B. reminder."),
+    sequence: int = typer.Option(1, "--sequence", min=1, help="Laufende Nummer."),
+    out: Path | None = typer.Option(None, "--out", help="Datei für die HTML-Fassung."),
+) -> None:
+    """Zeigt eine Mail, wie sie versandt würde; stellt nichts in den Postausgang."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.mail.outbox import preview_campaign_mail
+
+    with session_scope() as session:
+        preview = preview_campaign_mail(
+            session,
+            campaign_id=campaign,
+            ags=municipality,
+            kind=kind,
+            now=_now(),
+            sequence=sequence,
+        )
+        session.rollback()  # a preview never changes anything
+    target = out or get_settings().data_dir / "vorschau" / f"{campaign}-{municipality}-{kind}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(preview.html, encoding="utf-8")
+    for name, value in preview.headers.items():
+        if not name.lower().startswith(("content-", "mime-")):
+            typer.echo(f"{name}: {value}")
+    typer.echo("")
+    typer.echo(preview.text)
+    for warning in preview.warnings:
+        typer.echo(f"Hinweis: {warning}", err=True)
+    typer.echo(f"HTML-Fassung: {target.resolve()}")
+
+
+@app.command("test")
+def test_command(
+    address: str = typer.Argument(..., help="Empfängeradresse der Testmail."),
+    kind: str = typer.Option("information_request", "--kind", help="Mail-Art."),
+    send: bool = typer.Option(True, "--send/--no-send", help="Gleich zustellen."),
+) -> None:
+    """Stellt eine [TEST]-Mail mit Beispieldaten zu (zählt nie als Kampagnenmail)."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.mail.delivery import deliver
+    from efa_rollout.mail.outbox import queue_test_mail
+
+    with session_scope() as session:
+        row = queue_test_mail(session, address=address, kind=kind, now=_now())
+        outbox_id, subject = row.id, row.subject
+    typer.echo(f"Testmail {outbox_id} eingereiht: {subject}")
+    if not send:
+        return
+    assert outbox_id is not None
+    report = deliver(only_ids=[outbox_id])
+    typer.echo(report.summary())
+
+
+@app.command("sink")
+def sink_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Adresse, an der der Server lauscht."),
+    port: int = typer.Option(8025, "--port", help="Port."),
+    folder: Path | None = typer.Option(None, "--dir", help="Ordner für die .eml-Dateien."),
+) -> None:
+    """Startet einen lokalen SMTP-Server, der jede Mail als .eml speichert (Strg+C beendet)."""
+    from efa_rollout.mail.sink import run_sink
+
+    target = folder or get_settings().data_dir / "sink"
+    typer.echo(f"SMTP-Senke auf {host}:{port}, Ablage in {target.resolve()}.")
+    typer.echo(f"Zum Versand dorthin: EFA_SMTP_URL=smtp://{host}:{port}")
+    run_sink(target, host=host, port=port, echo=typer.echo)
