@@ -267,3 +267,30 @@ def test_late_mail_is_cancelled_not_sent(session: Session, engine) -> None:
     assert cancel_late(engine, now=NOW + timedelta(hours=2)) == 1
     session.refresh(row)
     assert row.status == "cancelled" and "spätester Versandzeitpunkt" in row.last_error
+
+
+def test_attachments_are_added_after_the_alternative_part(session: Session) -> None:
+    campaign, enrolment, municipality = setup_one(session)
+    pdf = b"%PDF-1.4 Zusammenfassung"
+    row = _queue(
+        session,
+        campaign,
+        enrolment,
+        municipality,
+        kind="summary",
+        attachments=[("Zusammenfassung ViBa BW – Fassung 2.pdf", pdf, "application/pdf")],
+    )
+    assert row is not None and row.meta["attachments"] == [
+        "Zusammenfassung ViBa BW – Fassung 2.pdf"
+    ]
+    parsed = email.message_from_bytes(row.raw, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/mixed"
+    body, attachment = list(parsed.iter_parts())
+    assert body.get_content_type() == "multipart/alternative"
+    assert attachment.get_filename() == "Zusammenfassung ViBa BW – Fassung 2.pdf"
+    assert attachment.get_content() == pdf
+    text = parsed.get_body(("plain",)).get_content()
+    assert (
+        "im Anhang (Zusammenfassung ViBa BW – Fassung 2.pdf) und in Ihrem Portal"
+        in text.replace("\r\n", "\n").replace("\n", " ")
+    )

@@ -265,6 +265,7 @@ def build_context(
         "missing": [],
         "undeliverable": [],
         "mail_stats": None,
+        "attachment_names": [],
         "portal_link": portal_link,
         "portal_link_valid_until": (
             (now + timedelta(days=settings.portal_token_days)).astimezone(settings.zone).date()

@@ -38,6 +38,25 @@ class Recipient:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent along: name, bytes, MIME type such as 'application/pdf'."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+    @classmethod
+    def of(cls, value: Attachment | tuple[str, bytes, str]) -> Attachment:
+        """An Attachment from itself or a (filename, content, mime type) tuple."""
+        return value if isinstance(value, Attachment) else cls(*value)
+
+
+def clean_filename(name: str) -> str:
+    """A file name safe for a Content-Disposition header: one line, no folders."""
+    return one_line(name).replace("/", "_").replace("\\", "_").strip(". ") or "anhang"
+
+
 def clean_header(value: str) -> str:
     """A header value from data: no CR/LF or other control characters survive."""
     return one_line(value)
@@ -106,9 +125,10 @@ def build_message(
     kind: str,
     campaign_id: str | None = None,
     ags: str | None = None,
+    attachments: Sequence[Attachment] = (),
     settings: Settings | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message (text, then HTML) with all headers set and safe."""
+    """multipart/alternative (text, then HTML), mixed with ATTACHMENTS; all headers safe."""
     settings = settings or get_settings()
     if not to:
         raise InvalidAddressError("Eine Nachricht braucht mindestens einen Empfänger.")
@@ -136,6 +156,14 @@ def build_message(
     message["X-EfA-Kind"] = _ID_PART.sub("-", kind)
     message.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        message.add_attachment(
+            attachment.content,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=clean_filename(attachment.filename),
+        )
     message["Content-Language"] = "de"  # after set_content, which clears Content-* headers
     return message
 

@@ -22,6 +22,7 @@ from efa_rollout.mail.context import (
     campaign_definition,
 )
 from efa_rollout.mail.message import (
+    Attachment,
     InvalidAddressError,
     Recipient,
     build_message,
@@ -160,6 +161,7 @@ def _store(
     is_test: bool,
     meta: dict[str, Any],
     settings: Settings,
+    attachments: list[Attachment] | None = None,
 ) -> OutboxMessage:
     message = build_message(
         rendered,
@@ -170,8 +172,11 @@ def _store(
         kind=kind,
         campaign_id=campaign_id,
         ags=ags,
+        attachments=attachments or [],
         settings=settings,
     )
+    if attachments:
+        meta = {**meta, "attachments": [a.filename for a in attachments]}
     to_addresses = envelope_recipients(to)
     cc_addresses = [
         a for a in envelope_recipients(cc) if a.lower() not in {t.lower() for t in to_addresses}
@@ -212,11 +217,13 @@ def queue_campaign_mail(
     not_after: datetime | None = None,
     cc_coordinator: bool = False,
     recipient_roles: list[str] | None = None,
+    attachments: list[Attachment | tuple[str, bytes, str]] | None = None,
 ) -> OutboxMessage | None:
     """Queue one logical mail to a municipality; None if it exists or nobody can receive it.
 
     Renders and builds the complete message now (a template error raises before anything
     is stored). Does not commit: the row is part of the caller's transaction.
+    ATTACHMENTS: Attachment objects or (filename, bytes, MIME type) tuples.
     """
     if _existing(session, campaign.id, municipality.ags, kind, sequence) is not None:
         return None
@@ -235,6 +242,8 @@ def queue_campaign_mail(
             session, campaign=campaign, enrolment=enrolment, kind=kind, sequence=sequence, now=now
         )
         return None
+    files = [Attachment.of(a) for a in attachments or []]
+    extra = {**(extra or {}), "attachment_names": [a.filename for a in files]}
     _ensure_outer_transaction(session)
     try:
         with session.begin_nested():
@@ -277,6 +286,7 @@ def queue_campaign_mail(
                 is_test=False,
                 meta={"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id},
                 settings=settings,
+                attachments=files,
             )
     except IntegrityError:
         return None  # a concurrent writer queued the same logical mail first
