@@ -263,3 +263,16 @@ def test_headless_chromium_renders_the_report(rollup: CampaignRollup, tmp_path: 
     png = screenshot(page, tmp_path / "bericht.png", width=1200, height=2000)
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 50_000
+
+
+def test_a_campaign_without_enrolments_renders_in_every_format(session: Session) -> None:
+    b = Builder(session, campaign_id="leer")
+    b.campaign()
+    session.commit()
+    empty = campaign_rollup(session, "leer", as_of=AS_OF)
+    assert empty.total == 0 and all(s.count == 0 for s in empty.stages.values())
+    assert empty.timeline == [] and empty.lights == {"red": 0, "yellow": 0, "green": 0, "grey": 0}
+    for fmt in ("html", "xlsx", "csv", "md"):
+        assert render_campaign(empty, fmt)
+    page = render_campaign(empty, "html").decode("utf-8")
+    assert "Noch keine Ereignisse im Protokoll." in page and page.count("<svg ") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -345,6 +346,7 @@ class DistrictOverview:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=256)
 def role_label(role: str | None) -> str:
     """A role key as people read it ('vg_rosenstein' → 'VG Rosenstein', None → 'ohne Rolle')."""
     if not role:

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from efa_rollout.definitions import CampaignDefinition
-from efa_rollout.domain.stages import STAGE_LABELS, Stage
+from efa_rollout.domain.stages import STAGE_LABELS
 from efa_rollout.errors import UserError
 from efa_rollout.reports.checklist import ChecklistFigures, ChecklistJudge, done_keys
 from efa_rollout.reports.lights import judge
@@ -69,16 +69,12 @@ class _Context:
     definition: CampaignDefinition
     as_of: datetime
     today: date
+    go_live: date
+    deadline: date | None
 
     @property
     def campaign_id(self) -> str:
         return self.campaign.id
-
-    @property
-    def deadline(self) -> date | None:
-        """The questionnaire's deadline, if the campaign has one."""
-        value = self.campaign.dates.get("collection_deadline")
-        return date.fromisoformat(value) if value else None
 
 
 def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> CampaignRollup:
@@ -127,7 +123,15 @@ def _context(session: Session, campaign_id: str, as_of: datetime) -> _Context:
         raise UserError(f"Keine Kampagne »{campaign_id}« gefunden.")
     definition = CampaignDefinition.model_validate(campaign.definition)
     today = as_of.astimezone(get_settings().zone).date()
-    return _Context(campaign=campaign, definition=definition, as_of=as_of, today=today)
+    deadline = campaign.dates.get("collection_deadline")
+    return _Context(
+        campaign=campaign,
+        definition=definition,
+        as_of=as_of,
+        today=today,
+        go_live=campaign.go_live,
+        deadline=date.fromisoformat(deadline) if deadline else None,
+    )
 
 
 def _stage_order(definition: CampaignDefinition, session: Session, campaign_id: str) -> list[str]:
@@ -140,10 +144,10 @@ def _stage_order(definition: CampaignDefinition, session: Session, campaign_id: 
 
 def stage_label(stage: str) -> str:
     """German label of a stage key (the key itself when unknown)."""
-    try:
-        return STAGE_LABELS[Stage(stage)]
-    except ValueError:
-        return stage
+    return _LABELS.get(stage, stage)
+
+
+_LABELS: dict[str, str] = {stage.value: label for stage, label in STAGE_LABELS.items()}
 
 
 # --- per-municipality view ------------------------------------------------------------------
@@ -276,27 +280,49 @@ def _municipality(
     row: Any, ctx: _Context, checklist: ChecklistJudge, zone: Any
 ) -> tuple[MunicipalityStatus, ChecklistFigures]:
     """A MunicipalityStatus from one result row, with its checklist figures and traffic light."""
-    go_live = row.go_live or ctx.campaign.go_live
-    entered = utc(row.stage_entered_at).astimezone(zone).date()  # type: ignore[union-attr]
+    (
+        ags,
+        name,
+        association_code,
+        association_name,
+        district_code,
+        district_name,
+        role,
+        is_pilot,
+        status,
+        stage,
+        stage_entered_at,
+        own_go_live,
+        answers_complete,
+        done,
+        submitted,
+        last_sent_raw,
+        last_failed_raw,
+        failed,
+        contacts,
+        working,
+    ) = row
+    go_live = own_go_live or ctx.go_live
+    entered = utc(stage_entered_at).astimezone(zone).date()  # type: ignore[union-attr]
     figures = (
         ChecklistFigures()
-        if row.status == "not_applicable"
-        else checklist.evaluate(row.role, bool(row.is_pilot), go_live, done_keys(row.done_keys))
+        if status == "not_applicable"
+        else checklist.evaluate(role, bool(is_pilot), go_live, done_keys(done))
     )
-    last_sent, last_failed = utc(row.last_sent), utc(row.last_failed)
-    status = MunicipalityStatus(
-        ags=row.ags,
-        name=row.name,
-        association_code=row.association_code,
-        association_name=row.association_name,
-        district_code=row.district_code,
-        district_name=row.district_name,
-        role=row.role,
-        is_pilot=bool(row.is_pilot),
-        status=row.status,
-        status_label=STATUS_TEXT.get(row.status, row.status),
-        stage=row.stage,
-        stage_label=stage_label(row.stage),
+    last_sent, last_failed = utc(last_sent_raw), utc(last_failed_raw)
+    result = MunicipalityStatus(
+        ags=ags,
+        name=name,
+        association_code=association_code,
+        association_name=association_name,
+        district_code=district_code,
+        district_name=district_name,
+        role=role,
+        is_pilot=bool(is_pilot),
+        status=status,
+        status_label=STATUS_TEXT.get(status, status),
+        stage=stage,
+        stage_label=stage_label(stage),
         stage_entered=entered,
         days_in_stage=max((ctx.today - entered).days, 0),
         go_live=go_live,
@@ -307,16 +333,16 @@ def _municipality(
         items_due_soon=figures.due_soon,
         next_due=figures.next_due,
         oldest_overdue=figures.oldest_overdue,
-        answered=bool(row.submitted),
-        answers_complete=bool(row.answers_complete),
+        answered=bool(submitted),
+        answers_complete=bool(answers_complete),
         last_contact=last_sent,
-        failed_mail=row.failed or 0,
+        failed_mail=failed or 0,
         unresolved_failed_mail=_unresolved(last_failed, last_sent),
-        contacts=row.contacts or 0,
-        working_contacts=row.working or 0,
+        contacts=contacts or 0,
+        working_contacts=working or 0,
     )
-    status.light, status.reasons = judge(status, today=ctx.today, deadline=ctx.deadline)
-    return status, figures
+    result.light, result.reasons = judge(result, today=ctx.today, deadline=ctx.deadline)
+    return result, figures
 
 
 def _overdue_of(m: MunicipalityStatus, figures: ChecklistFigures, today: date) -> list[OverdueItem]:
@@ -419,22 +445,25 @@ def _group_counts(session: Session, campaign_id: str) -> list[Any]:
         .where(E.campaign_id == campaign_id)
         .group_by(*keys)
     )
-    return list(_run(session, query).mappings().all())
+    return list(_run(session, query).all())
+
+
+# Key functions read the grouping columns by attribute: from a SQL row or a MunicipalityStatus.
 
 
 def _association_of(row: Any) -> _GroupKey:
-    code = row["association_code"]
-    key = f"{row['district_code']}{code}" if code else f"{row['district_code']}-ohne"
-    district = row["district_name"] or row["district_code"]
-    return key, row["association_name"] or f"ohne Gemeindeverband ({district})"
+    code = row.association_code
+    key = f"{row.district_code}{code}" if code else f"{row.district_code}-ohne"
+    district = row.district_name or row.district_code
+    return key, row.association_name or f"ohne Gemeindeverband ({district})"
 
 
 def _role_of(row: Any) -> _GroupKey:
-    return row["role"] or "", role_label(row["role"])
+    return row.role or "", role_label(row.role)
 
 
 def _district_of(row: Any) -> _GroupKey:
-    return row["district_code"], row["district_name"] or row["district_code"]
+    return row.district_code, row.district_name or row.district_code
 
 
 def _groups(
@@ -445,28 +474,17 @@ def _groups(
     for row in counts:
         key, label = key_of(row)
         group = groups.setdefault(key, GroupRollup(key=key, label=label))
-        bucket = row["stage"] if row["status"] == "active" else row["status"]
-        group.stages[bucket] = group.stages.get(bucket, 0) + row["n"]
-        group.total += row["n"]
+        bucket = row.stage if row.status == "active" else row.status
+        group.stages[bucket] = group.stages.get(bucket, 0) + row.n
+        group.total += row.n
     for m in municipalities:
-        group = groups[key_of(_as_row(m))[0]]
+        group = groups[key_of(m)[0]]
         group.lights[m.light] += 1
         group.answered += int(m.answered)
         if m.status == "active":  # as in the overdue list: paused ones are not chased
             group.items_open += m.items_open
             group.items_overdue += m.items_overdue
     return sorted(groups.values(), key=lambda g: (sort_key(g.label), g.key))
-
-
-def _as_row(m: MunicipalityStatus) -> dict[str, Any]:
-    """The grouping columns of a municipality, shaped like a row of _group_counts."""
-    return {
-        "association_code": m.association_code,
-        "association_name": m.association_name,
-        "district_code": m.district_code,
-        "district_name": m.district_name,
-        "role": m.role,
-    }
 
 
 # --- lists: overdue items, failed mail, no working contact -----------------------------------
