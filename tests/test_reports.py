@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -577,3 +578,26 @@ def test_district_overview(session: Session, known: Builder) -> None:
     assert overview.attribution and "Destatis" in overview.attribution
     everything = district_overview(session)
     assert len(everything.rows) == 8 and everything.area_name == "Deutschland"
+
+
+def test_rollup_of_a_campaign_started_by_the_engine(efa_env: Path) -> None:
+    """The engine's own rows (all items un-ticked, 'enrolled' events) roll up as expected."""
+    from efa_rollout import engine as core
+    from efa_rollout.db import get_engine, session_scope
+    from tests.engine_fixtures import VIBA, at, ostalbkreis_with_campaigns
+
+    ostalbkreis_with_campaigns(efa_env)
+    engine = get_engine()
+    start = at("2023-04-17")
+    core.mark_started(engine, VIBA, now=start, actor="test")
+    with session_scope(engine) as session:
+        pending = core.pending_enrolment_ags(session, core.get_campaign(session, VIBA))
+    core.enrol_batch(engine, VIBA, pending, now=start, actor="test")
+    with session_scope(engine) as session:
+        rollup = campaign_rollup(session, VIBA, as_of=at("2023-04-20"))
+    assert rollup.total == 34  # the municipalities whose building authority is the Landratsamt
+    assert rollup.stages["information_collection"].count == 34
+    assert [r.key for r in rollup.roles] == ["landratsamt"]
+    assert [p.stages["information_collection"] for p in rollup.timeline] == [34, 34, 34, 34]
+    assert rollup.overdue == [] and rollup.failed_mail == []
+    assert all(m.items_open == m.items_total > 0 for m in rollup.municipalities)
