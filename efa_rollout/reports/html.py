@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -137,6 +137,4 @@ def _stage_columns(rollup: CampaignRollup, rows: list[GroupRollup]) -> list[tupl
 
 
 def _now() -> datetime:
-    from datetime import UTC
-
     return datetime.now(UTC)
