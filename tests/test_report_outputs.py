@@ -276,3 +276,22 @@ def test_a_campaign_without_enrolments_renders_in_every_format(session: Session)
         assert render_campaign(empty, fmt)
     page = render_campaign(empty, "html").decode("utf-8")
     assert "Noch keine Ereignisse im Protokoll." in page and page.count("<svg ") == 1
+
+
+def test_weekly_mail_hands_attachments_to_the_outbox_when_it_takes_them(
+    session: Session, rollup: CampaignRollup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from efa_rollout.mail import outbox
+    from efa_rollout.reports.weekly import queue_weekly_mail
+
+    seen: dict[str, object] = {}
+
+    def queue_coordinator_mail(session: Session, *, attachments: list, **kwargs: object) -> None:
+        seen.update(kwargs, attachments=attachments)
+
+    monkeypatch.setattr(outbox, "queue_coordinator_mail", queue_coordinator_mail)
+    page = tmp_path / "bericht.html"
+    page.write_text("<p>Bericht</p>", encoding="utf-8")
+    assert queue_weekly_mail(session, rollup, {"html": page}, now=AS_OF) is None
+    assert seen["attachments"] == [("bericht.html", b"<p>Bericht</p>", "text/html")]
+    assert seen["kind"] == "weekly_report" and seen["sequence"] == 202521

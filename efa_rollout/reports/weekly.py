@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -194,7 +195,13 @@ def queue_weekly_mail(
     from efa_rollout.mail.outbox import queue_coordinator_mail
 
     campaign = session.get(Campaign, rollup.campaign_id)
-    assert campaign is not None
+    if campaign is None:
+        raise UserError(f"Keine Kampagne »{rollup.campaign_id}« gefunden.")
+    attachments = [_attachment(fmt, path) for fmt, path in files.items()]
+    options: dict[str, Any] = {}
+    native = "attachments" in inspect.signature(queue_coordinator_mail).parameters
+    if native:
+        options["attachments"] = attachments
     row = queue_coordinator_mail(
         session,
         campaign=campaign,
@@ -202,23 +209,33 @@ def queue_weekly_mail(
         sequence=week_sequence(rollup.as_of),
         now=now,
         extra=mail_extra(session, rollup),
+        **options,
     )
-    if row is not None:
-        row.raw = with_attachments(row.raw, files)
-        row.meta = {**(row.meta or {}), "attachments": [p.name for p in files.values()]}
+    if row is not None and not native:
+        row.raw = with_attachments(row.raw, attachments)
+        row.meta = {**(row.meta or {}), "attachments": [name for name, _, _ in attachments]}
         session.add(row)
         session.flush()
     return row
 
 
-def with_attachments(raw: bytes, files: dict[str, Path]) -> bytes:
-    """RAW (a stored message) with FILES attached; the Message-ID and headers stay as they are."""
+def _attachment(fmt: str, path: Path) -> tuple[str, bytes, str]:
+    """(file name, content, MIME type) of a report file."""
+    maintype, subtype = ATTACHMENT_TYPES.get(fmt, ("application", "octet-stream"))
+    return path.name, path.read_bytes(), f"{maintype}/{subtype}"
+
+
+def with_attachments(raw: bytes, attachments: list[tuple[str, bytes, str]]) -> bytes:
+    """RAW (a stored message) with ATTACHMENTS added; the Message-ID and headers stay as they are.
+
+    Only used while the outbox's coordinator mail takes no attachments itself.
+    """
     from efa_rollout.mail.message import MAIL_POLICY, message_bytes
 
     message = email.message_from_bytes(raw, policy=MAIL_POLICY)
-    for fmt, path in files.items():
-        maintype, subtype = ATTACHMENT_TYPES.get(fmt, ("application", "octet-stream"))
+    for name, content, mime_type in attachments:
+        maintype, subtype = mime_type.split("/", 1)
         message.add_attachment(  # type: ignore[attr-defined]
-            path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
+            content, maintype=maintype, subtype=subtype, filename=name
         )
     return message_bytes(message)  # type: ignore[arg-type]
