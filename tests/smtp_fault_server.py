@@ -8,6 +8,7 @@ Local part of a recipient → behaviour:
     slow*        message stored, 250 sent only after SLOW_SECONDS (past the client timeout)
     anything else: stored, 250
 Every stored copy is kept (envelope + bytes), so tests can count copies per Message-ID.
+With max_sessions, EHLO from any further connection is answered with 421.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class Stored:
 class FaultHandler:
     """aiosmtpd handler with per-recipient faults."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_sessions: int | None = None) -> None:
+        self.max_sessions = max_sessions  # refuse EHLO (421) from the sessions beyond this
+        self.ehlo_sessions: list[Any] = []
         self.stored: list[Stored] = []
         self.rcpt_calls: Counter[str] = Counter()
         self.sessions: set[Any] = set()  # client (host, port) per connection that sent mail
@@ -75,6 +78,18 @@ class FaultHandler:
         with self._lock:
             self.stored.append(stored)
             self.sessions.add(session.peer)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        with self._lock:
+            if session.peer not in self.ehlo_sessions:
+                self.ehlo_sessions.append(session.peer)
+            position = self.ehlo_sessions.index(session.peer)
+        if self.max_sessions is not None and position >= self.max_sessions:
+            return ["421 4.7.0 Too many connections, try again later"]
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -116,8 +131,8 @@ def free_port() -> int:
 class FaultServer:
     """The handler running in a background thread on a free loopback port."""
 
-    def __init__(self) -> None:
-        self.handler = FaultHandler()
+    def __init__(self, max_sessions: int | None = None) -> None:
+        self.handler = FaultHandler(max_sessions)
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 

@@ -230,6 +230,27 @@ def test_connections_are_reused(
     assert 1 <= len(smtp_server.handler.sessions) <= 2
 
 
+def test_a_refused_connection_leaves_the_work_to_the_others(
+    session: Session, efa_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FaultServer(max_sessions=2).start()
+    try:
+        monkeypatch.setenv("EFA_SMTP_URL", server.url)
+        monkeypatch.setenv("EFA_SMTP_POOL_SIZE", "4")
+        get_settings.cache_clear()
+        for i in range(40):
+            queue_test_mail(session, address=f"ok{i}@x.example", kind="go_live", now=NOW)
+        report = _deliver(session, now=NOW)
+        assert report.total("sent") + report.total("retrying") == 40
+        assert report.total("retrying") <= 2  # one attempt per refused connection
+        assert len(server.handler.sessions) == 2
+        server.handler.max_sessions = None  # later the relay has room again
+        _deliver(session, now=NOW + timedelta(hours=2))
+        assert len(server.handler.stored) == 40
+    finally:
+        server.stop()
+
+
 def test_limit_and_only_ids(session: Session, smtp_server: FaultServer) -> None:
     rows = [
         queue_test_mail(session, address=f"ok{i}@x.example", kind="go_live", now=NOW)

@@ -6,6 +6,7 @@ Queue with `queue_campaign_mail` (idempotent), deliver with `deliver` (or the Pr
 
 from efa_rollout.mail.delivery import DeliveryReport, deliver
 from efa_rollout.mail.message import (
+    Attachment,
     InvalidAddressError,
     Recipient,
     build_message,
@@ -26,6 +27,7 @@ from efa_rollout.mail.render import MAIL_KINDS, MailRenderError, RenderedMail, r
 
 __all__ = [
     "MAIL_KINDS",
+    "Attachment",
     "DeliveryReport",
     "InvalidAddressError",
     "MailPreview",

@@ -195,15 +195,22 @@ async def _smtp_worker(run: _Run, bucket: Any) -> None:
                 claimed = batch[0]
                 if run.relay_down is not None:
                     await run.record(claimed, run.relay_down, None)
-                else:
-                    await bucket.acquire()
-                    result, attempt_id = await send_message(
-                        connection, claimed, partial(run.handover, claimed)
-                    )
-                    if result.stage == "connect":
-                        run.relay_down = result
-                    await run.record(claimed, result, attempt_id)
+                    batch.pop(0)
+                    continue
+                await bucket.acquire()
+                result, attempt_id = await send_message(
+                    connection, claimed, partial(run.handover, claimed)
+                )
+                await run.record(claimed, result, attempt_id)
                 batch.pop(0)
+                if result.stage == "connect":
+                    if result.code is None:
+                        # Unreachable (refused, timeout): nobody gets through this run.
+                        run.relay_down = result
+                    else:
+                        # The relay answered but refused this connection (e.g. too many
+                        # connections, AUTH): the other connections carry on without it.
+                        return
     finally:
         if batch:  # interrupted: give back what was not handed over
             run.report.released += await run.db(

@@ -363,6 +363,7 @@ def _message_id(
 def sample_objects(now: datetime) -> tuple[Campaign, Enrolment, Municipality]:
     """A made-up campaign and municipality for test mails; never stored."""
     go_live = (now + timedelta(days=70)).date()
+    go_live += timedelta(days=(7 - go_live.weekday()) % 7)  # a Monday, like real go-lives
     campaign = Campaign(
         id="beispiel",
         template="beispiel",

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 from aiosmtplib import (
     SMTPException,
+    SMTPHeloError,
     SMTPRecipientRefused,
     SMTPResponseException,
     SMTPServerDisconnected,
@@ -125,6 +126,15 @@ class SmtpConnection:
             local_hostname=self.local_hostname,
         )
         await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:
+            # Greet now, so that a refusal (e.g. 421 too many connections) counts as a
+            # connection failure and not as the first message's.
+            try:
+                await smtp.ehlo()
+            except SMTPHeloError:
+                if not smtp.is_connected:
+                    raise
+                await smtp.helo()
         if config.username:
             await smtp.login(config.username, config.password or "")
         self.smtp, self.messages = smtp, 0
