@@ -419,3 +419,20 @@ def test_oversized_body_in_one_chunk_without_length(portal: LivePortal, world: W
         timeout=5,
     )
     assert response.status_code == 413
+
+
+def test_csrf_secret_is_kept_private_and_stable(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from efa_rollout.portal.security import CsrfSigner, load_secret
+
+    monkeypatch.delenv("EFA_PORTAL_SECRET", raising=False)
+    first = load_secret(tmp_path / "data")
+    assert load_secret(tmp_path / "data") == first  # forms survive a restart
+    assert (tmp_path / "data" / "portal-secret").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("EFA_PORTAL_SECRET", "kurz")
+    with pytest.raises(ValueError):
+        load_secret(tmp_path / "data")
+    monkeypatch.setenv("EFA_PORTAL_SECRET", "s" * 40)
+    assert load_secret(tmp_path / "other") == b"s" * 40
+    signer = CsrfSigner(first)
+    assert signer.verify("a" * 64, signer.token_for("a" * 64))
+    assert not signer.verify("b" * 64, signer.token_for("a" * 64))
