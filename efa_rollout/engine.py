@@ -534,7 +534,7 @@ def _queue_stage_mail(
     from efa_rollout.mail.outbox import queue_campaign_mail
 
     timeline = timeline_of(campaign)
-    queued = 0
+    wanted: list[tuple[Enrolment, Municipality, str]] = []
     for enrolment, municipality in batch:
         stage = Stage(enrolment.stage)
         if enrolment.status != EnrolmentStatus.ACTIVE:
@@ -547,7 +547,24 @@ def _queue_stage_mail(
             )
             if (today - live_since).days >= question_day:
                 kinds.append("after_care")
-        for kind in kinds:
+        wanted += [(enrolment, municipality, kind) for kind in kinds]
+    if not wanted:
+        return 0
+    # One query for the whole batch instead of one per municipality and kind: once a campaign
+    # is live, every tick asks this for every enrolment (queue_campaign_mail checks again).
+    existing = set(
+        session.exec(
+            select(OutboxMessage.ags, OutboxMessage.kind).where(
+                OutboxMessage.campaign_id == campaign.id,
+                col(OutboxMessage.ags).in_({m.ags for _, m, _ in wanted}),
+                col(OutboxMessage.kind).in_({kind for _, _, kind in wanted}),
+                OutboxMessage.sequence == 1,
+            )
+        )
+    )
+    queued = 0
+    for enrolment, municipality, kind in wanted:
+        if (municipality.ags, kind) not in existing:
             message = queue_campaign_mail(
                 session,
                 campaign=campaign,
