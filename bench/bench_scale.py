@@ -1,0 +1,582 @@
+"""Scale benchmark: the Ostalbkreis (42), Baden-Württemberg (1,101) and Germany (10,981).
+
+Prints a table; never a timed test. For every size and database it runs, each in a fresh
+process (so that peak memory is that size's own):
+
+* the product's way: import (directory + contacts), campaign start (enrol + information
+  requests), the reminder selection, a tick in which every municipality moves, a tick with
+  nothing due, the report roll-up, and delivery of the whole outbox to a local aiosmtpd sink
+  over the pooled SMTP connections;
+* the naive way, side by side: the same tick as one Prefect task per municipality, and
+  delivery as one SMTP connection per message (smtplib) with one ledger update each.
+  The naive runs are capped (``--naive-cap``, default the size of Baden-Württemberg); above
+  the cap they run over the first CAP municipalities/messages and are extrapolated linearly,
+  which the table marks with "≈".
+
+    .venv/bin/python bench/bench_scale.py                                   # SQLite only
+    .venv/bin/python bench/bench_scale.py --databases sqlite,postgresql     # both
+    .venv/bin/python bench/bench_scale.py --sizes bw --databases postgresql --profile tick
+
+PostgreSQL: ``--postgres-url`` (default ``$EFA_BENCH_POSTGRES_URL``, else the URL printed by
+``scripts/postgres.sh start``); every run gets its own database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+GV100AD = REPO / "reference" / "GV100AD_301123.txt"
+
+#: name → (label, state filter, district filter)
+SIZES: dict[str, tuple[str, str | None, str | None]] = {
+    "ostalbkreis": ("Ostalbkreis", None, "08136"),
+    "bw": ("Baden-Württemberg", "08", None),
+    "germany": ("Deutschland", None, None),
+}
+CAMPAIGN = "ewa-scale"
+NAIVE_TICK_CAMPAIGN = "ewa-naive-tick"
+BATCH_TICK_CAMPAIGN = "ewa-prefect-tick"
+GO_LIVE = date(2024, 10, 1)  # eWA: collection deadline -12w = 09.07.2024
+START_DAY = date(2024, 4, 15)
+REMIND_DAY = date(2024, 7, 4)  # three working days before the deadline
+TICK_DAY = date(2024, 7, 10)  # the day after the deadline: everybody moves on
+SMTP_POOL = 8
+
+
+# --- helpers shared with scripts/distributed.py ----------------------------------------------
+
+
+def local_moment(day: date, hour: int = 9) -> datetime:
+    """HOUR o'clock Europe/Berlin on DAY, as aware UTC."""
+    from zoneinfo import ZoneInfo
+
+    return datetime(
+        day.year, day.month, day.day, hour, tzinfo=ZoneInfo("Europe/Berlin")
+    ).astimezone(UTC)
+
+
+def write_contacts(path: Path, municipalities: list[tuple[str, str]]) -> int:
+    """Fictitious contacts (.example domains) for (AGS, name) pairs, as the demo writes them."""
+    rows = []
+    for ags, name in municipalities:
+        domain = f"{_slug(name)}-{ags}.example"
+        rows += [
+            [ags, "Hauptamt", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
+            [ags, "Meldebehörde", "", "", "Bürgerbüro", f"buergerbuero@{domain}", "", "ja"],
+            [ags, "Bürgermeister", "Frau", "Muster", "Bürgermeisterin", f"bm@{domain}", "", "nein"],
+        ]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(
+            ["AGS", "Rolle", "Anrede", "Name", "Funktion", "E-Mail", "Telefon", "Funktionspostfach"]
+        )
+        writer.writerows(rows)
+    return len(rows)
+
+
+def _slug(name: str) -> str:
+    from efa_rollout.engine import slugify
+
+    return slugify(name)[:40] or "gemeinde"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+SINK_CODE = r"""
+import json, signal, sys, threading, collections, email.parser
+from aiosmtpd.controller import Controller
+
+counts = collections.Counter()
+lock = threading.Lock()
+parser = email.parser.BytesHeaderParser()
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        message_id = parser.parsebytes(envelope.original_content or envelope.content).get("Message-ID")
+        message_id = "".join(message_id.split()) if message_id else None
+        with lock:
+            counts[message_id] += 1
+        return "250 OK"
+
+controller = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]))
+controller.start()
+print("ready", flush=True)
+done = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: done.set())
+signal.signal(signal.SIGINT, lambda *_: done.set())
+done.wait()
+controller.stop()
+with lock:
+    dupes = {k: v for k, v in counts.items() if v > 1}
+    if len(sys.argv) > 2:  # every Message-ID with how often it arrived
+        with open(sys.argv[2], "w") as handle:
+            json.dump(counts, handle)
+    print(json.dumps({"messages": sum(counts.values()), "unique": len(counts),
+                      "duplicates": len(dupes), "without_id": counts.get(None, 0)}), flush=True)
+"""
+
+
+class Sink:
+    """A local aiosmtpd SMTP server in its own process, counting messages by Message-ID."""
+
+    def __init__(self, port: int | None = None, ids_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.ids_file = ids_file
+        extra = [str(ids_file)] if ids_file else []
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SINK_CODE, str(self.port), *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"SMTP sink did not start: {line!r}")
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> dict[str, int]:
+        """Stop the sink; its counts: messages, unique Message-IDs, duplicates (once)."""
+        if self.process.returncode is not None:
+            return {}
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=30)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+# --- the child processes ---------------------------------------------------------------------
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def _timed(figures: dict[str, Any], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    figures[key] = time.perf_counter() - started
+
+
+def _profile(name: str, wanted: str | None, fn: Callable[[], Any]) -> Any:
+    if wanted != name:
+        return fn()
+    from pyinstrument import Profiler
+
+    profiler = Profiler()
+    profiler.start()
+    try:
+        return fn()
+    finally:
+        profiler.stop()
+        print(profiler.output_text(unicode=True, color=False, show_all=False), file=sys.stderr)
+
+
+def _municipalities(state: str | None, district: str | None) -> list[tuple[str, str]]:
+    from sqlmodel import col, select
+
+    from efa_rollout.db import session_scope
+    from models import Municipality
+
+    with session_scope() as session:
+        query = select(Municipality.ags, Municipality.name).order_by(col(Municipality.ags))
+        if state:
+            query = query.where(Municipality.state_code == state)
+        if district:
+            query = query.where(Municipality.district_code == district)
+        return [(a, n) for a, n in session.exec(query)]
+
+
+def _create(campaign_id: str, area: str) -> None:
+    from efa_rollout import engine as core
+    from efa_rollout.db import session_scope
+    from efa_rollout.definitions import get_definition
+
+    with session_scope() as session:
+        core.create_campaign(
+            session,
+            definition=get_definition("ewa"),
+            area_code=area,
+            go_live=GO_LIVE,
+            now=local_moment(START_DAY, 8),
+            name=campaign_id,
+            actor="bench",
+        )
+
+
+def _area(state: str | None, district: str | None) -> list[str]:
+    """Area codes a campaign can cover: the district, the state, or every state."""
+    if district:
+        return [district]
+    if state:
+        return [state]
+    return [f"{n:02d}" for n in range(1, 17)]
+
+
+def child_product(size: str, profile: str | None) -> dict[str, Any]:
+    """The product's way, end to end, in this process."""
+    from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
+    from efa_rollout.db import get_engine, session_scope
+    from efa_rollout.importers.contacts import import_contacts
+    from efa_rollout.importers.municipalities import import_municipalities
+    from efa_rollout.mail import deliver
+    from efa_rollout.reports.rollup import campaign_rollup
+    from tasks.reminders import remind
+
+    _label, state, district = SIZES[size]
+    figures: dict[str, Any] = {"rss_after_imports_mb": _peak_mb()}
+    get_engine()  # migrate outside the timings
+    data_dir = Path(os.environ["EFA_DATA_DIR"])
+
+    def do_import() -> int:
+        with session_scope() as session:
+            import_municipalities(session, GV100AD, state=state, district=district)
+        pairs = _municipalities(state, district)
+        path = data_dir / "contacts.csv"
+        write_contacts(path, pairs)
+        with session_scope() as session:
+            import_contacts(session, path)
+        return len(pairs)
+
+    with _timed(figures, "import"):
+        figures["municipalities"] = _profile("import", profile, do_import)
+
+    campaigns = []
+    with _timed(figures, "start"):
+        enrolments = mails = 0
+        for area in _area(state, district):
+            campaign_id = CAMPAIGN if len(_area(state, district)) == 1 else f"{CAMPAIGN}-{area}"
+            campaigns.append(campaign_id)
+            _create(campaign_id, area)
+            started = _profile(
+                "start",
+                profile,
+                lambda cid=campaign_id: start_without_prefect(cid, local_moment(START_DAY)),
+            )
+            enrolments += started["enrolments"]
+            mails += started["mails_queued"]
+    figures["enrolments"], figures["information_requests"] = enrolments, mails
+
+    with _timed(figures, "remind"):
+        reports = _profile(
+            "remind", profile, lambda: remind(as_of=local_moment(REMIND_DAY), actor="bench")
+        )
+    figures["reminders"] = sum(r.reminders for r in reports)
+
+    sink = Sink()
+    os.environ["EFA_SMTP_URL"] = sink.url
+    from efa_rollout.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        with _timed(figures, "deliver"):
+            report = _profile("deliver", profile, lambda: deliver(now=local_moment(REMIND_DAY, 10)))
+    finally:
+        counted = sink.stop()
+    figures["delivered"] = report.total("sent")
+    figures["sink"] = counted
+    with _timed(figures, "tick"):
+        ticked = _profile(
+            "tick",
+            profile,
+            lambda: advance_without_prefect(None, local_moment(TICK_DAY), go_live=False),
+        )
+    figures["changes"] = sum(f["changes"] for f in ticked.values())
+    with _timed(figures, "tick_idle"):
+        advance_without_prefect(None, local_moment(TICK_DAY, 10), go_live=False)
+
+    def do_rollup() -> int:
+        total = 0
+        with session_scope() as session:
+            for campaign_id in campaigns:
+                total += campaign_rollup(session, campaign_id, as_of=local_moment(TICK_DAY)).total
+        return total
+
+    with _timed(figures, "rollup"):
+        figures["rollup_total"] = _profile("rollup", profile, do_rollup)
+
+    figures["peak_mb"] = _peak_mb()
+    return figures
+
+
+def child_naive(size: str, cap: int) -> dict[str, Any]:
+    """The naive way: a Prefect task per municipality; one SMTP connection per message.
+
+    Also the product's tick as a Prefect flow (one task per 2,000 enrolments), so that both
+    Prefect variants pay the same per-run costs. Runs after `child_product` on its database.
+    """
+    import smtplib
+
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from sqlalchemy import update
+    from sqlmodel import col, select
+
+    from efa_rollout import engine as core
+    from efa_rollout.db import get_engine, session_scope
+    from flows.tick import tick
+    from models import Campaign, OutboxMessage
+
+    _label, state, district = SIZES[size]
+    engine = get_engine()
+    now = local_moment(TICK_DAY)
+    figures: dict[str, Any] = {}
+    areas = _area(state, district)
+    # Untimed set-up: the product's campaigns are done; fresh enrolled campaigns (no mail)
+    # for the Prefect tick (all areas) and the naive tick (first area, capped).
+    with session_scope(engine) as session:
+        session.execute(update(Campaign).values(status="closed"))
+
+    def enrolled(campaign_id: str, area: str) -> None:
+        _create(campaign_id, area)
+        core.mark_started(engine, campaign_id, now=local_moment(START_DAY), actor="bench")
+        with session_scope(engine) as session:
+            pending = core.pending_enrolment_ags(session, core.get_campaign(session, campaign_id))
+        core.enrol_batch(engine, campaign_id, pending, now=local_moment(START_DAY), actor="bench")
+
+    for area in areas:
+        enrolled(f"{BATCH_TICK_CAMPAIGN}-{area}", area)
+
+    tick(campaign=f"{BATCH_TICK_CAMPAIGN}-{areas[0]}", as_of=local_moment(START_DAY))  # warm-up
+    with _timed(figures, "prefect_tick"):
+        result = tick(campaign=None, as_of=now)
+    figures["prefect_tick_changes"] = sum(f["changes"] for f in result.values())
+
+    with session_scope(engine) as session:
+        session.execute(update(Campaign).values(status="closed"))
+    enrolled(NAIVE_TICK_CAMPAIGN, areas[0])
+
+    @task(name="advance-one")
+    def advance_one(enrolment_id: int) -> int:
+        result = core.advance_batch(
+            engine,
+            NAIVE_TICK_CAMPAIGN,
+            [enrolment_id],
+            now=now,
+            actor="naive",
+            include_go_live=False,
+        )
+        return len(result.changes)
+
+    @flow(name="naive-tick", task_runner=ThreadPoolTaskRunner(max_workers=4))
+    def naive_tick(ids: list[int]) -> int:
+        return sum(f.result() for f in advance_one.map(ids))
+
+    with session_scope(engine) as session:
+        ids = core.enrolment_ids(session, NAIVE_TICK_CAMPAIGN)[:cap]
+    with _timed(figures, "naive_tick_sample"):
+        figures["naive_tick_changes"] = naive_tick(ids)
+    figures["naive_tick_n"] = len(ids)
+
+    # Naive delivery: re-send already delivered messages, a new connection for each.
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(
+                OutboxMessage.id, OutboxMessage.sender, OutboxMessage.recipients, OutboxMessage.raw
+            )
+            .where(OutboxMessage.status == "sent")
+            .order_by(col(OutboxMessage.id))
+            .limit(cap)
+        ).all()
+    sink = Sink()
+    try:
+        started = time.perf_counter()
+        for outbox_id, sender, recipients, raw in rows:
+            with smtplib.SMTP("127.0.0.1", sink.port, timeout=30) as smtp:
+                smtp.sendmail(sender, recipients, raw)
+            with session_scope(engine) as session:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id) == outbox_id)
+                    .values(attempts=OutboxMessage.attempts + 1)
+                )
+        figures["naive_deliver_sample"] = time.perf_counter() - started
+    finally:
+        figures["naive_sink"] = sink.stop()
+    figures["naive_deliver_n"] = len(rows)
+    figures["naive_peak_mb"] = _peak_mb()
+    return figures
+
+
+# --- the parent: one fresh process per size and database --------------------------------------
+
+
+def _postgres_admin_url(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("EFA_BENCH_POSTGRES_URL"):
+        return os.environ["EFA_BENCH_POSTGRES_URL"]
+    out = subprocess.run(
+        [str(REPO / "scripts" / "postgres.sh"), "start"], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _pg_admin(admin_url: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        admin_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _run_child(
+    kind: str, size: str, env: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", kind, "--sizes", size]
+    command += ["--naive-cap", str(args.naive_cap)]
+    if args.profile:
+        command += ["--profile", args.profile]
+    out = subprocess.run(command, env=env, cwd=env["EFA_DATA_DIR"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"{kind} run for {size} failed (exit {out.returncode})")
+    if args.profile:
+        sys.stderr.write(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_one(size: str, database: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Both children for one size on one database, in a fresh data folder and database."""
+    with tempfile.TemporaryDirectory(prefix=f"efa-bench-{size}-") as tmp:
+        env = {
+            **os.environ,
+            "EFA_DATA_DIR": tmp,
+            "PYTHONPATH": str(REPO),
+            "EFA_SMTP_POOL_SIZE": str(SMTP_POOL),
+            "EFA_SMTP_RATE_PER_SECOND": "100000",  # the bench measures us, not a relay's limit
+            "PREFECT_HOME": str(args.prefect_home),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+        env.pop("PREFECT_API_URL", None)
+        env.pop("EFA_SMTP_URL", None)
+        database_name = None
+        if database == "postgresql":
+            admin = _postgres_admin_url(args.postgres_url)
+            database_name = f"efa_bench_{size}_{os.getpid()}"
+            _pg_admin(
+                admin,
+                f"DROP DATABASE IF EXISTS {database_name}",
+                f"CREATE DATABASE {database_name}",
+            )
+            env["EFA_DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/" + database_name
+        else:
+            env.pop("EFA_DATABASE_URL", None)
+        try:
+            figures = _run_child("product", size, env, args)
+            if not args.skip_naive:
+                figures.update(_run_child("naive", size, env, args))
+                _extrapolate(figures)
+        finally:
+            if database_name:
+                _pg_admin(admin, f"DROP DATABASE IF EXISTS {database_name} WITH (FORCE)")
+    figures["size"], figures["database"] = size, database
+    return figures
+
+
+def _extrapolate(figures: dict[str, Any]) -> None:
+    """Naive figures for the whole size: linear from the capped sample (marked ≈ when capped)."""
+    for key, total in (
+        ("naive_tick", figures["enrolments"]),
+        ("naive_deliver", figures["delivered"]),
+    ):
+        n = figures[f"{key}_n"]
+        figures[key] = figures[f"{key}_sample"] * total / max(1, n)
+        figures[f"{key}_extrapolated"] = n < total
+
+
+def _s(seconds: float | None, approx: bool = False) -> str:
+    if seconds is None:
+        return "–"
+    return ("≈" if approx else "") + (f"{seconds:.2f} s" if seconds < 100 else f"{seconds:.0f} s")
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table, one row per size and database."""
+    head = (
+        "| size | db | import | start | reminders | tick | tick (idle) | roll-up | delivery "
+        "| msg/s | peak MB | tick: Prefect batched | tick: task per municipality "
+        "| delivery: conn per message | delivery speed-up |"
+    )
+    lines = [head, "|" + "|".join(["---"] * 15) + "|"]
+    for r in results:
+        rate = r["delivered"] / r["deliver"] if r.get("deliver") else 0.0
+        naive_rate = r["delivered"] / r["naive_deliver"] if r.get("naive_deliver") else None
+        speedup = f"{rate / naive_rate:.1f}×" if naive_rate else "–"
+        lines.append(
+            f"| {SIZES[r['size']][0]} ({r['municipalities']:,}) | {r['database']} "
+            f"| {_s(r['import'])} | {_s(r['start'])} | {_s(r['remind'])} | {_s(r['tick'])} "
+            f"| {_s(r['tick_idle'])} | {_s(r['rollup'])} | {_s(r['deliver'])} "
+            f"({r['delivered']:,}) | {rate:,.0f} | {r['peak_mb']:.0f} "
+            f"| {_s(r.get('prefect_tick'))} "
+            f"| {_s(r.get('naive_tick'), r.get('naive_tick_extrapolated', False))} "
+            f"| {_s(r.get('naive_deliver'), r.get('naive_deliver_extrapolated', False))} "
+            f"| {speedup} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="ostalbkreis,bw,germany")
+    parser.add_argument("--databases", default="sqlite")
+    parser.add_argument("--postgres-url", default=None)
+    parser.add_argument("--naive-cap", type=int, default=1101)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--profile", choices=["import", "start", "remind", "tick", "rollup", "deliver"]
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--child", choices=["product", "naive"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        if args.child == "product":
+            figures = child_product(args.sizes, args.profile)
+        else:
+            figures = child_naive(args.sizes, args.naive_cap)
+        print(json.dumps(figures))
+        return 0
+    results = []
+    prefect_home = tempfile.TemporaryDirectory(prefix="efa-bench-prefect-")
+    args.prefect_home = Path(prefect_home.name)  # one local Prefect database for all runs
+    for database in args.databases.split(","):
+        for size in args.sizes.split(","):
+            print(f"» {size} on {database} ...", file=sys.stderr, flush=True)
+            results.append(run_one(size, database, args))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())
