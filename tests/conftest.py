@@ -98,3 +98,22 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session on the test's database."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One Prefect test server for the whole session (starting one takes 10-60 s)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    # Heartbeats would make every synchronous flow wait up to 1 s at its end (PREFECT.md).
+    with (
+        prefect_test_harness(server_startup_timeout=180),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        yield
+
+
+@pytest.fixture
+def prefect_harness(prefect_api: None) -> None:
+    """Alias of prefect_api."""

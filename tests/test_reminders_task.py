@@ -12,7 +12,6 @@ import email.policy
 import importlib.util
 import sys
 import types
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -499,24 +498,6 @@ def test_real_mail_layer_reminder_mail_lists_open_items(seeded: Engine) -> None:
 
 
 # --- the Prefect flow ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def prefect_harness() -> Iterator[None]:
-    """A Prefect test server; shares one another test module left running (no nesting)."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        temporary_settings,
-    )
-    from prefect.testing.utilities import prefect_test_harness
-
-    if PREFECT_API_URL.value():
-        yield
-        return
-    no_heartbeat = temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
-    with prefect_test_harness(server_startup_timeout=120), no_heartbeat:  # slow on busy machines
-        yield
 
 
 @pytest.mark.prefect

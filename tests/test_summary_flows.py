@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,16 +133,6 @@ def test_record_input_is_bounded_and_described() -> None:
 
 
 # --- under Prefect ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    """One Prefect test server for these tests (starting one takes ~10 s)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 async def _runs_and_artifacts() -> tuple[list[Any], list[Any]]:

@@ -52,10 +52,17 @@ def parse_as_of(value: str | None) -> datetime | None:
         return None
     zone = get_settings().zone
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # A bare date means 09:00 local time: a working morning, inside the sending window.
         parsed = datetime.combine(parse_date(value, option="--as-of"), datetime.min.time())
         parsed = parsed.replace(hour=9)
+    except UserError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise UserError(
+                f"--as-of: »{value}« ist kein Datum oder Zeitpunkt "
+                "(erwartet JJJJ-MM-TT oder JJJJ-MM-TTTHH:MM)."
+            ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
