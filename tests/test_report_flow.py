@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,19 +14,6 @@ from models import OutboxMessage
 from tests.test_reports import AS_OF, build_known_campaign
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    """A Prefect test server for this module (starting one takes ~10 s)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
-        yield
 
 
 async def _artifacts() -> list[Any]:
