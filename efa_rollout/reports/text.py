@@ -172,9 +172,20 @@ def _section(
 
 
 def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    """A Markdown table; columns of numbers are right-aligned."""
+    rows = list(rows)
+    rule = [
+        "---:" if rows and all(_numeric(row[i]) for row in rows) else "---"
+        for i in range(len(headers))
+    ]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(rule) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
+
+
+def _numeric(cell: str) -> bool:
+    """'1.234', '12', '37,5 %' count as numbers."""
+    return bool(cell) and cell.replace(".", "").replace(",", "").removesuffix(" %").isdigit()
 
 
 def _md(text: str) -> str:
