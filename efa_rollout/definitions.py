@@ -17,7 +17,9 @@ from efa_rollout.errors import UserError
 BUILTIN_DIR = TEMPLATES_DIR / "campaigns"
 _OFFSET = re.compile(r"^T?\s*([+-]?)\s*(\d+)\s*([dwm])$")
 
-FieldType = Literal["text", "textarea", "email", "phone", "date", "choice", "yesno", "contact", "contacts", "number"]
+FieldType = Literal[
+    "text", "textarea", "email", "phone", "date", "choice", "yesno", "contact", "contacts", "number"
+]
 
 
 class _Strict(BaseModel):
@@ -36,7 +38,9 @@ def parse_offset(value: str | int) -> int:
     return -days if sign == "-" else days
 
 
-Offset = Annotated[int, Field(description="Days relative to go-live (T); YAML: '-12w', '+4w', '-10d'")]
+Offset = Annotated[
+    int, Field(description="Days relative to go-live (T); YAML: '-12w', '+4w', '-10d'")
+]
 
 
 class Choice(_Strict):
@@ -109,7 +113,9 @@ class Target(_Strict):
         default_factory=dict, description="Attribute filter, e.g. baurechtsbehoerde: landratsamt"
     )
     exclude_types: list[str] = Field(default_factory=lambda: ["65", "66"])
-    role_attribute: str | None = Field(None, description="Attribute whose value is the role variant")
+    role_attribute: str | None = Field(
+        None, description="Attribute whose value is the role variant"
+    )
     pilots: list[str] = Field(default_factory=list, description="AGS of pilot municipalities")
 
 
@@ -177,7 +183,9 @@ class CampaignDefinition(_Strict):
         """This definition's stages in pipeline order."""
         return [s for s in Stage.pipeline() if s in self.stages]
 
-    def resolve_dates(self, go_live: date, overrides: dict[str, date] | None = None) -> dict[str, Any]:
+    def resolve_dates(
+        self, go_live: date, overrides: dict[str, date] | None = None
+    ) -> dict[str, Any]:
         """Absolute key dates (ISO strings) for a campaign going live on GO_LIVE."""
         resolved: dict[str, Any] = {"go_live": go_live.isoformat()}
         for name, offset in self.dates.model_dump().items():
@@ -237,11 +245,15 @@ def load_definition(path: Path) -> CampaignDefinition:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", Zeile {mark.line + 1}" if mark else ""
-        raise UserError(f"Kampagnendefinition {path}{where}: kein gültiges YAML ({error}).") from None
+        raise UserError(
+            f"Kampagnendefinition {path}{where}: kein gültiges YAML ({error})."
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"Kampagnendefinition {path} kann nicht gelesen werden: {error}") from None
     if not isinstance(data, dict):
-        raise UserError(f"Kampagnendefinition {path}: erwartet eine Zuordnung (key: value) auf oberster Ebene.")
+        raise UserError(
+            f"Kampagnendefinition {path}: erwartet eine Zuordnung (key: value) auf oberster Ebene."
+        )
     try:
         return CampaignDefinition.model_validate(data)
     except ValidationError as error:
@@ -278,5 +290,7 @@ def get_definition(key: str) -> CampaignDefinition:
         raise UserError(f"Keine Kampagnendefinition »{key}« gefunden (vorhanden: {known}).")
     definition = load_definition(files[key])
     if definition.key != key:
-        raise UserError(f"Kampagnendefinition {files[key]}: Feld key »{definition.key}« passt nicht zum Dateinamen »{key}«.")
+        raise UserError(
+            f"Kampagnendefinition {files[key]}: Feld key »{definition.key}« passt nicht zum Dateinamen »{key}«."
+        )
     return definition

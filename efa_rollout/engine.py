@@ -155,7 +155,9 @@ def create_campaign(
         raise UserError(
             f"Die Kampagne »{campaign_id}« gibt es schon (efa campaign show {campaign_id})."
         )
-    unknown_dates = set(date_overrides or {}) - set(type(definition.dates).model_fields) - {"go_live"}
+    unknown_dates = (
+        set(date_overrides or {}) - set(type(definition.dates).model_fields) - {"go_live"}
+    )
     if unknown_dates:
         raise UserError(f"Unbekannte Termine: {', '.join(sorted(unknown_dates))}.")
     snapshot = definition.model_dump(mode="json")

@@ -6,7 +6,13 @@ from datetime import date
 
 import pytest
 
-from efa_rollout.domain.rules import Facts, Timeline, due_transitions, go_live_blocked, next_transition
+from efa_rollout.domain.rules import (
+    Facts,
+    Timeline,
+    due_transitions,
+    go_live_blocked,
+    next_transition,
+)
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 
 ALL = tuple(Stage)
@@ -41,7 +47,9 @@ def test_collection_waits_until_answers_or_deadline() -> None:
 
 def test_complete_answers_move_on_before_the_deadline() -> None:
     step = next_transition(
-        Facts(stage=Stage.INFORMATION_COLLECTION, answers_complete=True), timeline(), date(2024, 3, 1)
+        Facts(stage=Stage.INFORMATION_COLLECTION, answers_complete=True),
+        timeline(),
+        date(2024, 3, 1),
     )
     assert step is not None and step.to_stage == Stage.SUMMARY_DISTRIBUTION
     assert "vollständig" in step.reason
@@ -49,7 +57,9 @@ def test_complete_answers_move_on_before_the_deadline() -> None:
 
 def test_coordinator_closing_collection_moves_everyone_on() -> None:
     step = next_transition(
-        Facts(stage=Stage.INFORMATION_COLLECTION), timeline(collection_closed=True), date(2024, 3, 1)
+        Facts(stage=Stage.INFORMATION_COLLECTION),
+        timeline(collection_closed=True),
+        date(2024, 3, 1),
     )
     assert step is not None and "Koordination" in step.reason
 

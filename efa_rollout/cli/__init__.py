@@ -6,12 +6,20 @@ import sys
 
 import typer
 
-from efa_rollout.cli import campaign, config, db, demo, directory, enrolment, serve
-from efa_rollout.cli import collection
-from efa_rollout.cli import remind
-from efa_rollout.cli import report
-from efa_rollout.cli import portal
-from efa_rollout.cli import mail
+from efa_rollout.cli import (
+    campaign,
+    collection,
+    config,
+    db,
+    demo,
+    directory,
+    enrolment,
+    mail,
+    portal,
+    remind,
+    report,
+    serve,
+)
 from efa_rollout.errors import UserError
 
 app = typer.Typer(
