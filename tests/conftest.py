@@ -24,7 +24,7 @@ BUILDING_AUTHORITIES = REFERENCE / "ostalbkreis-baurechtsbehoerden.csv"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 POSTGRES_URL = os.environ.get("EFA_TEST_DATABASE_URL", "")
-TEMPLATE_DB = "efa_test_template"
+TEMPLATE_DB = f"efa_test_template_{os.getpid()}"  # parallel runs must not collide
 
 
 def _pg_url(database: str) -> str:
