@@ -14,7 +14,6 @@ because time passed or because it was just sent.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 from collections.abc import Sequence
@@ -403,11 +402,7 @@ def _queue(
 
     attachment = (pdf_filename(campaign, document.version), document.pdf, "application/pdf")
     extra: dict[str, Any] = {"summary_version": document.version}
-    kwargs: dict[str, Any] = {}
-    if "attachments" in inspect.signature(queue_campaign_mail).parameters:
-        kwargs["attachments"] = [attachment]
-    else:  # the mail layer reads the attachment from the template variables
-        extra["attachments"] = [attachment]
+    kwargs: dict[str, Any] = {"attachments": [attachment]}
     return queue_campaign_mail(
         session,
         campaign=campaign,

@@ -315,8 +315,7 @@ def test_queued_summary_mail_is_a_proper_message(
     message = message_from_bytes(row.raw, policy=policy.default)
     assert "Zusammenfassung" in message["Subject"]
     pdfs = [p for p in message.walk() if p.get_content_type() == "application/pdf"]
-    if not pdfs:
-        pytest.xfail("the mail layer does not attach files yet (extra['attachments'] is passed)")
+    assert len(pdfs) == 1
     assert pdfs[0].get_filename() == "Zusammenfassung-ewa-ostalbkreis-v1.pdf"
     assert pdfs[0].get_content().startswith(b"%PDF")
 
