@@ -109,17 +109,25 @@ def write_demo_contacts(path: Path) -> int:
         "Roth",
         "Vogel",
     ]
+    first_names = {
+        "Frau": ["Anna", "Claudia", "Sabine", "Julia"],
+        "Herr": ["Thomas", "Markus", "Jan", "Peter"],
+    }
+
+    def person(salutation: str) -> str:
+        return f"{rng.choice(first_names[salutation])} {rng.choice(surnames)}"
+
     rows = []
     for m in municipalities:
         domain = core.slugify(m.name) + ".example"
-        mayor = rng.choice(["Frau", "Herr"])
+        mayor, clerk = rng.choice(["Frau", "Herr"]), rng.choice(["Frau", "Herr"])
         rows += [
             [m.ags, "Hauptamt", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
             [
                 m.ags,
                 "Bürgermeister",
                 mayor,
-                f"{rng.choice(surnames)}",
+                person(mayor),
                 "Bürgermeister" + ("in" if mayor == "Frau" else ""),
                 f"buergermeister@{domain}",
                 "",
@@ -129,8 +137,8 @@ def write_demo_contacts(path: Path) -> int:
             [
                 m.ags,
                 "Bauamt",
-                rng.choice(["Frau", "Herr"]),
-                rng.choice(surnames),
+                clerk,
+                person(clerk),
                 "Bauverwaltung",
                 f"bauamt@{domain}",
                 "07361 5000-0",
