@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from efa_rollout.mail import ledger
 from efa_rollout.mail.ledger import Claimed, SendResult
@@ -130,13 +130,23 @@ class _Run:
         self.worker = ledger.new_worker_id()
         self.relay_down: SendResult | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        self._connection: Connection | None = None
+
+    def _call(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+        """In the database thread: FN on the run's own connection (opened on first use)."""
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        return fn(self._connection, **kwargs)
 
     async def db(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run a ledger function in the single database thread."""
+        """Run a ledger function in the single database thread, one transaction each."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, partial(fn, self.engine, **kwargs))
+        return await loop.run_in_executor(self._db, self._call, fn, kwargs)
 
     def close(self) -> None:
+        """Close the connection (in its thread) and stop the thread."""
+        if self._connection is not None:
+            self._db.submit(self._connection.close).result()
         self._db.shutdown(wait=True)
 
     async def claim(self) -> list[Claimed]:

@@ -20,11 +20,13 @@ import os
 import random
 import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, func, insert, or_, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, select
 
 from efa_rollout.db import session_scope
@@ -46,6 +48,19 @@ _OURS = (
     (_OUTBOX.c.id == bindparam("row_id"))
     & (_OUTBOX.c.status == "sending")
     & (_OUTBOX.c.claimed_by == bindparam("worker"))
+)
+_CLAIMED_COLUMNS = (
+    "id",
+    "message_id",
+    "campaign_id",
+    "ags",
+    "kind",
+    "is_test",
+    "sender",
+    "recipients",
+    "cc",
+    "raw",
+    "recipient_status",
 )
 # Built once: the two statement pairs every delivered message goes through.
 _REFRESH_CLAIM = update(_OUTBOX).where(_OURS).values(claimed_at=bindparam("now"))
@@ -84,6 +99,9 @@ _FINISH_ATTEMPT = (
         smtp_text=bindparam("smtp_text"),
     )
 )
+
+#: Where ledger functions run: an engine (a connection per call) or one held connection.
+Bind = Engine | Connection
 
 Outcome = Literal["sent", "retry", "failed", "unknown", "skipped"]
 #: Per envelope address: {"status": sent/refused/deferred/unknown, "code": int|None, "text": str}
@@ -127,6 +145,33 @@ class Recovery:
     cancelled_late: int = 0
 
 
+@contextmanager
+def _begin(bind: Bind) -> Iterator[Connection]:
+    """One committed transaction on BIND."""
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            yield connection
+    else:
+        with bind.begin():
+            yield bind
+
+
+@contextmanager
+def _session(bind: Bind) -> Iterator[Session]:
+    """A session committing on success, on an engine or on a held connection."""
+    if isinstance(bind, Engine):
+        with session_scope(bind) as session:
+            yield session
+        return
+    with Session(bind=bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
 def new_worker_id() -> str:
     """'host:pid:random' — who holds a claim, checkable for liveness on the same host."""
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -164,20 +209,21 @@ def backoff(attempts: int) -> timedelta:
 
 def pending_recipients(row: OutboxMessage) -> list[str]:
     """Envelope recipients that still need the message (not sent, not refused for good)."""
-    done = {
-        address
-        for address, state in (row.recipient_status or {}).items()
-        if state.get("status") in FINAL_RECIPIENT_STATES
-    }
+    return _pending(row.recipients, row.cc, row.recipient_status or {})
+
+
+def _pending(to: list[str], cc: list[str], states: RecipientStates) -> list[str]:
+    done = {a for a, state in states.items() if state.get("status") in FINAL_RECIPIENT_STATES}
     result: list[str] = []
-    for address in [*row.recipients, *row.cc]:
+    for address in [*to, *cc]:
         if address not in done and address not in result:
             result.append(address)
     return result
 
 
-def _detach(row: OutboxMessage) -> Claimed:
-    assert row.id is not None
+def _claimed(row: Any) -> Claimed:
+    """A Claimed from a result row of _CLAIMED_COLUMNS."""
+    states = dict(row.recipient_status or {})
     return Claimed(
         id=row.id,
         message_id=row.message_id,
@@ -186,15 +232,15 @@ def _detach(row: OutboxMessage) -> Claimed:
         kind=row.kind,
         is_test=row.is_test,
         sender=row.sender,
-        pending=tuple(pending_recipients(row)),
+        pending=tuple(_pending(row.recipients, row.cc, states)),
         raw=row.raw,
-        recipient_status=dict(row.recipient_status or {}),
+        recipient_status=states,
     )
 
 
-def cancel_late(engine: Engine, *, now: datetime) -> int:
+def cancel_late(bind: Bind, *, now: datetime) -> int:
     """Cancel due rows whose not_after has passed: a late reminder is worse than none."""
-    with session_scope(engine) as session:
+    with _session(bind) as session:
         result = session.execute(
             update(OutboxMessage)
             .where(
@@ -211,12 +257,10 @@ def cancel_late(engine: Engine, *, now: datetime) -> int:
         return result.rowcount or 0  # type: ignore[attr-defined]
 
 
-def recover_stale_claims(
-    engine: Engine, *, now: datetime, lease: timedelta = CLAIM_LEASE
-) -> Recovery:
+def recover_stale_claims(bind: Bind, *, now: datetime, lease: timedelta = CLAIM_LEASE) -> Recovery:
     """Requeue abandoned claims never handed over; mark those caught mid-hand-over unknown."""
     recovery = Recovery()
-    with session_scope(engine) as session:
+    with _session(bind) as session:
         rows = session.exec(select(OutboxMessage).where(OutboxMessage.status == "sending")).all()
         for row in rows:
             if not claim_is_abandoned(row.claimed_by, row.claimed_at, now, lease):
@@ -262,7 +306,7 @@ def _mark_unknown_after_crash(
 
 
 def claim_batch(
-    engine: Engine,
+    bind: Bind,
     *,
     worker: str,
     now: datetime,
@@ -272,47 +316,45 @@ def claim_batch(
     """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit."""
     if size <= 0:
         return []
+    outbox = _OUTBOX.c
     due = (
-        select(OutboxMessage.id)
+        select(outbox.id)
         .where(
-            OutboxMessage.status.in_(DUE_STATUSES),  # type: ignore[attr-defined]
-            or_(
-                OutboxMessage.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                OutboxMessage.next_attempt_at <= now,  # type: ignore[operator]
-            ),
+            outbox.status.in_(DUE_STATUSES),
+            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= now),
         )
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .order_by(outbox.next_attempt_at, outbox.id)
         .limit(size)
         .with_for_update(skip_locked=True)
     )
     if only_ids is not None:
-        due = due.where(OutboxMessage.id.in_(only_ids))  # type: ignore[union-attr]
-    with session_scope(engine) as session:
-        claimed_ids = session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id.in_(due.scalar_subquery()),  # type: ignore[union-attr]
-                OutboxMessage.status.in_(DUE_STATUSES),  # type: ignore[attr-defined]
+        due = due.where(outbox.id.in_(only_ids))
+    with _begin(bind) as connection:
+        ids = (
+            connection.execute(
+                update(_OUTBOX)
+                .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
+                .values(status="sending", claimed_by=worker, claimed_at=now)
+                .returning(outbox.id)
             )
-            .values(status="sending", claimed_by=worker, claimed_at=now)
-            .returning(OutboxMessage.id)
-        ).all()
-        ids = [row[0] for row in claimed_ids]
+            .scalars()
+            .all()
+        )
         if not ids:
             return []
-        rows = session.exec(
-            select(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))  # type: ignore[union-attr]
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        rows = connection.execute(
+            select(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
+            .where(outbox.id.in_(ids))
+            .order_by(outbox.id)
         ).all()
-        return [_detach(row) for row in rows]
+    return [_claimed(row) for row in rows]
 
 
-def release(engine: Engine, *, ids: list[int], worker: str) -> int:
+def release(bind: Bind, *, ids: list[int], worker: str) -> int:
     """Give back claimed rows that were not handed over (orderly shutdown, interruption)."""
     if not ids:
         return 0
-    with session_scope(engine) as session:
+    with _session(bind) as session:
         rows = session.exec(
             select(OutboxMessage).where(
                 OutboxMessage.id.in_(ids),  # type: ignore[union-attr]
@@ -336,17 +378,17 @@ def release(engine: Engine, *, ids: list[int], worker: str) -> int:
         return released
 
 
-def mark_handover(engine: Engine, *, claimed: Claimed, worker: str, now: datetime) -> int | None:
+def mark_handover(bind: Bind, *, claimed: Claimed, worker: str, now: datetime) -> int | None:
     """Record (and commit) that the content is about to be handed over; None: claim lost."""
     parameters = {"row_id": claimed.id, "worker": worker, "now": now}
-    with engine.begin() as connection:
+    with _begin(bind) as connection:
         if not connection.execute(_REFRESH_CLAIM, parameters).rowcount:
             return None
         return connection.execute(_INSERT_IN_FLIGHT, parameters).scalar_one()
 
 
 def record_outcome(
-    engine: Engine,
+    bind: Bind,
     *,
     claimed: Claimed,
     worker: str,
@@ -357,10 +399,10 @@ def record_outcome(
 ) -> str:
     """Store one attempt's outcome (attempt log, row status, contact flags); the new status."""
     if _record_plain_success(
-        engine, claimed=claimed, worker=worker, result=result, now=now, attempt_id=attempt_id
+        bind, claimed=claimed, worker=worker, result=result, now=now, attempt_id=attempt_id
     ):
         return "sent"
-    with session_scope(engine) as session:
+    with _session(bind) as session:
         row = session.get(OutboxMessage, claimed.id)
         assert row is not None
         _log_attempt(session, claimed.id, worker, result, now, attempt_id)
@@ -392,7 +434,7 @@ def _attempt_values(result: SendResult, now: datetime) -> dict[str, Any]:
 
 
 def _record_plain_success(
-    engine: Engine,
+    bind: Bind,
     *,
     claimed: Claimed,
     worker: str,
@@ -405,7 +447,7 @@ def _record_plain_success(
     all_sent = all(state.get("status") == "sent" for state in merged.values())
     if result.outcome != "sent" or not all_sent or any(a not in merged for a in claimed.pending):
         return False
-    with engine.begin() as connection:
+    with _begin(bind) as connection:
         parameters = {"row_id": claimed.id, "worker": worker, "now": now}
         updated = connection.execute(_MARK_SENT, {**parameters, "recipient_status": merged})
         if not updated.rowcount:
