@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert
+from sqlalchemy import Engine, func, insert, update
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
@@ -21,7 +21,6 @@ from efa_rollout.domain.rules import (
     LIVE_STAGES,
     Facts,
     Timeline,
-    Transition,
     due_transitions,
     go_live_blocked,
 )
@@ -446,6 +445,34 @@ def facts_of(enrolment: Enrolment, *, summary_received: bool) -> Facts:
     )
 
 
+#: What the tick reads per enrolment: plain columns, no ORM objects (10,000+ rows per tick).
+_TICK_COLUMNS = (
+    Enrolment.id,
+    Enrolment.ags,
+    Enrolment.stage,
+    Enrolment.status,
+    Enrolment.is_pilot,
+    Enrolment.answers_complete,
+    Enrolment.required_open,
+    Enrolment.go_live,
+    Enrolment.version,
+    Municipality.name,
+)
+
+
+def _load_tick_rows(session: Session, ids: Sequence[int]) -> list[Any]:
+    """The batch's rows, locked (PostgreSQL: rows another tick holds are skipped)."""
+    query = (
+        select(*_TICK_COLUMNS)
+        .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+        .where(col(Enrolment.id).in_(ids))
+        .order_by(col(Enrolment.id))
+        # PostgreSQL: concurrent ticks skip each other's batches; SQLite: BEGIN IMMEDIATE already.
+        .with_for_update(skip_locked=True, of=Enrolment)
+    )
+    return list(session.execute(query).all())
+
+
 def advance_batch(
     engine: Engine,
     campaign_id: str,
@@ -461,24 +488,43 @@ def advance_batch(
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
         timeline = timeline_of(campaign)
-        batch = _load_batch(session, ids, lock=True)
-        with_summary = _ags_with_mail(session, campaign_id, [m.ags for _, m in batch], "summary")
+        rows = _load_tick_rows(session, ids)
+        with_summary = _ags_with_mail(session, campaign_id, [r.ags for r in rows], "summary")
         events: list[dict[str, Any]] = []
-        for enrolment, municipality in batch:
-            facts = facts_of(enrolment, summary_received=municipality.ags in with_summary)
+        updates: list[dict[str, Any]] = []
+        stage_now: dict[int, str] = {}
+        for row in rows:
+            facts = Facts(
+                stage=Stage(row.stage),
+                status=EnrolmentStatus(row.status),
+                is_pilot=row.is_pilot,
+                answers_complete=row.answers_complete,
+                required_open=row.required_open,
+                summary_received=row.ags in with_summary,
+                own_go_live=row.go_live,
+            )
             transitions = due_transitions(facts, timeline, today, include_go_live=include_go_live)
             if go_live_blocked(facts, timeline, today):
-                result.blocked.append(municipality.ags)
+                result.blocked.append(row.ags)
+            stage_now[row.id] = row.stage
             if not transitions:
                 continue
-            _apply(enrolment, transitions, now)
-            session.add(enrolment)
+            stage_now[row.id] = transitions[-1].to_stage.value
+            updates.append(
+                {
+                    "id": row.id,
+                    "stage": stage_now[row.id],
+                    "stage_entered_at": now,
+                    "version": row.version + 1,  # the row is locked: no lost update
+                    "updated_at": now,
+                }
+            )
             for step in transitions:
                 events.append(
                     _event(
                         campaign_id,
-                        municipality.ags,
-                        enrolment.id,
+                        row.ags,
+                        row.id,
                         actor,
                         now,
                         "stage_changed",
@@ -488,26 +534,19 @@ def advance_batch(
                     )
                 )
                 result.changes.append(
-                    Change(
-                        municipality.ags,
-                        municipality.name,
-                        step.from_stage,
-                        step.to_stage,
-                        step.reason,
-                    )
+                    Change(row.ags, row.name, step.from_stage, step.to_stage, step.reason)
                 )
+        if updates:
+            session.execute(update(Enrolment), updates)  # bulk UPDATE by primary key
         if events:
             session.execute(insert(Event), events)
-        session.flush()
-        result.mails_queued += _queue_stage_mail(session, campaign, batch, now=now, today=today)
+        live = [
+            (row.id, row.ags, Stage(stage_now[row.id]), row.go_live)
+            for row in rows
+            if row.status == EnrolmentStatus.ACTIVE and Stage(stage_now[row.id]) in LIVE_STAGES
+        ]
+        result.mails_queued += _queue_stage_mail(session, campaign, live, now=now, today=today)
     return result
-
-
-def _apply(enrolment: Enrolment, transitions: list[Transition], now: datetime) -> None:
-    enrolment.stage = transitions[-1].to_stage.value
-    enrolment.stage_entered_at = now
-    enrolment.version += 1
-    enrolment.updated_at = now
 
 
 def _ags_with_mail(session: Session, campaign_id: str, ags: Sequence[str], kind: str) -> set[str]:
@@ -527,29 +566,28 @@ AFTER_CARE_QUESTION_DAY = 14
 def _queue_stage_mail(
     session: Session,
     campaign: Campaign,
-    batch: list[tuple[Enrolment, Municipality]],
+    live: list[tuple[int, str, Stage, date | None]],
     *,
     now: datetime,
     today: date,
 ) -> int:
-    """Mail that belongs to a stage: go-live notice once live, after-care question later."""
+    """Mail that belongs to a stage: go-live notice once live, after-care question later.
+
+    LIVE: (enrolment id, AGS, stage, own go-live) of the batch's active, live enrolments.
+    """
     from efa_rollout.mail.outbox import queue_campaign_mail
 
     timeline = timeline_of(campaign)
-    wanted: list[tuple[Enrolment, Municipality, str]] = []
-    for enrolment, municipality in batch:
-        stage = Stage(enrolment.stage)
-        if enrolment.status != EnrolmentStatus.ACTIVE:
-            continue
-        kinds = ["go_live"] if stage in LIVE_STAGES else []
+    wanted: list[tuple[int, str, str]] = []
+    for enrolment_id, ags, stage, own_go_live in live:
+        wanted.append((enrolment_id, ags, "go_live"))
         if stage == Stage.AFTER_CARE:
-            live_since = enrolment.go_live or timeline.go_live
+            live_since = own_go_live or timeline.go_live
             question_day = min(
                 AFTER_CARE_QUESTION_DAY, timeline.after_care_days or AFTER_CARE_QUESTION_DAY
             )
             if (today - live_since).days >= question_day:
-                kinds.append("after_care")
-        wanted += [(enrolment, municipality, kind) for kind in kinds]
+                wanted.append((enrolment_id, ags, "after_care"))
     if not wanted:
         return 0
     # One query for the whole batch instead of one per municipality and kind: once a campaign
@@ -558,25 +596,32 @@ def _queue_stage_mail(
         session.exec(
             select(OutboxMessage.ags, OutboxMessage.kind).where(
                 OutboxMessage.campaign_id == campaign.id,
-                col(OutboxMessage.ags).in_({m.ags for _, m, _ in wanted}),
+                col(OutboxMessage.ags).in_({ags for _, ags, _ in wanted}),
                 col(OutboxMessage.kind).in_({kind for _, _, kind in wanted}),
                 OutboxMessage.sequence == 1,
             )
         )
     )
+    missing = [(i, ags, kind) for i, ags, kind in wanted if (ags, kind) not in existing]
+    if not missing:
+        return 0
+    objects = {
+        enrolment.id: (enrolment, municipality)
+        for enrolment, municipality in _load_batch(session, sorted({i for i, _, _ in missing}))
+    }
     queued = 0
-    for enrolment, municipality, kind in wanted:
-        if (municipality.ags, kind) not in existing:
-            message = queue_campaign_mail(
-                session,
-                campaign=campaign,
-                enrolment=enrolment,
-                municipality=municipality,
-                kind=kind,
-                sequence=1,
-                now=now,
-            )
-            queued += message is not None
+    for enrolment_id, _ags, kind in missing:
+        enrolment, municipality = objects[enrolment_id]
+        message = queue_campaign_mail(
+            session,
+            campaign=campaign,
+            enrolment=enrolment,
+            municipality=municipality,
+            kind=kind,
+            sequence=1,
+            now=now,
+        )
+        queued += message is not None
     return queued
 
 
