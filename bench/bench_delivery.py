@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -184,7 +185,7 @@ def naive(port: int, messages: list[tuple[str, list[str], bytes]]) -> None:
 
 def run(messages: int, pool: int, rate: float, rtt: float) -> tuple[float, float, int]:
     """Both methods against a fresh sink and outbox; (ours, naive) seconds and message size."""
-    work = Path(tempfile.mkdtemp(prefix="efa-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="efa-bench-delivery-"))
     port = free_port()
     sink_dir = work / "sink"
     os.environ.update(
@@ -215,6 +216,8 @@ def run(messages: int, pool: int, rate: float, rtt: float) -> tuple[float, float
     finally:
         sink.terminate()
         sink.wait()
+        db.reset_engines()
+        shutil.rmtree(work, ignore_errors=True)
     return ours, plain, len(queued[0][2])
 
 
