@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,19 +55,6 @@ def test_summary_markdown_points_to_unknown_mail() -> None:
     assert "**2 Nachricht(en) mit ungewisser Zustellung**" in text
 
 
-@pytest.fixture(scope="module")
-def prefect_harness() -> Iterator[None]:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    # A generous start-up timeout: on a busy machine the server needs more than the default 30 s.
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
-        yield
-
-
 async def _runs_and_artifacts() -> tuple[list[Any], list[Any]]:
     from prefect.client.orchestration import get_client
 
@@ -77,7 +63,7 @@ async def _runs_and_artifacts() -> tuple[list[Any], list[Any]]:
 
 
 @pytest.mark.prefect
-def test_flow_under_prefect(prefect_harness: None, efa_env: Path, session: Session) -> None:
+def test_flow_under_prefect(prefect_api: None, efa_env: Path, session: Session) -> None:
     _queue(session, 3)
     as_of = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
     result = module.deliver_outbox(as_of=as_of)
