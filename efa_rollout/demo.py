@@ -43,6 +43,7 @@ class Step:
 TIMELINE: tuple[Step, ...] = (
     Step(date(2023, 4, 17), "ViBa BW: Kampagne startet", ("start:" + VIBA,)),
     Step(date(2023, 5, 15), "ViBa BW: erste Rückmeldungen", ("answer:" + VIBA + ":0.55",)),
+    Step(date(2023, 5, 26), "ViBa BW: freundliche Erinnerung vor der Frist", ()),
     Step(date(2023, 6, 2), "ViBa BW: Zusammenfassung an alle", ("summary:" + VIBA,)),
     Step(date(2023, 10, 26), "ViBa BW: Pilotphase", ("tick_items:" + VIBA + ":0.3",)),
     Step(date(2023, 11, 16), "ViBa BW: Silent Go-Live der Pilotgemeinden", ()),
@@ -50,6 +51,7 @@ TIMELINE: tuple[Step, ...] = (
         date(2024, 4, 15), "eWA: Kampagne startet", ("start:" + EWA, "tick_items:" + VIBA + ":0.6")
     ),
     Step(date(2024, 6, 3), "eWA: Rückmeldungen", ("answer:" + EWA + ":0.6",)),
+    Step(date(2024, 7, 4), "eWA: freundliche Erinnerung vor der Frist", ()),
     Step(date(2024, 7, 9), "eWA: Frist abgelaufen, Zusammenfassung", ("summary:" + EWA,)),
     Step(date(2024, 8, 1), "ViBa BW: Go-Live", ("tick_items:" + EWA + ":0.5",)),
     Step(
@@ -386,7 +388,7 @@ class DemoRunner:
         """The go-live flow over all running campaigns."""
         from flows.go_live import go_live
 
-        self._report_changes(go_live(as_of=now), "Go-Live")
+        self._report_changes(go_live(as_of=now), "Stufen")
 
     def _report_changes(self, figures: dict[str, dict[str, Any]], label: str) -> None:
         for campaign_id, fig in figures.items():
@@ -438,7 +440,20 @@ def _short(result: Any) -> str:
         for key, value in values.items():
             if isinstance(value, int) and not isinstance(value, bool):
                 totals[key] = totals.get(key, 0) + value
-    return ", ".join(f"{k}: {v}" for k, v in totals.items() if v) or "nichts zu tun"
+    return (
+        ", ".join(f"{FIGURE_LABELS.get(k, k)}: {v}" for k, v in totals.items() if v)
+        or "nichts zu tun"
+    )
+
+
+FIGURE_LABELS = {
+    "evaluated": "geprüft",
+    "reminders": "Erinnerungen",
+    "escalations": "Eskalationen",
+    "dropped": "verpasste Termine verworfen",
+    "deferred": "zurückgestellt",
+    "without_recipient": "ohne Empfänger",
+}
 
 
 def write_reports(data_dir: Path, now: datetime, say: Callable[[str], None]) -> list[Path]:
