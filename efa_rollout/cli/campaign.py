@@ -11,7 +11,6 @@ from efa_rollout import engine as core
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import definition_files, get_definition, load_definition
-from efa_rollout.domain.stages import Stage
 from efa_rollout.errors import UserError
 from efa_rollout.settings import get_settings
 from models import Campaign, Enrolment, Municipality
@@ -368,52 +367,36 @@ def go_live_command(
 @app.command("status")
 def status_command(
     campaign_id: str = typer.Argument(..., metavar="KAMPAGNE"),
+    as_of: str | None = AS_OF,
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
-    """Zeigt, wie viele Gemeinden in welcher Stufe sind, und welche."""
+    """Zeigt, wie viele Gemeinden in welcher Stufe sind, welche, und was überfällig ist."""
+    from efa_rollout.reports.rollup import campaign_rollup
+
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
-        definition = core.campaign_definition(campaign)
-        rows = session.exec(
-            select(Enrolment.ags, Municipality.name, Enrolment.stage, Enrolment.status)
-            .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
-            .where(Enrolment.campaign_id == campaign_id)
-            .order_by(col(Municipality.name))
-        ).all()
-    stages: dict[str, dict] = {
-        s.value: {"label": s.label, "count": 0, "municipalities": []}
-        for s in definition.ordered_stages()
-    }
-    inactive: dict[str, list[dict[str, str]]] = {"paused": [], "not_applicable": []}
-    for ags, name, stage, status in rows:
-        if status != "active":
-            inactive[status].append({"ags": ags, "name": name, "stage": stage})
-            continue
-        entry = stages.setdefault(
-            stage, {"label": Stage(stage).label, "count": 0, "municipalities": []}
+        rollup = campaign_rollup(
+            session, campaign_id, as_of=parse_as_of(as_of) or datetime.now(UTC)
         )
-        entry["count"] += 1
-        entry["municipalities"].append({"ags": ags, "name": name})
-    data = {
-        "campaign": campaign_id,
-        "title": campaign.title,
-        "status": campaign.status,
-        "enrolments": len(rows),
-        "stages": stages,
-        "paused": inactive["paused"],
-        "not_applicable": inactive["not_applicable"],
-    }
+    data = rollup.to_json()
     if as_json:
         print_json(data)
         return
-    typer.echo(f"{campaign.title} ({campaign_id}) – {len(rows)} Gemeinden")
-    for entry in stages.values():
+    typer.echo(
+        f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {rollup.today:%d.%m.%Y}"
+    )
+    for entry in data["stages"].values():
         names = ", ".join(m["name"] for m in entry["municipalities"][:8])
         more = f" … (+{entry['count'] - 8})" if entry["count"] > 8 else ""
         typer.echo(f"  {entry['label']:<28} {entry['count']:>5}  {names}{more}")
     for key, label in (("paused", "pausiert"), ("not_applicable", "nicht zutreffend")):
-        if inactive[key]:
-            typer.echo(
-                f"  {label:<28} {len(inactive[key]):>5}  "
-                + ", ".join(m["name"] for m in inactive[key])
-            )
+        group = data[key]
+        if group["count"]:
+            names = ", ".join(m["name"] for m in group["municipalities"])
+            typer.echo(f"  {label:<28} {group['count']:>5}  {names}")
+    lights = data["lights"]
+    typer.echo(
+        f"Ampel: {lights.get('green', 0)} grün, {lights.get('yellow', 0)} gelb, {lights.get('red', 0)} rot"
+        f" · überfällige Punkte: {len(data['overdue'])} · Mailfehler: {len(data['failed_mail'])}"
+        f" · ohne zustellbare Ansprechperson: {len(data['without_contact'])}"
+    )
+    typer.echo(f"Ausführlich: efa report {campaign_id} --format html")

@@ -1,0 +1,101 @@
+"""The campaign and enrolment commands through the CLI runner, as the coordinator uses them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from efa_rollout.cli import app
+from tests.conftest import BUILDING_AUTHORITIES, GV100AD
+
+runner = CliRunner()
+
+
+def efa(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.output
+
+
+def test_create_start_tick_status_and_overrides(efa_env: Path) -> None:
+    efa("municipalities", "import", str(GV100AD), "--district", "08136")
+    efa("municipalities", "import", str(BUILDING_AUTHORITIES))
+    out = efa(
+        "campaign",
+        "create",
+        "viba-bw",
+        "--district",
+        "08136",
+        "--go-live",
+        "2024-08-01",
+        "--pilot",
+        "08136021",
+        "--date",
+        "silent_go_live=2023-11-16",
+    )
+    assert "viba-bw-ostalbkreis" in out and "34 Gemeinden" in out
+    shown = json.loads(efa("campaign", "show", "viba-bw-ostalbkreis", "--json"))
+    assert shown["dates"]["silent_go_live"] == "2023-11-16"
+    assert shown["pilots"] == ["08136021"] and shown["targeted"] == 34
+
+    out = efa("campaign", "start", "viba-bw-ostalbkreis", "--no-prefect", "--as-of", "2023-04-17")
+    assert "34 Gemeinden" in out
+    assert "keine zustellbare Ansprechperson" in out  # no contacts imported: said, not hidden
+
+    out = efa(
+        "enrolment", "pause", "viba-bw-ostalbkreis", "08136021", "--reason", "Personalwechsel"
+    )
+    assert "pausiert" in out
+    out = efa("campaign", "tick", "viba-bw-ostalbkreis", "--no-prefect", "--as-of", "2023-06-09")
+    assert "33 Stufenwechsel" in out
+
+    status = json.loads(
+        efa("campaign", "status", "viba-bw-ostalbkreis", "--json", "--as-of", "2023-06-09")
+    )
+    assert status["stages"]["summary_distribution"]["count"] == 33
+    assert status["paused"]["count"] == 1
+    assert status["paused"]["municipalities"][0]["name"] == "Essingen"
+    assert "Zusammenfassung verteilen" in efa("campaign", "status", "viba-bw-ostalbkreis")
+
+    out = efa(
+        "enrolment",
+        "set-stage",
+        "viba-bw-ostalbkreis",
+        "08136002",
+        "checklist_follow_up",
+        "--reason",
+        "telefonisch geklärt",
+    )
+    assert "Checklisten-Nachverfolgung" in out
+    listing = json.loads(efa("campaign", "list", "--json"))
+    assert listing[0]["status"] == "running" and listing[0]["enrolments"] == 33
+
+
+def test_errors_are_german_and_name_the_problem(efa_env: Path) -> None:
+    result = runner.invoke(
+        app, ["campaign", "create", "ewa", "--district", "08136", "--go-live", "1.8.24x"]
+    )
+    assert result.exit_code != 0
+    result = runner.invoke(app, ["campaign", "status", "gibt-es-nicht"])
+    assert "Keine Kampagne »gibt-es-nicht«" in str(result.exception)
+
+
+def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
+    code = (
+        "import sys\n"
+        "from efa_rollout.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(app, ['campaign', 'list'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['campaign', 'templates'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print('prefect' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
