@@ -481,6 +481,7 @@ def advance_batch(
     now: datetime,
     actor: str,
     include_go_live: bool,
+    send_latest_summary: bool = True,
 ) -> BatchResult:
     """Apply every due transition to the enrolments IDS, with events and mails, atomically."""
     result = BatchResult()
@@ -546,6 +547,15 @@ def advance_batch(
             if row.status == EnrolmentStatus.ACTIVE and Stage(stage_now[row.id]) in LIVE_STAGES
         ]
         result.mails_queued += _queue_stage_mail(session, campaign, live, now=now, today=today)
+        if send_latest_summary:
+            waiting = [
+                row.id
+                for row in rows
+                if row.status == EnrolmentStatus.ACTIVE
+                and stage_now[row.id] == Stage.SUMMARY_DISTRIBUTION
+                and row.ags not in with_summary
+            ]
+            result.mails_queued += _queue_latest_summary(session, campaign, waiting, now=now)
     return result
 
 
@@ -619,6 +629,35 @@ def _queue_stage_mail(
             municipality=municipality,
             kind=kind,
             sequence=1,
+            now=now,
+        )
+        queued += message is not None
+    return queued
+
+
+def _queue_latest_summary(
+    session: Session, campaign: Campaign, waiting: list[int], *, now: datetime
+) -> int:
+    """Late arrivals in summary_distribution get the latest summary that already went out.
+
+    WAITING: enrolment ids in that stage without any summary. A new version is only ever made
+    by the summary flow (the coordinator's step), so this never re-sends anything.
+    """
+    if not waiting:
+        return 0
+    from efa_rollout.summary import latest_summary, queue_summary_mail
+
+    document = latest_summary(session, campaign.id)
+    if document is None:
+        return 0
+    queued = 0
+    for enrolment, municipality in _load_batch(session, waiting):
+        message = queue_summary_mail(
+            session,
+            campaign=campaign,
+            enrolment=enrolment,
+            municipality=municipality,
+            document=document,
             now=now,
         )
         queued += message is not None

@@ -389,7 +389,7 @@ def _have_version(session: Session, campaign_id: str, version: int) -> set[str]:
     return {ags for ags in session.exec(query) if ags}
 
 
-def _queue(
+def queue_summary_mail(
     session: Session,
     *,
     campaign: Campaign,
@@ -398,6 +398,7 @@ def _queue(
     document: SummaryDocument,
     now: datetime,
 ) -> OutboxMessage | None:
+    """Queue DOCUMENT (PDF attached) to one municipality; None when it already has it."""
     from efa_rollout.mail.outbox import queue_campaign_mail
 
     attachment = (pdf_filename(campaign, document.version), document.pdf, "application/pdf")
@@ -437,7 +438,7 @@ def _distribute(
         if municipality.ags in have:
             rows.append({**row, "ergebnis": "hatte diese Version bereits"})
             continue
-        message = _queue(
+        message = queue_summary_mail(
             session,
             campaign=campaign,
             enrolment=enrolment,

@@ -53,7 +53,13 @@ def advance_stages(campaign: str, now: datetime, actor: str) -> int:
     changes = 0
     for batch in chunks(ids):
         result = core.advance_batch(
-            engine, campaign, list(batch), now=now, actor=actor, include_go_live=False
+            engine,
+            campaign,
+            list(batch),
+            now=now,
+            actor=actor,
+            include_go_live=False,
+            send_latest_summary=False,  # this flow decides which version goes out
         )
         changes += len(result.changes)
     return changes

@@ -252,3 +252,38 @@ def test_create_refuses_duplicates_and_unknown_areas(district: Path) -> None:
             now=at("2024-01-01"),
             actor="t",
         )
+
+
+def test_late_arrival_gets_the_latest_summary_once(district: Path) -> None:
+    from efa_rollout.summary import distribute_summary
+
+    start_without_prefect(EWA, at("2024-04-15"))
+    with session_scope() as session:
+        late = core.get_enrolment(session, EWA, "08136088")
+        core.set_status(
+            session, late, EnrolmentStatus.PAUSED, reason="Urlaub", actor="K", now=at("2024-07-01")
+        )
+    advance_without_prefect(EWA, at("2024-07-10"), go_live=False)  # deadline passed
+    distribute_summary(get_engine(), EWA, now=at("2024-07-10"), actor="test")
+
+    def summaries(ags: str) -> list[int]:
+        with Session(get_engine()) as session:
+            return list(
+                session.exec(
+                    select(OutboxMessage.sequence).where(
+                        OutboxMessage.kind == "summary", OutboxMessage.ags == ags
+                    )
+                )
+            )
+
+    assert summaries("08136088") == [] and summaries("08136002") == [1]
+    with session_scope() as session:
+        late = core.get_enrolment(session, EWA, "08136088")
+        core.set_status(
+            session, late, EnrolmentStatus.ACTIVE, reason="zurück", actor="K", now=at("2024-07-15")
+        )
+    advance_without_prefect(EWA, at("2024-07-15"), go_live=False)
+    advance_without_prefect(EWA, at("2024-07-16"), go_live=False)
+    assert summaries("08136088") == [1]  # the version that went out, once
+    assert summaries("08136002") == [1]  # nobody else gets it again
+    assert stages(EWA)["08136088"] == Stage.CHECKLIST_FOLLOW_UP
