@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for unknown zones
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError):
+            raise ValueError(f"unbekannte Zeitzone »{value}« (z. B. Europe/Berlin)") from None
         return value
 
     @computed_field  # type: ignore[prop-decorator]
