@@ -371,9 +371,14 @@ class DemoRunner:
 
     def start(self, campaign_id: str, now: datetime) -> None:
         """The start-campaign flow."""
+        from prefect import tags
+
+        from flows._prefect import campaign_tags
         from flows.start_campaign import StartCampaignInput, start_campaign
 
-        figures = start_campaign(params=StartCampaignInput(campaign=campaign_id, as_of=now))
+        service = "viba" if campaign_id == VIBA else "ewa"
+        with tags(*campaign_tags(campaign_id, service)):
+            figures = start_campaign(params=StartCampaignInput(campaign=campaign_id, as_of=now))
         self.say(
             f"   {campaign_id} gestartet: {figures['enrolments']} Gemeinden, {figures['mails_queued']} Informationsanfragen"
         )

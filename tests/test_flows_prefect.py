@@ -31,7 +31,7 @@ def test_flows_name_their_runs_tag_them_and_publish_artifacts(
     from prefect import tags
 
     with tags("campaign:" + EWA, "service:ewa"):
-        started = start_campaign(params=StartCampaignInput(campaign=EWA, as_of=at("2024-04-15")))
+        started = start_campaign(params=StartCampaignInput(campaign=EWA, as_of=at("2024-04-16")))
     assert started["enrolments"] == 42
     tick(campaign=EWA, as_of=at("2024-07-10"))
     before = snapshot(EWA)
@@ -42,11 +42,11 @@ def test_flows_name_their_runs_tag_them_and_publish_artifacts(
     runs, artifacts = asyncio.run(_runs_and_artifacts())
     runs = [run for run in runs if run.name.startswith(f"{EWA} · ")]  # the server is shared
     names = {run.name for run in runs}
-    assert f"{EWA} · start · 2024-04-15" in names
+    assert f"{EWA} · start · 2024-04-16" in names
     assert f"{EWA} · tick · 2024-07-10" in names
     assert f"{EWA} · go-live · 2024-10-01" in names
     assert all(run.state is not None and run.state.is_completed() for run in runs)
-    start_run = next(r for r in runs if r.name == f"{EWA} · start · 2024-04-15")
+    start_run = next(r for r in runs if r.name == f"{EWA} · start · 2024-04-16")
     assert {"campaign:" + EWA, "service:ewa"} <= set(start_run.tags)
     keys = {a.key for a in artifacts if a.key}
     assert {f"{EWA}-tick-stufen", f"{EWA}-tick-summary", f"{EWA}-start-summary"} <= keys
