@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import tags
-
 from efa_rollout import engine as core
 from efa_rollout.db import get_engine, session_scope
 from flows._prefect import (
     Progress,
-    campaign_tags,
     chunks,
     local_day,
     publish_markdown,
@@ -40,18 +37,21 @@ def _advance_one(
 ) -> dict[str, object]:
     engine = get_engine()
     with session_scope(engine) as session:
-        campaign = core.get_campaign(session, campaign_id)
-        service_key = campaign.definition.get("service_key")
+        core.get_campaign(session, campaign_id)
         ids = core.enrolment_ids(session, campaign_id)
     progress = Progress(f"{campaign_id}-{action}-progress", f"{campaign_id}: {action}")
     total = core.BatchResult()
-    with tags(*campaign_tags(campaign_id, service_key)):
-        done = 0
-        for batch in chunks(ids):
-            total.merge(advance_batch(campaign_id, batch, now, actor, include_go_live))
-            done += len(batch)
-            progress.update(done, len(ids))
-    progress.update(len(ids), len(ids))
+    # The task runs carry the campaign in their name, not as tags: a task run with a tag set
+    # new to the process first sets up Prefect's tag-concurrency client (~1 s each with
+    # Prefect 3.8.8), i.e. ~1 s per campaign and tick; 16 campaigns: 20 s instead of 5 s.
+    task = advance_batch.with_options(task_run_name=f"advance-batch · {campaign_id}")
+    done = 0
+    for batch in chunks(ids):
+        total.merge(task(campaign_id, batch, now, actor, include_go_live))
+        done += len(batch)
+        progress.update(done, len(ids))
+    if not ids:
+        progress.update(0, 0)  # otherwise the last batch has set it to 100 %
     _publish(campaign_id, action, now, total)
     return {
         "enrolments": len(ids),
