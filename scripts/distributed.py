@@ -129,11 +129,20 @@ class Service:
         self.handle.close()
 
 
+def show_logs(logs: Path, lines: int = 25) -> None:
+    """On failure, before the temporary folder goes: the end of every service's log."""
+    for log in sorted(logs.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        say(f"--- {log.name} (last {len(tail)} lines) ---")
+        for line in tail:
+            say(f"  {line}")
+
+
 def wait_for_health(api_url: str, server: Service, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise SystemExit(f"Prefect server exited; see {server.log}")
+            raise SystemExit("Prefect server exited (its log follows)")
         try:
             with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -141,7 +150,7 @@ def wait_for_health(api_url: str, server: Service, timeout: float = 180) -> None
         except OSError:
             pass
         time.sleep(1)
-    raise SystemExit(f"Prefect server not healthy after {timeout:.0f} s; see {server.log}")
+    raise SystemExit(f"Prefect server not healthy after {timeout:.0f} s (its log follows)")
 
 
 def run(command: list[str], env: dict[str, str]) -> str:
@@ -348,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir, logs = tmp / "data", tmp / "logs"
         data_dir.mkdir()
         logs.mkdir()
+        teardown.push(lambda kind, *_: show_logs(logs) if kind is not None else None)
 
         say("» SMTP server (aiosmtpd, counts Message-IDs)")
         sink = Sink(ids_file=tmp / "received.json")
