@@ -162,6 +162,14 @@ with lock:
 """
 
 
+DELIVER_CODE = r"""
+import sys
+from datetime import datetime
+from efa_rollout.mail import deliver
+print(deliver(now=datetime.fromisoformat(sys.argv[1])).total("sent"))
+"""
+
+
 class Sink:
     """A local aiosmtpd SMTP server in its own process, counting messages by Message-ID."""
 
@@ -370,12 +378,24 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
     from efa_rollout.settings import get_settings
 
     get_settings.cache_clear()
+    extra = int(os.environ.get("EFA_BENCH_DELIVERY_PROCESSES", "1")) - 1
     try:
         with _timed(figures, "deliver"), _ledger_timer(figures):
+            # More delivery processes at once (--delivery-processes): they share the outbox.
+            helpers = [
+                subprocess.Popen(
+                    [sys.executable, "-c", DELIVER_CODE, local_moment(REMIND_DAY, 10).isoformat()],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(extra)
+            ]
             report = _profile("deliver", profile, lambda: deliver(now=local_moment(REMIND_DAY, 10)))
+            sent_by_helpers = [int(h.communicate()[0].strip() or 0) for h in helpers]
     finally:
         counted = sink.stop()
-    figures["delivered"] = report.total("sent")
+    figures["delivered"] = report.total("sent") + sum(sent_by_helpers)
+    figures["delivered_per_process"] = [report.total("sent"), *sent_by_helpers]
     figures["sink"] = counted
     # The same messages again, straight over SMTP without the ledger: this machine's ceiling.
     with session_scope() as session:
@@ -570,6 +590,7 @@ def run_one(size: str, database: str, args: argparse.Namespace) -> dict[str, Any
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "EFA_BENCH_RELAY_RTT_MS": str(args.relay_rtt_ms),
+            "EFA_BENCH_DELIVERY_PROCESSES": str(args.delivery_processes),
         }
         env.pop("PREFECT_API_URL", None)
         env.pop("EFA_SMTP_URL", None)
@@ -596,6 +617,7 @@ def run_one(size: str, database: str, args: argparse.Namespace) -> dict[str, Any
     figures["size"], figures["database"] = size, database
     figures["load"] = load
     figures["relay_rtt_ms"] = args.relay_rtt_ms
+    figures["delivery_processes"] = args.delivery_processes
     return figures
 
 
@@ -660,7 +682,8 @@ def tables(results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         pooled, naive = _rate(r, "deliver"), _rate(r, "naive_deliver")
-        ledger = sum((r.get("ledger_seconds") or {}).values()) * 1000 / max(1, r["delivered"])
+        own = (r.get("delivered_per_process") or [r["delivered"]])[0]  # timed in-process only
+        ledger = sum((r.get("ledger_seconds") or {}).values()) * 1000 / max(1, own)
         out.append(
             f"| {_where(r)} | {_s(r['tick'])} | {_s(r.get('prefect_tick'))} "
             f"| {_s(r.get('naive_tick'), r.get('naive_tick_extrapolated', False))} "
@@ -709,6 +732,12 @@ def tables(results: list[dict[str, Any]]) -> str:
             "|---|---|---|---|",
         ]
         out += checks
+    processes = {r.get("delivery_processes", 1) for r in results}
+    out += [
+        "",
+        f"Delivery processes at once: {', '.join(map(str, sorted(processes)))}; "
+        f"SMTP connections per process: {SMTP_POOL}",
+    ]
     rtt = {r.get("relay_rtt_ms", 0.0) for r in results}
     out += [
         "",
@@ -729,6 +758,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--databases", default="sqlite")
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument("--naive-cap", type=int, default=1101)
+    parser.add_argument(
+        "--delivery-processes",
+        type=int,
+        default=1,
+        help="deliver with this many processes at once (peak memory: the first one only)",
+    )
     parser.add_argument(
         "--relay-rtt-ms",
         type=float,
