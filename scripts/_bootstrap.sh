@@ -1,4 +1,4 @@
-# Sourced by scripts/demo and scripts/test: create .venv and install the project when needed.
+# Sourced by scripts/demo, scripts/test and .ci/run: create .venv and install the locked set when needed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -8,11 +8,15 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 STAMP=".venv/.efa-installed"
-WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+WANT="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "» Installiere efa-rollout mit allen Abhängigkeiten (einmalig, etwa eine Minute) ..."
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+    echo "» Installiere efa-rollout mit den gesperrten Abhängigkeiten (requirements.lock, einmalig) ..."
+    PIP=(.venv/bin/python -m pip --disable-pip-version-check --quiet)
+    # Exactly the tested set: every package pinned and hash-checked, nothing resolved anew.
+    "${PIP[@]}" install --require-hashes --no-deps -r requirements.lock
+    "${PIP[@]}" install --no-deps -e .
+    # Drop what an earlier lock installed and this one no longer holds.
+    .venv/bin/python scripts/lock_check.py --prune
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
