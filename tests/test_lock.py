@@ -34,7 +34,9 @@ def test_lock_pins_the_packages_that_broke_the_scheduler() -> None:
 
 def test_drift_is_named() -> None:
     check = _lock_check()
-    pins = check.locked("sqlalchemy==2.0.58 \\\n    --hash=sha256:00\npywin32==312 ; sys_platform == 'win32' \\\n")
+    pins = check.locked(
+        "sqlalchemy==2.0.58 \\\n    --hash=sha256:00\npywin32==312 ; sys_platform == 'win32' \\\n"
+    )
     assert "pywin32" not in pins
     wrong, extra = check.drift(pins, {"sqlalchemy": "2.1.9", "leftover": "1.0", "pip": "24"})
     assert wrong == ["sqlalchemy: gesperrt 2.0.58, installiert 2.1.9"]
