@@ -7,6 +7,7 @@ PostgreSQL database, copied from a template that was migrated once per session.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,20 @@ def postgres_template() -> Iterator[str | None]:
     _pg_admin(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """A SQLite file migrated once per session; each test starts from a copy (SQLite runs only)."""
+    if POSTGRES_URL:
+        return None
+    path = tmp_path_factory.mktemp("template") / "efa.db"
+    engine = dbmod.make_engine(f"sqlite:///{path}")
+    dbmod.upgrade(engine)
+    # Closing the last connection folds the WAL into the file, so a plain copy is complete.
+    engine.dispose()
+    assert not path.with_name("efa.db-wal").exists()
+    return path
+
+
 def database_backend() -> str:
     """'postgresql' or 'sqlite': what this test run uses."""
     return "postgresql" if POSTGRES_URL else "sqlite"
@@ -64,10 +79,17 @@ def database_backend() -> str:
 
 @pytest.fixture
 def efa_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_template: str | None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_template: str | None,
+    sqlite_template: Path | None,
 ) -> Iterator[Path]:
     """Settings pointing at a fresh data folder (mail, reports) and a fresh database."""
     data_dir = tmp_path / "data"
+    if sqlite_template:
+        # A copy of the migrated template instead of a full Alembic upgrade per test.
+        data_dir.mkdir(parents=True)
+        shutil.copyfile(sqlite_template, data_dir / "efa.db")
     monkeypatch.setenv("EFA_DATA_DIR", str(data_dir))
     monkeypatch.delenv("EFA_DATABASE_URL", raising=False)
     database = None
