@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from efa_rollout.output_safety import strip_controls
 from efa_rollout.settings import get_settings
 
 T = TypeVar("T")
@@ -62,7 +63,8 @@ def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> Non
 
     if FlowRunContext.get() is None:
         return
-    create_table_artifact(key=artifact_key(key), table=rows, description=description)
+    safe = [{k: strip_controls(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
+    create_table_artifact(key=artifact_key(key), table=safe, description=description)
 
 
 def publish_markdown(key: str, markdown: str, description: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
 
+from efa_rollout.output_safety import markdown_cell
 from efa_rollout.settings import get_settings
 from flows._prefect import (
     campaign_tags,
@@ -90,7 +91,7 @@ def _markdown(campaign: str, now: datetime, result: dict[str, Any], closed: bool
     missing = [r for r in result["rows"] if r["ergebnis"].startswith("nicht versandt")]
     if missing:
         lines += ["", "## Ohne zustellbare Ansprechperson", ""]
-        lines += [f"- {r['gemeinde']} ({r['ags']})" for r in missing]
+        lines += [f"- {markdown_cell(r['gemeinde'])} ({r['ags']})" for r in missing]
     return "\n".join(lines)
 
 

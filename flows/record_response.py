@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import markdown_cell
 from flows._prefect import flow_parameter, publish_markdown, resolve_as_of, run_name
 
 _ITEM_KEY = r"^[a-z][a-z0-9_]*$"
@@ -163,11 +164,11 @@ def _markdown(params: RecordResponseInput, result: dict[str, Any]) -> str:
             f"vollständig: **{'ja' if result['complete'] else 'nein'}**"
         )
     if result["checklist_done"]:
-        lines.append(f"- erledigt: {', '.join(result['checklist_done'])}")
+        lines.append(f"- erledigt: {markdown_cell(', '.join(result['checklist_done']))}")
     if result["checklist_reopened"]:
-        lines.append(f"- wieder geöffnet: {', '.join(result['checklist_reopened'])}")
+        lines.append(f"- wieder geöffnet: {markdown_cell(', '.join(result['checklist_reopened']))}")
     lines.append(f"- offene Pflichtpunkte: **{result['required_open']}**")
-    lines.append(f"- erfasst von: {params.author}")
+    lines.append(f"- erfasst von: {markdown_cell(params.author)}")
     return "\n".join(lines)
 
 

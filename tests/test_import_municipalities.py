@@ -275,6 +275,7 @@ def test_console_script_prints_the_report_and_exits_1(efa_env: Path, tmp_path: P
 
 
 def test_cp1252_semicolon_file_with_seven_digit_ags(engine: Engine, tmp_path: Path) -> None:
+    import_ostalb(engine)
     path = tmp_path / "gemeinden.csv"
     text = (
         "Gemeindeschlüssel;Gemeinde;Einwohner;Baurechtsbehörde\r\n"
@@ -285,7 +286,7 @@ def test_cp1252_semicolon_file_with_seven_digit_ags(engine: Engine, tmp_path: Pa
     path.write_bytes(text.encode("cp1252"))
     code, output = run("municipalities", "import", str(path))
     assert code == 0, output
-    assert "2 hinzugefügt" in output
+    assert "0 hinzugefügt, 2 geändert" in output
     stored = rows(engine)
     gmuend = stored["08136065"]
     assert gmuend["name"] == "Schwäbisch Gmünd"
@@ -303,25 +304,23 @@ def test_utf8_bom_comma_file_with_english_headers(engine: Engine, tmp_path: Path
     text = (
         " ags ,Name,Population,Building Authority\n"
         '8136010,"Bopfingen, Stadt",11800,landratsamt\n'
-        '8111000,"Stuttgart, Landeshauptstadt",630305,eigene\n'
     )
     path.write_text(text, encoding="utf-8-sig")
     code, output = run("municipalities", "import", str(path))
     assert code == 0, output
-    assert "1 hinzugefügt, 1 geändert, 0 unverändert" in output
+    assert "0 hinzugefügt, 1 geändert, 0 unverändert" in output
     stored = rows(engine)
     bopfingen = stored["08136010"]
     assert bopfingen["name"] == "Bopfingen"
     assert bopfingen["population"] == 11800
     assert bopfingen["attributes"] == {"building_authority": "landratsamt"}
     assert bopfingen["type_label"] == "Stadt"
-    stuttgart = stored["08111000"]
-    assert (stuttgart["name"], stuttgart["district_code"]) == ("Stuttgart", "08111")
 
 
 def test_xlsx_with_numeric_ags(engine: Engine, tmp_path: Path) -> None:
     from openpyxl import Workbook
 
+    import_ostalb(engine)
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -332,7 +331,7 @@ def test_xlsx_with_numeric_ags(engine: Engine, tmp_path: Path) -> None:
     workbook.save(path)
     code, output = run("municipalities", "import", str(path))
     assert code == 0, output
-    assert "(Excel)" in output and "2 hinzugefügt" in output
+    assert "(Excel)" in output and "0 hinzugefügt, 2 geändert" in output
     stored = rows(engine)
     assert stored["08136088"]["name"] == "Aalen"
     assert stored["08136088"]["population"] == 68816
@@ -346,21 +345,23 @@ def test_xlsx_with_numeric_ags(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_csv_district_filter_skips_other_rows(engine: Engine, tmp_path: Path) -> None:
+    import_ostalb(engine)
     path = tmp_path / "mix.csv"
-    path.write_text("AGS,Name\n08136088,Aalen\n08111000,Stuttgart\n", encoding="utf-8")
+    path.write_text("AGS,Name\n08136088,Aalen neu\n08111000,Stuttgart\n", encoding="utf-8")
     code, output = run("municipalities", "import", str(path), "--district", OSTALB)
     assert code == 0, output
-    assert "1 hinzugefügt" in output and "1 außerhalb der Auswahl übersprungen" in output
-    assert set(rows(engine)) == {"08136088"}
+    assert "1 geändert" in output and "1 außerhalb der Auswahl übersprungen" in output
+    assert "08111000" not in rows(engine)
 
 
-def test_new_municipality_needs_a_name(engine: Engine, tmp_path: Path) -> None:
+def test_a_table_cannot_add_a_municipality(engine: Engine, tmp_path: Path) -> None:
     import_ostalb(engine)
     path = tmp_path / "neu.csv"
-    path.write_text("AGS,Einwohner\n08136088,70000\n08136999,5\n", encoding="utf-8")
+    path.write_text("AGS,Einwohner,Name\n08136088,70000,\n08136999,5,Erfunden\n", encoding="utf-8")
     code, output = run("municipalities", "import", str(path))
     assert code == 1
-    assert "neu.csv, Zeile 3, Spalte »Name«: »« – Name fehlt – für eine Gemeinde" in output
+    assert "neu.csv, Zeile 3: »08136999« – Gemeinde nicht im amtlichen Gemeindeverzeichnis" in output
+    assert "08136999" not in rows(engine)
     assert rows(engine)["08136088"]["population"] == 68816
 
 

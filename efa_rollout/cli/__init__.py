@@ -21,6 +21,7 @@ from efa_rollout.cli import (
     serve,
 )
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import TerminalSafeStream
 
 app = typer.Typer(
     help="efa-rollout – EfA-Onlinedienste in den Gemeinden eines Landkreises einführen.",
@@ -46,6 +47,9 @@ app.add_typer(portal.app, name="portal")
 
 def main() -> None:
     """Entry point of the `efa` console script."""
+    # Every line the CLI prints may carry directory or portal text: one filter for all of it.
+    sys.stdout = TerminalSafeStream(sys.stdout)  # type: ignore[assignment]
+    sys.stderr = TerminalSafeStream(sys.stderr)  # type: ignore[assignment]
     try:
         app()
     except UserError as error:

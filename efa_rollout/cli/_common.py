@@ -10,12 +10,13 @@ from typing import Any
 import typer
 
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import json_safe, terminal_text
 from efa_rollout.settings import get_settings
 
 
 def print_json(data: Any) -> None:
     """Print DATA as indented JSON (dates as ISO strings)."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+    typer.echo(json_safe(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)))
 
 
 def _json_default(value: Any) -> Any:
@@ -26,7 +27,9 @@ def _json_default(value: Any) -> Any:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Print ROWS as a plain, aligned text table."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    cells = [
+        [("" if v is None else terminal_text(v, keep_newlines=False)) for v in row] for row in rows
+    ]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]

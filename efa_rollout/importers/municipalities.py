@@ -44,6 +44,11 @@ from models._types import utcnow
 from models.directory import Municipality
 
 CHUNK = 500
+UNKNOWN_AGS = (
+    "Gemeinde nicht im amtlichen Gemeindeverzeichnis – Gemeinden kommen nur aus dem "
+    "GV100AD-Verzeichnis; bitte Gemeindeschlüssel prüfen oder zuerst das Verzeichnis "
+    "importieren (`efa municipalities import GV100AD-Datei`)"
+)
 
 MUNICIPALITY_ALIASES: dict[str, tuple[str, ...]] = {
     "ags": (
@@ -128,6 +133,7 @@ def import_municipalities(
         errors=errors,
         skipped=skipped,
         raise_on_error=raise_on_error,
+        may_add=fmt == FORMAT_GV100AD,
     )
 
 
@@ -238,7 +244,7 @@ def _check_district_code(value: str, ags: str) -> str:
 
 def _parse_district_name(value: str, ags: str) -> str:
     """A district name; a column of digits is taken as a district key and checked instead."""
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():
         _check_district_code(value, ags)
         return ""
     return max_length(200)(value)
@@ -264,8 +270,13 @@ def upsert_municipalities(
     errors: Sequence[RowError] = (),
     skipped: int = 0,
     raise_on_error: bool = True,
+    may_add: bool = True,
 ) -> ImportResult:
-    """Insert new and update changed municipalities in bulk; write nothing if there are errors."""
+    """Insert new and update changed municipalities in bulk; write nothing if there are errors.
+
+    Only the official directory (GV100AD) may add municipalities (MAY_ADD); any other file
+    only adds attributes to known ones, so a made-up key cannot create a municipality.
+    """
     existing = load_municipality_rows(session, [r.ags for r in records])
     collector = ErrorCollector(source)
     now = utcnow()
@@ -274,6 +285,9 @@ def upsert_municipalities(
     result = ImportResult(source, fmt, skipped=skipped)
     for record in records:
         current = existing.get(record.ags)
+        if current is None and not may_add:
+            collector.add(record.line, None, record.ags, UNKNOWN_AGS)
+            continue
         if current is None:
             row = _new_row(record, collector)
             if row is not None:

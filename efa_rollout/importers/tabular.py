@@ -20,7 +20,7 @@ FORMAT_XLSX = "xlsx"
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
-_GV100AD_LINE = re.compile(r"(10|20|30|40|50|60)\d{8}")
+_GV100AD_LINE = re.compile(r"(10|20|30|40|50|60)[0-9]{8}")
 _DELIMITERS = (";", ",", "\t")
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 

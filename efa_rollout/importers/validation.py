@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import shorten
 
 T = TypeVar("T")
 
 MAX_SHOWN_ERRORS = 50
 
-_DIGITS = re.compile(r"\d+")
-_GROUPED_INT = re.compile(r"\d{1,3}(?:[.\u00a0\u202f' ]\d{3})+")
+# ASCII digits only: `\d` also matches fullwidth and Arabic-Indic digits, which int() accepts,
+# so "８１３６０８８" would become a new, different AGS.
+_DIGITS = re.compile(r"[0-9]+")
+_GROUPED_INT = re.compile(r"[0-9]{1,3}(?:[.\u00a0\u202f' ][0-9]{3})+")
+MAX_SHOWN_VALUE = 60
 
 TRUE_WORDS = frozenset({"ja", "j", "x", "1", "true", "wahr", "yes", "y"})
 FALSE_WORDS = frozenset({"nein", "n", "0", "false", "falsch", "no", ""})
@@ -45,7 +49,7 @@ class RowError:
             where.append(f"Spalte »{self.column}«")
         text = ", ".join(where)
         if self.value is not None:
-            text += f": »{self.value}«"
+            text += f": »{shorten(self.value, MAX_SHOWN_VALUE)}«"
         return f"{text} – {self.reason}"
 
 
@@ -174,7 +178,7 @@ def parse_non_negative_int(value: str) -> int:
     if _DIGITS.fullmatch(text):
         return int(text)
     if _GROUPED_INT.fullmatch(text):
-        return int(re.sub(r"\D", "", text))
+        return int(re.sub(r"[^0-9]", "", text))
     raise FieldError("keine gültige Zahl (ganze Zahl ≥ 0 erwartet)")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from efa_rollout.output_safety import csv_cell, markdown_cell
 from efa_rollout.reports.html import date_de, datetime_de, number, percent
 from efa_rollout.reports.model import LIGHT_LEGEND, LIGHTS, CampaignRollup
 from efa_rollout.reports.tables import Column, Table, municipality_table
@@ -24,10 +25,16 @@ def table_csv(table: Table) -> bytes:
     """TABLE as CSV bytes: ';' separated, UTF-8 with BOM, German dates and numbers."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow([column.header for column in table.columns])
+    writer.writerow([csv_cell(column.header) for column in table.columns])
     for row in table.rows:
-        writer.writerow([text_value(v, c) for v, c in zip(row, table.columns, strict=True)])
+        writer.writerow([_csv_value(v, c) for v, c in zip(row, table.columns, strict=True)])
     return (BOM + buffer.getvalue()).encode("utf-8")
+
+
+def _csv_value(value: Any, column: Column) -> str:
+    """A CSV cell: text from the data neutralised against formulas, numbers as written."""
+    text = text_value(value, column)
+    return csv_cell(text) if isinstance(value, str) else text
 
 
 def text_value(value: Any, column: Column | None = None) -> str:
@@ -189,5 +196,5 @@ def _numeric(cell: str) -> bool:
 
 
 def _md(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a Markdown table cell (see `efa_rollout.output_safety`)."""
+    return markdown_cell(text)

@@ -11,6 +11,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from efa_rollout.output_safety import spreadsheet_text
 from efa_rollout.reports.model import CampaignRollup, DistrictOverview
 from efa_rollout.reports.tables import Column, Table, campaign_tables, overview_tables
 from efa_rollout.settings import get_settings
@@ -63,13 +64,13 @@ def _sheet(workbook: Workbook, table: Table) -> None:
 
 
 def _header(sheet: Any, column: Column) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value=column.header)
+    cell = WriteOnlyCell(sheet, value=spreadsheet_text(column.header))
     cell.font, cell.fill, cell.alignment = HEADER_FONT, HEADER_FILL, HEADER_ALIGNMENT
     return cell
 
 
 def _cell(sheet: Any, value: Any, column: Column, zone: Any) -> Any:
-    """A typed cell: dates as dates (DD.MM.YYYY), times in local time, shares as percent."""
+    """A typed cell: dates as dates (DD.MM.YYYY), local times, shares as percent, safe text."""
     if isinstance(value, datetime):
         local = value.astimezone(zone).replace(tzinfo=None) if value.tzinfo else value
         return _formatted(sheet, local, DATETIME_FORMAT)
@@ -79,6 +80,8 @@ def _cell(sheet: Any, value: Any, column: Column, zone: Any) -> Any:
         return "ja" if value else "nein"
     if isinstance(value, float) and column.kind == "percent":
         return _formatted(sheet, value, PERCENT_FORMAT)
+    if isinstance(value, str):
+        return spreadsheet_text(value)
     return value
 
 
