@@ -6,13 +6,14 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import shorten
 
 FORMAT_GV100AD = "gv100ad"
 FORMAT_CSV = "csv"
@@ -22,6 +23,30 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 _GV100AD_LINE = re.compile(r"(10|20|30|40|50|60)[0-9]{8}")
 _DELIMITERS = (";", ",", "\t")
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_NAMES = {
+    "utf-8-sig": "UTF-8",
+    "utf-16-le": "UTF-16",
+    "utf-16-be": "UTF-16",
+    "utf-32-le": "UTF-32",
+    "utf-32-be": "UTF-32",
+}
+_SAVE_AS_UTF8 = (
+    "Bitte speichern Sie die Datei in Excel als »CSV UTF-8 (durch Trennzeichen getrennt)«."
+)
+
+# Limits for every input file: a directory of all of Germany has ~11,000 municipalities.
+MAX_FILE_BYTES = 50_000_000
+MAX_ROWS = 200_000
+MAX_COLUMNS = 200
+MAX_CELL_CHARS = 10_000
+MAX_XLSX_UNPACKED_BYTES = 100_000_000
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 
@@ -118,16 +143,73 @@ def _read_head(path: Path, size: int = 4096) -> bytes:
 
 
 def read_text(path: Path) -> tuple[str, str]:
-    """The text of PATH and its encoding: UTF-8 (with or without BOM), else Windows-1252."""
+    """The text of PATH and its encoding, detected for the whole file.
+
+    A BOM decides (UTF-8, UTF-16, UTF-32); without one the file must be UTF-8 or Windows-1252
+    throughout. A file that is UTF-8 in some lines and not in others is refused naming the
+    first bad line, instead of importing mojibake.
+    """
     _read_head(path, 0)
-    data = path.read_bytes()
-    bom = data.startswith(b"\xef\xbb\xbf")
-    if bom:
-        data = data[3:]
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UserError(
+            f"Die Datei »{file_label(path)}« ist zu groß ({size // 1_000_000} MB, "
+            f"höchstens {MAX_FILE_BYTES // 1_000_000} MB)."
+        )
+    return decode_text(path.read_bytes(), file_label(path))
+
+
+def decode_text(data: bytes, source: str) -> tuple[str, str]:
+    """DATA decoded as described in `read_text`; SOURCE names the file in errors."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding.removesuffix("-sig")), encoding
+            except UnicodeDecodeError as error:
+                line = data[: error.start].count("\n".encode(encoding.removesuffix("-sig"))) + 1
+                raise UserError(
+                    f"Die Datei »{source}« beginnt mit der Kennung für {_NAMES[encoding]}, "
+                    f"Zeile {line} ist aber nicht so kodiert.",
+                    details=[_SAVE_AS_UTF8],
+                ) from None
+    if b"\x00" in data[:4096]:
+        raise UserError(
+            f"Die Datei »{source}« enthält Null-Bytes: vermutlich UTF-16 ohne Kennung (BOM) "
+            "oder keine Textdatei.",
+            details=[_SAVE_AS_UTF8],
+        )
     try:
-        return data.decode("utf-8"), "utf-8-sig" if bom else "utf-8"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "cp1252"
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as error:
+        bad_line = data[: error.start].count(b"\n") + 1
+    utf8_line = _first_utf8_line(data)
+    if utf8_line is not None:
+        raise UserError(
+            f"Die Datei »{source}« mischt Kodierungen: Zeile {utf8_line} ist UTF-8, "
+            f"Zeile {bad_line} nicht (vermutlich Windows-1252). Es wurde nichts importiert.",
+            details=[_SAVE_AS_UTF8],
+        )
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"Die Datei »{source}« ist weder UTF-8 noch Windows-1252 (Zeile {line}).",
+            details=[_SAVE_AS_UTF8],
+        ) from None
+
+
+def _first_utf8_line(data: bytes) -> int | None:
+    """The number of the first line holding valid non-ASCII UTF-8, or None."""
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return number
+    return None
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -151,18 +233,58 @@ def read_table(path: Path) -> Table:
 
 
 def read_csv(path: Path) -> Table:
-    """Read a CSV file: encoding and separator detected, empty rows skipped."""
+    """Read a CSV file: encoding and separator detected, empty rows skipped, sizes capped."""
     text, encoding = read_text(path)
     text, delimiter, line = _separator_hint(text)
     if delimiter is None:
         delimiter = sniff_delimiter(next((x for x in text.splitlines() if x.strip()), ""))
+    source = file_label(path)
+    csv.field_size_limit(MAX_CELL_CHARS * 4 + 2)  # a larger cell is reported by _limited
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records: list[tuple[int, list[str]]] = []
     offset = line - 1
-    for cells in reader:
-        records.append((line, cells))
-        line = offset + reader.line_num + 1
-    return _table_from_records(file_label(path), FORMAT_CSV, records, encoding, delimiter)
+
+    def numbered() -> Iterator[tuple[int, list[str]]]:
+        current = line
+        try:
+            for cells in reader:
+                yield current, cells
+                current = offset + reader.line_num + 1
+        except csv.Error:
+            raise UserError(
+                f"Die Datei »{source}«, Zeile {current}: ein Feld ist zu lang oder nicht "
+                f"abgeschlossen (höchstens {MAX_CELL_CHARS} Zeichen je Zelle)."
+            ) from None
+
+    records = list(_limited(numbered(), source))
+    return _table_from_records(source, FORMAT_CSV, records, encoding, delimiter)
+
+
+def _limited(
+    records: Iterable[tuple[int, Sequence[Any]]], source: str
+) -> Iterator[tuple[int, list[str]]]:
+    """RECORDS as text cells, refused with a German error beyond the row, column and cell caps."""
+    for number, values in records:
+        if number > MAX_ROWS:
+            raise UserError(
+                f"Die Datei »{source}« hat mehr als {MAX_ROWS:,} Zeilen.".replace(",", "."),
+                details=["Bitte teilen Sie die Datei auf oder entfernen Sie leere Zeilen."],
+            )
+        cells = [cell_text(value) for value in values]
+        while cells and not cells[-1]:
+            cells.pop()
+        if len(cells) > MAX_COLUMNS:
+            raise UserError(
+                f"Die Datei »{source}«, Zeile {number}: {len(cells)} Spalten "
+                f"(höchstens {MAX_COLUMNS})."
+            )
+        for column, cell in enumerate(cells, start=1):
+            if len(cell) > MAX_CELL_CHARS:
+                raise UserError(
+                    f"Die Datei »{source}«, Zeile {number}, Spalte {column}: Zelle mit "
+                    f"{len(cell):,} Zeichen (höchstens {MAX_CELL_CHARS:,}): "
+                    f"»{shorten(cell, 40)}«".replace(",", ".")
+                )
+        yield number, cells
 
 
 def _separator_hint(text: str) -> tuple[str, str | None, int]:
@@ -174,24 +296,58 @@ def _separator_hint(text: str) -> tuple[str, str | None, int]:
 
 
 def read_xlsx(path: Path) -> Table:
-    """Read the first worksheet of an XLSX file; numbers and dates become text."""
+    """Read the first worksheet of an XLSX file, streaming and within the caps.
+
+    The sheet's declared dimension is ignored: it may claim a million rows (openpyxl would
+    pad every row to it) or too few (openpyxl would stop early and import nothing).
+    """
     from openpyxl import load_workbook
 
+    source = file_label(path)
+    _check_xlsx_sizes(path, source)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for broken files
         raise UserError(
-            f"Die Excel-Datei »{file_label(path)}« kann nicht gelesen werden: {error}."
+            f"Die Excel-Datei »{source}« kann nicht gelesen werden: {shorten(error, 200)}."
         ) from None
     try:
         sheet = workbook.worksheets[0]
-        records = [
-            (number, [cell_text(value) for value in values])
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
-        ]
+        if hasattr(sheet, "reset_dimensions"):
+            sheet.reset_dimensions()
+        rows = enumerate(sheet.iter_rows(values_only=True), start=1)
+        records = list(_limited(((n, v) for n, v in rows if any(x is not None for x in v)), source))
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(
+            f"Die Excel-Datei »{source}« kann nicht gelesen werden: {shorten(error, 200)}."
+        ) from None
     finally:
         workbook.close()
-    return _table_from_records(file_label(path), FORMAT_XLSX, records, None, None)
+    return _table_from_records(source, FORMAT_XLSX, records, None, None)
+
+
+def _check_xlsx_sizes(path: Path, source: str) -> None:
+    """Refuse an XLSX over the file size cap or whose parts unpack beyond the cap (zip bomb)."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UserError(
+            f"Die Datei »{source}« ist zu groß ({size // 1_000_000} MB, "
+            f"höchstens {MAX_FILE_BYTES // 1_000_000} MB)."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UserError(f"Die Excel-Datei »{source}« ist beschädigt: {error}.") from None
+    if unpacked > MAX_XLSX_UNPACKED_BYTES:
+        raise UserError(
+            f"Die Excel-Datei »{source}« entpackt sich auf {unpacked // 1_000_000} MB "
+            f"(höchstens {MAX_XLSX_UNPACKED_BYTES // 1_000_000} MB)."
+        )
 
 
 def cell_text(value: Any) -> str:
@@ -217,7 +373,7 @@ def _table_from_records(
     delimiter: str | None,
 ) -> Table:
     """A Table from numbered raw records: first non-empty one is the header."""
-    cleaned = [(n, tuple(c.strip() for c in cells)) for n, cells in records]
+    cleaned = [(n, tuple(str(c).strip() for c in cells)) for n, cells in records]
     cleaned = [(n, cells) for n, cells in cleaned if any(cells)]
     if not cleaned:
         raise UserError(f"Die Datei »{source}« ist leer (keine Kopfzeile gefunden).")
