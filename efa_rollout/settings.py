@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(30.0, gt=0)
     retry_max_age_hours: float = Field(48.0, gt=0, description="Give up retrying 4xx after this")
     portal_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the portal")
+    portal_trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For "
+        "names the client; the bad-link brake counts per client address",
+    )
     portal_token_days: int = Field(180, ge=1, description="Validity of personal portal links")
     timezone: str = Field("Europe/Berlin", description="Time zone for dates, windows, schedules")
     sending_window_start: time = Field(time(8, 0))

@@ -302,8 +302,7 @@ def test_utf8_bom_comma_file_with_english_headers(engine: Engine, tmp_path: Path
     import_ostalb(engine)
     path = tmp_path / "export.csv"
     text = (
-        " ags ,Name,Population,Building Authority\n"
-        '8136010,"Bopfingen, Stadt",11800,landratsamt\n'
+        ' ags ,Name,Population,Building Authority\n8136010,"Bopfingen, Stadt",11800,landratsamt\n'
     )
     path.write_text(text, encoding="utf-8-sig")
     code, output = run("municipalities", "import", str(path))
@@ -360,7 +359,9 @@ def test_a_table_cannot_add_a_municipality(engine: Engine, tmp_path: Path) -> No
     path.write_text("AGS,Einwohner,Name\n08136088,70000,\n08136999,5,Erfunden\n", encoding="utf-8")
     code, output = run("municipalities", "import", str(path))
     assert code == 1
-    assert "neu.csv, Zeile 3: »08136999« – Gemeinde nicht im amtlichen Gemeindeverzeichnis" in output
+    assert (
+        "neu.csv, Zeile 3: »08136999« – Gemeinde nicht im amtlichen Gemeindeverzeichnis" in output
+    )
     assert "08136999" not in rows(engine)
     assert rows(engine)["08136088"]["population"] == 68816
 

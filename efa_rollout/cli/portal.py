@@ -17,10 +17,11 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Adresse, an der das Portal lauscht."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP-Port."),
-    forwarded_allow_ips: str = typer.Option(
-        "127.0.0.1",
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
         "--forwarded-allow-ips",
-        help="Vertrauenswürdige Reverse-Proxys (X-Forwarded-For), kommagetrennt.",
+        help="Vertrauenswürdige Reverse-Proxys (X-Forwarded-For), kommagetrennt; "
+        "Vorgabe: EFA_PORTAL_TRUSTED_PROXIES (127.0.0.1).",
     ),
 ) -> None:
     """Startet das Portal (ohne Unterbefehl), bis es mit Strg+C beendet wird."""
@@ -32,12 +33,14 @@ def serve(
     from efa_rollout.portal.security import install_log_redaction
     from efa_rollout.settings import get_settings
 
+    settings = get_settings()
+    if forwarded_allow_ips is not None:
+        settings = settings.model_copy(update={"portal_trusted_proxies": forwarded_allow_ips})
     config = uvicorn.Config(
-        create_app(),
+        create_app(settings=settings),
         host=host,
         port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=False,  # the app reads X-Forwarded-For from the trusted proxies itself
         server_header=False,
         log_level="info",
     )

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from efa_rollout import TEMPLATES_DIR
 from efa_rollout.collection import (
@@ -65,7 +66,11 @@ from efa_rollout.portal.security import (
     FailureBrake,
     LimitBodyMiddleware,
     SecurityHeadersMiddleware,
+    TrailingSlashMiddleware,
+    is_cross_site,
     load_secret,
+    origin_of,
+    parse_trusted_proxies,
 )
 from efa_rollout.settings import Settings, get_settings
 from models import (
@@ -326,17 +331,14 @@ class Portal:
         html = self.env.get_template("error.html").render(status=status, title=title, text=text)
         return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
 
-    def _blocked(self, request: Request) -> Response | None:
-        retry = self.brake.retry_after(_address(request))
-        if retry is None:
-            return None
-        return self.error_response(429, headers={"Retry-After": str(retry)})
-
     async def _finish(self, request: Request, result: Response | Refusal) -> Response:
+        # Only bad links are braked, after they were checked: a valid link always opens.
         if isinstance(result, Response):
             return result
         if result.bad_link:
-            await self.brake.penalise(_address(request))
+            penalty = await self.brake.penalise(_address(request))
+            if penalty.blocked:
+                return self.error_response(429, headers={"Retry-After": str(penalty.retry_after)})
         return self.error_response(result.status)
 
     def target_for(self, session: Session, token: str) -> Target | Refusal:
@@ -358,7 +360,8 @@ class Portal:
         return Target(row, campaign, enrolment, municipality, definition_of(campaign))
 
     def _check_post(self, request: Request, target: Target, form: FormData) -> Refusal | None:
-        if request.headers.get("sec-fetch-site", "") in {"cross-site", "same-site"}:
+        own = (origin_of(self.settings.portal_base_url), origin_of(str(request.base_url)))
+        if is_cross_site(request.headers, own):
             return Refusal(403)
         csrf = form.get("csrf")
         if not self.signer.verify(target.token.token_hash, csrf if isinstance(csrf, str) else None):
@@ -374,8 +377,6 @@ class Portal:
         return HTMLResponse(html)
 
     async def page(self, request: Request) -> Response:
-        if blocked := self._blocked(request):
-            return blocked
         token = request.path_params["token"]
         notice = NOTICES.get(request.query_params.get("ok", ""))
 
@@ -391,8 +392,6 @@ class Portal:
     async def _post(
         self, request: Request, handler: Callable[[Session, Target, str, FormData], Response]
     ) -> Response:
-        if blocked := self._blocked(request):
-            return blocked
         token = request.path_params["token"]
         try:
             form = await request.form(max_files=0, max_fields=4000, max_part_size=MAX_BODY_BYTES)
@@ -954,10 +953,18 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies(settings)),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(TrailingSlashMiddleware),
             Middleware(LimitBodyMiddleware, max_bytes=max_body_bytes, reject=reject_too_large),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.router.redirect_slashes = False  # TrailingSlashMiddleware redirects without Host
     app.state.portal = portal
     return app
+
+
+def trusted_proxies(settings: Settings) -> list[str]:
+    """The reverse proxies whose X-Forwarded-For names the client (EFA_PORTAL_TRUSTED_PROXIES)."""
+    return parse_trusted_proxies(settings.portal_trusted_proxies)

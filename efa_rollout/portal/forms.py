@@ -92,7 +92,9 @@ def values_from_answers(fields: Iterable[QuestionField], answers: Mapping[str, A
     return values
 
 
-def _text(form: Mapping[str, Any], name: str, limit: int = 6000) -> str:
+def _text(form: Mapping[str, Any], name: str, limit: int = 65_536) -> str:
+    # Long texts are kept whole (the body limit bounds them): validation says "zu lang" and
+    # the page shown again must hold everything the person wrote.
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
 

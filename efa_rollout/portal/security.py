@@ -9,16 +9,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from efa_rollout.errors import UserError
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -27,10 +34,15 @@ __all__ = [
     "CsrfSigner",
     "FailureBrake",
     "LimitBodyMiddleware",
+    "Penalty",
     "RedactTokens",
     "SecurityHeadersMiddleware",
+    "TrailingSlashMiddleware",
     "install_log_redaction",
+    "is_cross_site",
     "load_secret",
+    "origin_of",
+    "parse_trusted_proxies",
     "redact",
 ]
 
@@ -108,12 +120,28 @@ class CsrfSigner:
 # ---------------------------------------------------------------------------------------------
 
 
-class FailureBrake:
-    """Slows down and then blocks an address that presents bad links.
+@dataclass(frozen=True)
+class Penalty:
+    """What one bad link earned: a delay of its answer, and 429 once over a limit."""
 
-    Each bad link within WINDOW seconds doubles the delay of the answer (from BASE_DELAY up to
-    MAX_DELAY); after MAX_FAILURES the address gets 429 for every link until the window passes.
-    All of an address's requests are blocked then (valid links too), or guessing would go on.
+    delay: float
+    retry_after: int | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """True when the answer is 429 (too many bad links from the address or overall)."""
+        return self.retry_after is not None
+
+
+class FailureBrake:
+    """Slows down bad links, per address and overall; a valid link is never held back.
+
+    Only failures are counted, each under a lock at the moment it is found, so a burst of
+    concurrent bad links is counted one by one and cannot slip past the limit. Each bad link
+    within WINDOW seconds doubles the delay of its answer (BASE_DELAY up to MAX_DELAY); beyond
+    MAX_FAILURES from one address, or GLOBAL_FAILURES from all addresses together, a bad link
+    is answered 429 after MAX_DELAY. Town halls behind one NAT or proxy therefore never lock
+    each other out: the link of a municipality opens whatever others guessed.
     """
 
     def __init__(
@@ -123,51 +151,85 @@ class FailureBrake:
         window: float = 60.0,
         base_delay: float = 0.2,
         max_delay: float = 2.0,
+        global_failures: int = 600,
         max_addresses: int = 10_000,
     ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.global_failures = global_failures
         self.max_addresses = max_addresses
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._all: deque[float] = deque()
+        self._lock = threading.Lock()
 
-    def _recent(self, address: str, now: float) -> deque[float]:
-        stamps = self._failures.get(address)
-        if stamps is None:
-            return deque()
+    def _expire(self, stamps: deque[float], now: float) -> None:
         while stamps and stamps[0] <= now - self.window:
             stamps.popleft()
-        if not stamps:
-            del self._failures[address]
-        return stamps
 
-    def retry_after(self, address: str, *, now: float | None = None) -> int | None:
-        """Seconds until ADDRESS may try again, or None when it is not blocked."""
+    def failures(self, address: str, *, now: float | None = None) -> int:
+        """How many bad links ADDRESS presented within the window."""
         now = time.monotonic() if now is None else now
-        stamps = self._recent(address, now)
-        if len(stamps) < self.max_failures:
-            return None
-        return max(1, int(stamps[0] + self.window - now + 0.999))
+        with self._lock:
+            stamps = self._failures.get(address)
+            if stamps is None:
+                return 0
+            self._expire(stamps, now)
+            return len(stamps)
 
-    def record_failure(self, address: str, *, now: float | None = None) -> float:
-        """Count a bad link from ADDRESS; returns the delay (seconds) to apply to its answer."""
+    def record_failure(self, address: str, *, now: float | None = None) -> Penalty:
+        """Count a bad link from ADDRESS (atomically) and return what its answer earns."""
         now = time.monotonic() if now is None else now
-        stamps = self._recent(address, now)
-        if address not in self._failures:
-            self._failures[address] = stamps
-        self._failures.move_to_end(address)
-        stamps.append(now)
-        while len(self._failures) > self.max_addresses:
-            self._failures.popitem(last=False)
-        return min(self.max_delay, self.base_delay * 2 ** (len(stamps) - 1))
+        with self._lock:
+            stamps = self._failures.get(address)
+            if stamps is None:
+                stamps = self._failures[address] = deque()
+            self._failures.move_to_end(address)
+            self._expire(stamps, now)
+            self._expire(self._all, now)
+            stamps.append(now)
+            self._all.append(now)
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
+            own, overall = len(stamps), len(self._all)
+            first = stamps[0] if own > self.max_failures else self._all[0]
+        delay = min(self.max_delay, self.base_delay * 2 ** (own - 1))
+        if overall > self.global_failures // 2:  # many addresses guessing: slow every failure
+            delay = max(delay, self.max_delay * min(1.0, overall / self.global_failures))
+        if own > self.max_failures or overall > self.global_failures:
+            retry = max(1, int(first + self.window - now + 0.999))
+            return Penalty(max(delay, self.max_delay), retry)
+        return Penalty(delay)
 
-    async def penalise(self, address: str) -> None:
-        """Record a failure of ADDRESS and wait the delay it earned."""
-        delay = self.record_failure(address)
-        _log.warning("Ungültiger Portal-Link von %s (Verzögerung %.1f s).", address, delay)
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def penalise(self, address: str) -> Penalty:
+        """Record a bad link of ADDRESS and wait the delay it earned; returns the penalty."""
+        penalty = self.record_failure(address)
+        _log.warning(
+            "Ungültiger Portal-Link von %s (Verzögerung %.1f s%s).",
+            address,
+            penalty.delay,
+            ", gesperrt" if penalty.blocked else "",
+        )
+        if penalty.delay > 0:
+            await asyncio.sleep(penalty.delay)
+        return penalty
+
+
+def parse_trusted_proxies(value: str | None) -> list[str]:
+    """The addresses or networks of EFA_PORTAL_TRUSTED_PROXIES, checked (comma-separated)."""
+    entries = [part.strip() for part in (value or "").split(",") if part.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise UserError(
+                f"EFA_PORTAL_TRUSTED_PROXIES: »{entry}« ist keine IP-Adresse und kein Netz "
+                "(z. B. 127.0.0.1 oder 10.0.0.0/8)."
+            ) from None
+    return entries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,6 +310,61 @@ class LimitBodyMiddleware:
             if not body_done:
                 await _drain(receive)
             await self.reject(scope, receive, send)
+
+
+def origin_of(url: str) -> str:
+    """The origin (scheme://host[:port]) of URL, lower-case, as browsers send it in `Origin`."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_cross_site(headers: Mapping[str, str], allowed_origins: Iterable[str]) -> bool:
+    """True when a form post comes from another site, judged by Sec-Fetch-Site and Origin.
+
+    Browsers send at least one of them on a POST; an `Origin` that is not the portal's own
+    (or `null`, from sandboxed frames and some redirects) is refused even when Sec-Fetch-Site
+    is missing, as in older browsers.
+    """
+    if headers.get("sec-fetch-site", "") in {"cross-site", "same-site"}:
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    return origin.strip().lower() not in {o.lower() for o in allowed_origins}
+
+
+class TrailingSlashMiddleware:
+    """Redirects `/p/<token>/` to `/p/<token>` with a relative Location (no Host reflected).
+
+    Starlette's own slash redirect builds an absolute URL from the `Host` header, so a forged
+    Host would send the visitor (and the token in the path) to another server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and scope.get("method") in {"GET", "HEAD"}
+            and len(path) > 1
+            and path.endswith("/")
+        ):
+            location = "/" + path.strip("/")  # never `//host`: that would leave the site
+            query = scope.get("query_string", b"")
+            if query:
+                location += "?" + query.decode("latin-1")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 308,
+                    "headers": [(b"location", location.encode("latin-1", "replace"))],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeadersMiddleware:
