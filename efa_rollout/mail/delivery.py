@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import re
 import threading
 import time
@@ -26,6 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from efa_rollout.mail import ledger
 from efa_rollout.mail.ledger import Claimed, SendResult
+from efa_rollout.private_files import write_private
 from efa_rollout.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -242,16 +242,8 @@ def eml_path(folder: Path, claimed: Claimed) -> Path:
 
 
 def write_eml(folder: Path, claimed: Claimed) -> Path:
-    """Write CLAIMED atomically (temp file, fsync, os.replace)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = eml_path(folder, claimed)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(claimed.raw)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, target)
-    return target
+    """Write CLAIMED atomically (temp file, fsync, os.replace), readable only by us (0600)."""
+    return write_private(eml_path(folder, claimed), claimed.raw, fsync=True)
 
 
 async def _folder_worker(run: _Run) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from efa_rollout.private_files import private_dir, write_private
+
 
 class FolderSink:
     """aiosmtpd handler writing each message to FOLDER and reporting one line per message."""
@@ -28,7 +30,7 @@ class FolderSink:
         self.count = 0
         self._lock = threading.Lock()
         self._serial = itertools.count(1)
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Store the message; reply 250."""
@@ -38,9 +40,7 @@ class FolderSink:
             self.count += 1
             serial = next(self._serial)
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{serial:06d}.eml"
-        temp = self.folder / f".{name}.tmp"
-        temp.write_bytes(content)
-        os.replace(temp, self.folder / name)
+        write_private(self.folder / name, content)
         if self.echo:
             self.echo(
                 f"{name}  von {envelope.mail_from}  an {', '.join(envelope.rcpt_tos)}  "

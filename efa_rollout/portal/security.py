@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from efa_rollout.errors import UserError
+from efa_rollout.private_files import private_dir
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -85,7 +86,7 @@ def load_secret(data_dir: Path) -> bytes:
         return configured.encode()
     path = data_dir / "portal-secret"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from efa_rollout.errors import UserError
+from efa_rollout.private_files import write_private
 from efa_rollout.reports.model import CampaignRollup, DistrictOverview
 from efa_rollout.settings import get_settings
 
@@ -86,10 +87,7 @@ def _write(path: Path, content: bytes) -> Path:
     """Write atomically enough for a report: to a temporary name, then rename."""
     path = path.expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(content)
-        partial.replace(path)
+        write_private(path, content)  # reports name municipalities and contacts: 0600
     except OSError as error:
         raise UserError(f"Der Bericht kann nicht nach {path} geschrieben werden: {error}") from None
     return path.resolve()
