@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from efa_rollout import TEMPLATES_DIR
 from efa_rollout.domain.stages import OPTIONAL_STAGES, Stage
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import shorten
 
 BUILTIN_DIR = TEMPLATES_DIR / "campaigns"
-_OFFSET = re.compile(r"^T?\s*([+-]?)\s*(\d+)\s*([dwm])$")
+_OFFSET = re.compile(r"^T?\s*([+-]?)\s*([0-9]+)\s*([dwm])$")
 
 FieldType = Literal[
     "text", "textarea", "email", "phone", "date", "choice", "yesno", "contact", "contacts", "number"
@@ -162,6 +163,21 @@ class CampaignDefinition(_Strict):
         default_factory=dict, description="Extra paragraphs per mail kind (rendered sandboxed)"
     )
 
+    @field_validator("mail")
+    @classmethod
+    def _compiled(cls, mail: dict[str, str]) -> dict[str, str]:
+        """Every paragraph compiled now, so a syntax error shows when the definition loads."""
+        from efa_rollout.mail.render import MAIL_KINDS, MailRenderError, compile_paragraph
+
+        for kind, source in mail.items():
+            if kind not in MAIL_KINDS:
+                raise ValueError(f"unbekannte Mail-Art »{kind}« (bekannt: {', '.join(MAIL_KINDS)})")
+            try:
+                compile_paragraph(source)
+            except MailRenderError as error:
+                raise ValueError(f"{kind}: {error.message}") from None
+        return mail
+
     @model_validator(mode="after")
     def _consistent(self) -> CampaignDefinition:
         required = [s for s in Stage.generic()]
@@ -238,6 +254,54 @@ def _format_location(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts) or "(Wurzel)"
 
 
+_GERMAN: dict[str, str] = {
+    "missing": "fehlt",
+    "extra_forbidden": "ist hier nicht vorgesehen (Tippfehler im Feldnamen?)",
+    "string_type": "muss ein Text sein",
+    "int_type": "muss eine ganze Zahl sein",
+    "int_parsing": "muss eine ganze Zahl sein",
+    "int_from_float": "muss eine ganze Zahl sein",
+    "float_type": "muss eine Zahl sein",
+    "float_parsing": "muss eine Zahl sein",
+    "bool_type": "muss true oder false sein",
+    "bool_parsing": "muss true oder false sein",
+    "list_type": "muss eine Liste sein",
+    "dict_type": "muss eine Zuordnung (key: value) sein",
+    "model_type": "muss eine Zuordnung (key: value) sein",
+    "date_type": "muss ein Datum (JJJJ-MM-TT) sein",
+    "date_parsing": "muss ein Datum (JJJJ-MM-TT) sein",
+    "date_from_datetime_parsing": "muss ein Datum (JJJJ-MM-TT) sein",
+    "string_pattern_mismatch": "hat nicht die erwartete Form ({pattern})",
+    "string_too_short": "ist zu kurz (mindestens {min_length} Zeichen)",
+    "string_too_long": "ist zu lang (höchstens {max_length} Zeichen)",
+    "too_short": "hat zu wenige Einträge (mindestens {min_length})",
+    "too_long": "hat zu viele Einträge (höchstens {max_length})",
+    "greater_than": "muss größer als {gt} sein",
+    "greater_than_equal": "muss mindestens {ge} sein",
+    "less_than": "muss kleiner als {lt} sein",
+    "less_than_equal": "darf höchstens {le} sein",
+    "literal_error": "muss einer dieser Werte sein: {expected}",
+    "enum": "muss einer dieser Werte sein: {expected}",
+    "frozen_instance": "darf nicht geändert werden",
+}
+
+
+def german_message(error: Any) -> str:
+    """Pydantic's error as a German phrase ("Input should be …" → "muss … sein")."""
+    kind = error.get("type", "")
+    if kind in ("value_error", "assertion_error"):
+        cause = error.get("ctx", {}).get("error")
+        return str(cause) if cause is not None else error.get("msg", "ungültiger Wert")
+    template = _GERMAN.get(kind)
+    if template is None:
+        return f"ungültiger Wert (Prüfung »{kind}«)"
+    context = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
+    try:
+        return template.format(**context)
+    except KeyError:
+        return template.split(" (")[0].split(": {")[0]
+
+
 def load_definition(path: Path) -> CampaignDefinition:
     """Load and validate one definition file; errors name the file and the field path."""
     try:
@@ -258,8 +322,12 @@ def load_definition(path: Path) -> CampaignDefinition:
         return CampaignDefinition.model_validate(data)
     except ValidationError as error:
         details = [
-            f"Feld {_format_location(e['loc'], data)}: {e['msg']}"
-            + (f" (Wert: {e['input']!r})" if not isinstance(e["input"], dict | list) else "")
+            f"Feld {_format_location(e['loc'], data)}: {german_message(e)}"
+            + (
+                f" (Wert: {shorten(repr(e['input']), 80)})"
+                if not isinstance(e["input"], dict | list)
+                else ""
+            )
             for e in error.errors()
         ]
         raise UserError(f"Kampagnendefinition {path} ist ungültig:", details=details) from None

@@ -84,4 +84,7 @@ def test_cli_lists_a_coordinators_own_definition_and_rejects_a_broken_one(efa_en
     broken_copy(efa_env.parent, "type: yesno", "type: janein")
     result = runner.invoke(app, ["campaign", "templates"])
     assert result.exit_code == 1
-    assert "ewa-kaputt.yaml" in str(result.exception) or "ewa-kaputt.yaml" in result.output
+    assert "ewa-kaputt.yaml" in result.output
+    assert "Vorlage »ewa-kaputt« ist fehlerhaft" in result.output
+    assert "muss einer dieser Werte sein" in result.output  # German, not "Input should be"
+    assert "viba-bw" in result.output  # the others are still listed

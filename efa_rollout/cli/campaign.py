@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 from sqlmodel import col, select
@@ -34,7 +35,11 @@ def templates_command(
     """Listet die verfügbaren Kampagnenvorlagen (mitgelieferte und eigene)."""
     rows = []
     for key, path in definition_files().items():
-        definition = load_definition(path)
+        try:
+            definition = load_definition(path)
+        except UserError as error:  # one broken own definition must not hide the others
+            rows.append(_broken_row(key, path, error))
+            continue
         rows.append(
             {
                 "key": key,
@@ -47,11 +52,32 @@ def templates_command(
         )
     if as_json:
         print_json(rows)
+        if any(row.get("error") for row in rows):
+            raise typer.Exit(1)
         return
     print_table(
         ["Vorlage", "Titel", "Fragen", "Checkliste", "Datei"],
         [[r["key"], r["title"], r["questions"], r["checklist_items"], r["file"]] for r in rows],
     )
+    for row in rows:
+        if row.get("error"):
+            typer.echo(f"\nVorlage »{row['key']}« ist fehlerhaft und kann nicht verwendet werden:")
+            typer.echo("\n".join(f"  {line}" for line in row["error"]))
+    if any(row.get("error") for row in rows):
+        raise typer.Exit(1)  # listed, but a script should notice the broken one
+
+
+def _broken_row(key: str, path: Any, error: UserError) -> dict[str, Any]:
+    """A templates row for a definition that does not load, carrying its error."""
+    return {
+        "key": key,
+        "title": "FEHLERHAFT – siehe unten",
+        "service": None,
+        "file": str(path),
+        "questions": "–",
+        "checklist_items": "–",
+        "error": [error.message, *error.details],
+    }
 
 
 @app.command("create")

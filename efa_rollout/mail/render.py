@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
+import sys
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -13,15 +16,19 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
+    TemplateSyntaxError,
     UndefinedError,
 )
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.utils import Namespace
 from markupsafe import Markup, escape
 
 from efa_rollout import TEMPLATES_DIR
 from efa_rollout.errors import UserError
+from efa_rollout.output_safety import shorten
 
 MAIL_TEMPLATES_DIR = TEMPLATES_DIR / "mail"
 
@@ -128,25 +135,182 @@ def _html_env(folder: Path = MAIL_TEMPLATES_DIR) -> Environment:
     return _install_filters(env)
 
 
+# Limits for the coordinator's own paragraphs (definitions' `mail:`): a paragraph is a few
+# sentences, so these are generous, and they keep a loop or a string expansion from eating the
+# machine while thousands of mails are rendered.
+MAX_PARAGRAPH_CHARS = 10_000
+MAX_RANGE_ITEMS = 1_000
+MAX_NUMBER_ARGUMENT = 10_000
+MAX_POWER_EXPONENT = 64
+RENDER_SECONDS = 1.0
+
+_budget: contextvars.ContextVar[_Budget] = contextvars.ContextVar("paragraph_budget")
+
+
+class ParagraphLimit(Exception):
+    """A coordinator's paragraph went beyond one of the rendering limits (German reason)."""
+
+
+@dataclass
+class _Budget:
+    """What one rendering of a paragraph may still use."""
+
+    deadline: float
+    range_items: int = MAX_RANGE_ITEMS
+
+
+def _check_size(value: Any) -> Any:
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_PARAGRAPH_CHARS:
+        raise ParagraphLimit(f"ein Zwischenergebnis ist länger als {MAX_PARAGRAPH_CHARS} Zeichen")
+    return value
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and abs(value) > MAX_NUMBER_ARGUMENT:
+            raise ParagraphLimit(f"Zahl {shorten(value, 30)} als Argument zu groß")
+
+
+def _bounded_range(*args: int) -> range:
+    """`range` with a budget of MAX_RANGE_ITEMS items per paragraph, all loops together."""
+    budget = _budget.get()
+    _check_arguments(args, {})
+    items = range(*args)
+    budget.range_items -= len(items)
+    if budget.range_items < 0:
+        raise ParagraphLimit(f"Schleifen über mehr als {MAX_RANGE_ITEMS} Werte")
+    return items
+
+
+def _guard_filter(function: Any) -> Any:
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args[1:], kwargs)
+        return _check_size(function(*args, **kwargs))
+
+    return guarded
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus limits on size, numbers, loops and time (see the constants)."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "//", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER_EXPONENT:
+            raise ParagraphLimit(f"Potenz mit Exponent {shorten(right, 30)} zu groß")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sequence = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sequence and len(seq) * times > MAX_PARAGRAPH_CHARS:
+                    raise ParagraphLimit(
+                        f"Vervielfachung auf mehr als {MAX_PARAGRAPH_CHARS} Zeichen"
+                    )
+        result = super().call_binop(context, operator, left, right)
+        if isinstance(result, int) and result.bit_length() > 256:
+            raise ParagraphLimit("Zahl mit mehr als 77 Stellen")
+        return _check_size(result)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_arguments(args, kwargs)
+        result = _check_size(super().call(__context, __obj, *args, **kwargs))
+        _check_size(getattr(__obj, "__self__", None))  # list.extend(...) grows its list
+        return result
+
+
+class _BoundedNamespace(Namespace):
+    """`namespace()` whose attributes stay within the size limit (`set ns.s = ns.s ~ ns.s`)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        super().__setitem__(name, _check_size(value))
+
+
 @functools.cache
-def _sandbox() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def _sandbox() -> BoundedSandbox:
+    env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
     _install_filters(env)
+    env.filters = {name: _guard_filter(f) for name, f in env.filters.items()}
+    env.globals["range"] = _bounded_range
+    env.globals["namespace"] = _BoundedNamespace
     return env
 
 
-def render_paragraph(source: str, context: dict[str, Any]) -> str:
-    """A definition's user-supplied paragraph, rendered in the sandbox (plain text)."""
+@functools.lru_cache(maxsize=256)
+def compile_paragraph(source: str) -> Template:
+    """SOURCE compiled in the sandbox; a syntax error raises MailRenderError naming the line."""
     try:
-        return _sandbox().from_string(source).render(context).strip()
+        return _sandbox().from_string(source)
+    except TemplateSyntaxError as error:
+        raise MailRenderError(
+            f"Jinja-Syntaxfehler in Zeile {error.lineno}: {shorten(error.message, 200)}"
+        ) from None
+
+
+def _time_guard(deadline: float) -> Any:
+    """A trace function stopping template code (only) once DEADLINE has passed."""
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise ParagraphLimit(f"Erstellung dauerte länger als {RENDER_SECONDS:g} s")
+        return local
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename == "<template>" else None
+
+    return trace
+
+
+def _render_bounded(template: Template, context: dict[str, Any]) -> str:
+    """TEMPLATE rendered within the limits: output size, loops, numbers, time."""
+    deadline = time.monotonic() + RENDER_SECONDS
+    token = _budget.set(_Budget(deadline))
+    previous = sys.gettrace()
+    sys.settrace(_time_guard(deadline))
+    try:
+        parts: list[str] = []
+        size = 0
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_PARAGRAPH_CHARS:
+                raise ParagraphLimit(f"Ergebnis länger als {MAX_PARAGRAPH_CHARS} Zeichen")
+            if time.monotonic() > deadline:
+                raise ParagraphLimit(f"Erstellung dauerte länger als {RENDER_SECONDS:g} s")
+            parts.append(chunk)
+        return "".join(parts)
+    finally:
+        sys.settrace(previous)
+        _budget.reset(token)
+
+
+def render_paragraph(source: str, context: dict[str, Any]) -> str:
+    """A definition's user-supplied paragraph, rendered in the bounded sandbox (plain text)."""
+    template = compile_paragraph(source)
+    try:
+        return _render_bounded(template, context).strip()
+    except ParagraphLimit as error:
+        raise MailRenderError(
+            f"Zusatztext der Kampagnendefinition überschreitet eine Grenze: {error}.",
+            details=["Bitte vereinfachen Sie den Text unter `mail:` in der Definition."],
+        ) from None
     except SecurityError as error:
         raise MailRenderError(
-            f"Zusatztext der Kampagnendefinition enthält einen unzulässigen Ausdruck: {error}"
+            "Zusatztext der Kampagnendefinition enthält einen unzulässigen Ausdruck: "
+            f"{shorten(error, 200)}"
         ) from None
     except (UndefinedError, TemplateError) as error:
         raise MailRenderError(
-            f"Zusatztext der Kampagnendefinition kann nicht erstellt werden: {error}",
+            f"Zusatztext der Kampagnendefinition kann nicht erstellt werden: {shorten(error, 200)}",
             details=[f"Verfügbare Platzhalter: {', '.join(sorted(context))}"],
+        ) from None
+    except (ArithmeticError, ValueError, TypeError, LookupError, AttributeError) as error:
+        raise MailRenderError(
+            "Zusatztext der Kampagnendefinition: ein Ausdruck kann nicht berechnet werden "
+            f"({type(error).__name__}: {shorten(error, 120)})."
+        ) from None
+    except (MemoryError, RecursionError):
+        raise MailRenderError(
+            "Zusatztext der Kampagnendefinition: ein Ausdruck braucht zu viel Speicher."
         ) from None
 
 
