@@ -149,12 +149,14 @@ def _text(limit: int) -> Callable[[Any], str]:
 
 
 def _email(value: Any) -> str:
-    from email_validator import EmailNotValidError, validate_email
+    from efa_rollout.mail.message import NON_ASCII_LOCAL_PART, InvalidAddressError, contact_address
 
     text = _as_text(value)
     try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError:
+        return contact_address(text)
+    except InvalidAddressError as error:
+        if NON_ASCII_LOCAL_PART in error.message:
+            raise _Invalid(error.message) from None
         raise _Invalid(
             f"»{text}« ist keine gültige E-Mail-Adresse (z. B. bauamt@gemeinde.de)."
         ) from None

@@ -228,14 +228,20 @@ def parse_salutation(value: str) -> str | None:
 
 def parse_email(value: str) -> str:
     """The normalized form of an e-mail address (syntax only, no DNS lookup)."""
-    from email_validator import EmailNotValidError, validate_email
+    from efa_rollout.mail.message import (
+        NON_ASCII_LOCAL_PART,
+        InvalidAddressError,
+        contact_address,
+    )
 
     text = value.strip()
     if not text:
         raise FieldError("E-Mail-Adresse fehlt")
     try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError:
+        return contact_address(text)
+    except InvalidAddressError as error:
+        if NON_ASCII_LOCAL_PART in error.message:
+            raise FieldError(NON_ASCII_LOCAL_PART) from None
         raise FieldError("keine gültige E-Mail-Adresse") from None
 
 

@@ -93,6 +93,38 @@ def normalize_address(address: str) -> str:
     return f"{local}@{punycode_domain(domain)}"
 
 
+NON_ASCII_LOCAL_PART = (
+    "Umlaute und andere Sonderzeichen vor dem @ kann der Mailversand nicht zustellen "
+    "(SMTPUTF8 wird nicht verwendet); bitte geben Sie die Adresse in ASCII an, "
+    "z. B. mueller@… statt müller@…"
+)
+
+
+def contact_address(text: str) -> str:
+    """TEXT as a contact address that can be mailed: valid syntax, ASCII before the @.
+
+    Import, portal and questionnaire all check with this, the same rule the sending side
+    applies, so no address is accepted that would later be left out of the recipients.
+    Raises InvalidAddressError with the German reason.
+    """
+    from email_validator import EmailNotValidError, validate_email
+
+    value = text.strip()
+    if not value:
+        raise InvalidAddressError("E-Mail-Adresse fehlt.")
+    local = value.rsplit("@", 1)[0]
+    if not local.isascii():
+        raise InvalidAddressError(f"»{clean_header(value)}«: {NON_ASCII_LOCAL_PART}.")
+    try:
+        normalized = validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise InvalidAddressError(
+            f"»{clean_header(value)}« ist keine gültige E-Mail-Adresse."
+        ) from None
+    normalize_address(normalized)  # the sending side's rule, so both always agree
+    return normalized
+
+
 def _address(recipient: Recipient) -> Address:
     local, domain = normalize_address(recipient.address).split("@")
     name = clean_header(recipient.name or "")

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import aiosmtplib
 from aiosmtplib import (
@@ -61,7 +61,7 @@ def parse_smtp_url(url: str, *, timeout: float) -> SmtpConfig:
     default_port = 465 if use_tls else (587 if start_tls else 25)
     return SmtpConfig(
         host=parts.hostname,
-        port=parts.port or default_port,
+        port=_port(parts, url) or default_port,
         use_tls=use_tls,
         start_tls=start_tls,
         username=unquote(parts.username) if parts.username else None,
@@ -69,6 +69,20 @@ def parse_smtp_url(url: str, *, timeout: float) -> SmtpConfig:
         timeout=timeout,
         validate_certs=query.get("verify", "1") in _TRUE,
     )
+
+
+def _port(parts: SplitResult, url: str) -> int | None:
+    """The port of an SMTP URL (None: default), with a German error when it is not 1–65535."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise UserError(
+            f"SMTP-URL »{mask_url(url)}«: der Port ist ungültig (erwartet eine Zahl von 1 bis "
+            "65535, z. B. smtp://relay.example:587)."
+        )
+    return port
 
 
 class TokenBucket:

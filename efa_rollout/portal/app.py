@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -45,6 +44,7 @@ from efa_rollout.collection import (
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, QuestionField
 from efa_rollout.domain.stages import Stage
+from efa_rollout.mail.message import InvalidAddressError, contact_address
 from efa_rollout.portal.forms import (
     CONTACT_LABELS,
     MAX_CONTACT_ROWS,
@@ -853,9 +853,9 @@ def _validate_contacts(
             row.errors["email"] = "Bitte geben Sie die dienstliche E-Mail-Adresse an."
         else:
             try:
-                row.email = validate_email(row.email, check_deliverability=False).normalized
-            except EmailNotValidError:
-                row.errors["email"] = f"»{row.email}« ist keine gültige E-Mail-Adresse."
+                row.email = contact_address(row.email)
+            except InvalidAddressError as error:
+                row.errors["email"] = error.message
         if row.phone and not (_PHONE.match(row.phone) and sum(c.isdigit() for c in row.phone) >= 3):
             row.errors["phone"] = (
                 f"»{row.phone}« ist keine gültige Telefonnummer (z. B. 07361 503-1234)."
