@@ -34,7 +34,7 @@ class RecordResponseInput(BaseModel):
         ...,
         min_length=7,
         max_length=8,
-        pattern=r"^\d{7,8}$",
+        pattern=r"^[0-9]{7,8}$",
         title="Gemeindeschlüssel (AGS)",
         description="8 Ziffern, z. B. 08136088 für Aalen",
     )
