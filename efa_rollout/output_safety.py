@@ -26,6 +26,7 @@ __all__ = [
     "html_text",
     "json_safe",
     "markdown_cell",
+    "safe_value",
     "shorten",
     "spreadsheet_text",
     "strip_controls",
@@ -81,6 +82,16 @@ def markdown_cell(text: Any) -> str:
 def html_text(text: Any) -> str:
     """TEXT escaped for HTML element content and quoted attributes."""
     return html.escape(strip_controls(str(text)), quote=True)
+
+
+def safe_value(value: Any) -> Any:
+    """A Jinja `finalize` for HTML output: text without control characters, markup untouched.
+
+    Autoescaping still happens afterwards; this only removes what HTML cannot show.
+    """
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return strip_controls(value)
+    return value
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from efa_rollout import TEMPLATES_DIR
+from efa_rollout.output_safety import safe_value
 from efa_rollout.reports.charts import burn_up_svg, stage_bars_svg
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
@@ -34,6 +35,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=safe_value,
     )
     env.filters.update(
         date_de=date_de,
