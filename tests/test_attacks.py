@@ -500,6 +500,8 @@ def test_validation_messages_are_german(tmp_path: Path) -> None:
         "{% endfor %}",
         "{% macro r(n) %}{{ r(n) }}{% endmacro %}{{ r(1) }}",
         "{{ 1 / 0 }}",
+        "{{ 10 ** 5000 }}",
+        "{{ (10 ** 400) * 1.5 }}",
     ],
 )
 def test_runaway_paragraphs_end_with_a_german_error(source: str) -> None:
