@@ -17,7 +17,10 @@ Truth = dict[date, dict[str, dict[str, tuple[str, str]]]]
 
 
 def run_timeline(
-    data_dir: object, *, after_step: Callable[[date], None] | None = None
+    data_dir: object,
+    *,
+    after_step: Callable[[date], None] | None = None,
+    deliver_mail: bool = True,
 ) -> Truth:
     """Directory, contacts, both campaigns, then every step of demo.TIMELINE; the stored truth."""
     from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
@@ -44,6 +47,10 @@ def run_timeline(
                 advance_without_prefect(rest, now, go_live=False)
                 distribute_summary(get_engine(), rest, now=now, actor=demo.SIMULATION)
         advance_without_prefect(None, now, go_live=True)
+        if deliver_mail:
+            from efa_rollout.mail.delivery import deliver
+
+            deliver(now=now)  # into .eml files: every attempt is logged like an SMTP one
         truth[step.day] = stored_stages()
         if after_step:
             after_step(step.day)

@@ -12,7 +12,9 @@ from efa_rollout.errors import UserError
 def history(
     campaign: str = typer.Argument(..., metavar="KAMPAGNE", help="Kampagnen-ID."),
     ags: str | None = typer.Argument(None, metavar="[AGS]", help="Nur diese Gemeinde (AGS)."),
-    as_of: str | None = typer.Option(None, "--as-of", help="Nur Ereignisse bis zu diesem Stichtag."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Nur Ereignisse bis zu diesem Stichtag."
+    ),
     no_mail: bool = typer.Option(False, "--no-mail", help="Ohne die einzelnen Zustellversuche."),
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:

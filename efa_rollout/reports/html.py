@@ -14,6 +14,8 @@ from efa_rollout.reports.charts import burn_up_svg, stage_bars_svg
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
     LIGHT_ORDER,
+    LIGHT_STAGE_RULES,
+    MILESTONES,
     LIGHTS,
     CampaignRollup,
     DistrictOverview,
@@ -106,6 +108,9 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
             burn_up_chart=Markup(burn_up) if burn_up else None,
             groups=_group_views(rollup),
             generated=_now(),
+            stage_rules=LIGHT_STAGE_RULES,
+            milestone_columns=_milestone_columns(rollup),
+            history=_history_by_ags(rollup),
         )
     )
 
@@ -113,6 +118,20 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
 def render_overview_html(overview: DistrictOverview) -> str:
     """The district overview (municipalities × campaigns) as one HTML document."""
     return environment().get_template("overview.html.j2").render(o=overview, generated=_now())
+
+
+def _milestone_columns(rollup: CampaignRollup) -> list[tuple[str, str]]:
+    """(field, label) of the milestones this campaign's stages have."""
+    keys = {k.key for k in rollup.key_dates}
+    return [(name, label) for name, _, _, label in MILESTONES if name in keys]
+
+
+def _history_by_ags(rollup: CampaignRollup) -> dict[str, list[Any]]:
+    """The history entries per AGS ('' for the campaign's own)."""
+    result: dict[str, list[Any]] = {}
+    for entry in rollup.history:
+        result.setdefault(entry.ags or "", []).append(entry)
+    return result
 
 
 def _group_views(rollup: CampaignRollup) -> list[dict[str, Any]]:

@@ -271,6 +271,7 @@ class CampaignRollup:
     key_dates: list[KeyDate] = field(default_factory=list)
     completed_on: date | None = None
     district_name: str | None = None
+    history: list[Any] = field(default_factory=list)
 
     @property
     def status_label(self) -> str:

@@ -40,7 +40,7 @@ from efa_rollout.reports.model import (
 )
 from efa_rollout.reports.stamps import raw, utc
 from efa_rollout.reports.timeline import campaign_timeline
-from efa_rollout.services.history import PastState, past_states
+from efa_rollout.services.history import PastState, campaign_history, past_states
 from efa_rollout.settings import get_settings
 from models import (
     Campaign,
@@ -82,8 +82,10 @@ class _Context:
         return self.campaign.id
 
 
-def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> CampaignRollup:
-    """All views of one campaign's status, judged at AS_OF (an aware datetime)."""
+def campaign_rollup(
+    session: Session, campaign_id: str, *, as_of: datetime, with_history: bool = False
+) -> CampaignRollup:
+    """All views of one campaign's status, judged at AS_OF (an aware datetime), with its history."""
     ctx = _context(session, campaign_id, as_of)
     stage_order = _stage_order(ctx.definition, session, campaign_id)
     municipalities, overdue = _municipalities(session, ctx)
@@ -121,6 +123,7 @@ def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> C
         failed_mail=_failed_mail(session, ctx, municipalities),
         without_contact=_without_contact(municipalities),
         attribution=_attribution(session, campaign_id),
+        history=campaign_history(session, campaign_id, as_of=ctx.as_of) if with_history else [],
     )
 
 

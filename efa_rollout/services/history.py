@@ -80,7 +80,12 @@ def past_states(session: Session, campaign_id: str, *, as_of: datetime) -> dict[
 
 
 def _apply(
-    state: PastState, at: datetime, kind: str, to_stage: str | None, data: dict[str, Any], as_of: datetime
+    state: PastState,
+    at: datetime,
+    kind: str,
+    to_stage: str | None,
+    data: dict[str, Any],
+    as_of: datetime,
 ) -> None:
     """Fold one event into STATE (events after AS_OF only tell the status before them)."""
     if kind in STAGE_EVENTS and to_stage:
@@ -265,8 +270,16 @@ def _attempts(
     om, da = OutboxMessage, DeliveryAttempt
     query = (
         select(
-            raw(da.at), da.outcome, da.smtp_code, da.smtp_text, da.recipient, da.worker,
-            om.ags, om.kind, om.subject, om.recipients,
+            raw(da.at),
+            da.outcome,
+            da.smtp_code,
+            da.smtp_text,
+            da.recipient,
+            da.worker,
+            om.ags,
+            om.kind,
+            om.subject,
+            om.recipients,
         )
         .join(om, om.id == da.outbox_id)
         .where(om.campaign_id == campaign_id, om.is_test.is_(False))
@@ -277,9 +290,18 @@ def _attempts(
     if as_of is not None:
         query = query.where(da.at <= as_of)
     result = []
-    for at_raw, outcome, code, text, recipient, worker, m_ags, kind, subject, recipients in (
-        session.connection().execute(query)
-    ):
+    for (
+        at_raw,
+        outcome,
+        code,
+        text,
+        recipient,
+        worker,
+        m_ags,
+        kind,
+        subject,
+        recipients,
+    ) in session.connection().execute(query):
         to = recipient or ", ".join(recipients or [])
         reply = f"{code} {text or ''}".strip() if code else (text or "")
         result.append(
