@@ -277,7 +277,6 @@ def _attempts(
             da.recipient,
             da.worker,
             om.ags,
-            om.kind,
             om.subject,
             om.recipients,
         )
@@ -298,7 +297,6 @@ def _attempts(
         recipient,
         worker,
         m_ags,
-        kind,
         subject,
         recipients,
     ) in session.connection().execute(query):
