@@ -62,7 +62,7 @@ def history_table(rollup: CampaignRollup) -> Table:
         [e.at, e.ags or "", e.name or "Kampagne", e.kind_label, e.what, e.who, e.why or ""]
         for e in rollup.history
     ]
-    return Table("Verlauf", columns, rows)
+    return Table("Geschichte", columns, rows)
 
 
 def summary_table(rollup: CampaignRollup) -> Table:

@@ -97,8 +97,6 @@ def _apply(
     if kind in STAGE_EVENTS and to_stage:
         state.enrolled = True
         state.stage, state.stage_entered = to_stage, at
-        if state.status is None:
-            state.status = "active"
         state.milestones.setdefault(to_stage, at)
     elif kind == "status_changed":
         state.status = data.get("to") or state.status
