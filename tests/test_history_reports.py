@@ -105,3 +105,124 @@ def test_history_lists_every_event_in_order(simulated: tuple[Path, dict]) -> Non
     attempts = [e for e in entries if e.kind == "mail_attempt"]
     assert attempts and all("zugestellt" in e.what and "@" in e.what for e in attempts)
     assert all(e.ags == "08136021" and e.who for e in entries)
+
+
+def _rollup(campaign_id: str, day: date, **kwargs: object):  # noqa: ANN202
+    with session_scope() as session:
+        return campaign_rollup(session, campaign_id, as_of=moment(day), **kwargs)  # type: ignore[arg-type]
+
+
+def test_onepager_sentences_follow_the_date(simulated: tuple[Path, dict]) -> None:
+    """The committee's sentences, generated from the data, phrase past and future as they are."""
+    from efa_rollout.reports.onepager import campaign_onepager, status_sentences
+
+    before = status_sentences(_rollup(VIBA, date(2023, 5, 15)))
+    assert before[0] == (
+        "ViBa BW geht am 01.08.2024 in 34 Gemeinden in Betrieb; die Pilotgemeinden Essingen und "
+        "Hüttlingen starten am 16.11.2023 mit dem Silent Go-Live; ab 01.01.2025 wird die "
+        "digitale Antragstellung verpflichtend."
+    )
+    assert before[1].endswith("die Rückmeldefrist läuft bis zum 31.05.2023.")
+    live = _rollup(VIBA, date(2024, 8, 2))
+    assert status_sentences(live)[0] == (
+        "ViBa BW ist seit 01.08.2024 in 34 Gemeinden in Betrieb; die Pilotgemeinden Essingen und "
+        "Hüttlingen arbeiten seit dem Silent Go-Live am 16.11.2023 damit; ab 01.01.2025 wird die "
+        "digitale Antragstellung verpflichtend."
+    )
+    later = status_sentences(_rollup(VIBA, date(2025, 1, 3)))
+    assert "seit 01.01.2025 ist die digitale Antragstellung verpflichtend" in later[0]
+    ewa = _rollup(EWA, date(2024, 10, 2))
+    live_ewa = sum(1 for m in ewa.municipalities if m.live_since)
+    assert 0 < live_ewa < 42
+    assert status_sentences(ewa)[0] == (
+        f"eWA ist seit 01.10.2024 in {live_ewa} von 42 Gemeinden in Betrieb."
+    )
+    page = campaign_onepager(live)
+    assert page.columns == [
+        "Gemeinde",
+        "Stufe",
+        "Pilot seit",
+        "Silent Go-Live",
+        "Live seit",
+        "Verpflichtend ab",
+    ]
+    essingen = next(row for row in page.rows if row[0] == "Essingen")
+    assert essingen[2:] == ["26.10.2023", "16.11.2023", "01.08.2024", "–"]
+    assert page.milestones[0][0] > live.today and page.chart is not None
+    assert page.open_rows and all(o.open >= o.overdue for o in page.open_rows)
+
+
+def test_district_onepager_and_overview(simulated: tuple[Path, dict]) -> None:
+    """The district's page: its name, one sentence per campaign, dates in every cell."""
+    from efa_rollout.reports.onepager import district_onepager
+    from efa_rollout.reports.overview import district_overview
+
+    day = date(2024, 10, 2)
+    with session_scope() as session:
+        overview = district_overview(session, as_of=moment(day))
+    assert overview.area_name == "Ostalbkreis"
+    essingen = next(r for r in overview.rows if r.ags == "08136021")
+    assert essingen.cells[VIBA].dates_text == (
+        "Pilot seit 26.10.2023; Silent Go-Live 16.11.2023; Live seit 01.08.2024"
+    )
+    viba = next(c for c in overview.campaigns if c.id == VIBA)
+    assert viba.mandatory_from == date(2025, 1, 1) and viba.go_live == date(2024, 8, 1)
+    rollups = [_rollup(VIBA, day), _rollup(EWA, day)]
+    page = district_onepager(rollups, overview.area_name, day)
+    assert [s.split(" ")[0] for s in page.sentences] == ["ViBa", "eWA"]
+    assert page.columns == ["Gemeinde", "ViBa BW", "eWA"]
+    assert len(page.rows) == 42
+
+
+def test_history_cli_and_pdf(simulated: tuple[Path, dict], tmp_path: Path) -> None:
+    """`efa history` lists a municipality's events; the one-pager PDF is one A4 page of today."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from pypdf import PdfReader
+    from typer.testing import CliRunner
+
+    from efa_rollout.cli import app
+
+    result = CliRunner().invoke(app, ["history", VIBA, "08136021", "--as-of", "2024-08-02"])
+    assert result.exit_code == 0, result.output
+    assert "Stufenwechsel: Pilotphase → Silent Go-Live" in result.output
+    assert "von: go-live" in result.output and "02.01.2025" not in result.output
+    bad = CliRunner().invoke(app, ["history", VIBA, "0813602"])
+    assert bad.exit_code != 0 and "Gemeindeschlüssel" in str(bad.exception)
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed")
+    out = tmp_path / "onepager.pdf"
+    result = CliRunner().invoke(
+        app, ["report", VIBA, "--format", "onepager-pdf", "--as-of", "2024-08-02", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    reader = PdfReader(out)
+    assert len(reader.pages) == 1
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)  # A4 in points
+    text = reader.pages[0].extract_text()
+    assert "Sachstandsbericht ViBa BW" in text and "Essingen" in text
+    created = reader.metadata.creation_date
+    assert created is not None and created.year == datetime.now(UTC).year
+
+
+@pytest.mark.parametrize("stage", ["completed", "go_live", "mandatory"])
+def test_light_legend_bounds_the_stage(stage: str) -> None:
+    """Completed is green whatever is open; once live, a missing questionnaire is no reason."""
+    from efa_rollout.reports.lights import judge
+    from efa_rollout.reports.model import MunicipalityStatus
+
+    m = MunicipalityStatus(
+        ags="08136021", name="Essingen", association_code=None, association_name=None,
+        district_code="08136", district_name="Ostalbkreis", role=None, is_pilot=False,
+        status="active", status_label="aktiv", stage=stage, stage_label=stage,
+        stage_entered=date(2025, 1, 2), days_in_stage=0, go_live=date(2024, 8, 1),
+        items_total=3, items_open=2, items_overdue=2, required_overdue=2,
+        contacts=1, working_contacts=1,
+    )  # fmt: skip
+    light, reasons = judge(m, today=date(2025, 2, 1), deadline=date(2023, 5, 31))
+    if stage == "completed":
+        assert (light, reasons) == ("green", [])
+    else:
+        assert light == "red" and reasons == ["2 Punkte überfällig (Pflicht)"]

@@ -119,7 +119,7 @@ def _mandatory_clause(r: CampaignRollup, key: dict) -> str:
     mandatory = key.get("mandatory_since")
     if mandatory is None:
         return ""
-    day = mandatory.first_reached or mandatory.planned
+    day = mandatory.planned or mandatory.first_reached  # the legal date, not the tick's day
     if day is None:
         return ""
     if day <= r.today:
