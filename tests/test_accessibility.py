@@ -46,7 +46,7 @@ def assert_accessible(page: str, what: str) -> None:
     assert found == [], f"{what}:\n{describe(found)}"
 
 
-def test_portal_page_states(portal: LivePortal, world: World) -> None:
+def test_portal_page_states(portal: LivePortal, world: World) -> None:  # noqa: F811
     """Empty form, errors, draft saved, submitted, another campaign, 404 and 410."""
     token = world.essingen_token
     states: dict[str, tuple[int, str]] = {}

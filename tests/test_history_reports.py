@@ -107,7 +107,7 @@ def test_history_lists_every_event_in_order(simulated: tuple[Path, dict]) -> Non
     assert all(e.ags == "08136021" and e.who for e in entries)
 
 
-def _rollup(campaign_id: str, day: date, **kwargs: object):  # noqa: ANN202
+def _rollup(campaign_id: str, day: date, **kwargs: object):
     with session_scope() as session:
         return campaign_rollup(session, campaign_id, as_of=moment(day), **kwargs)  # type: ignore[arg-type]
 
