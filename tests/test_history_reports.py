@@ -103,7 +103,9 @@ def test_history_lists_every_event_in_order(simulated: tuple[Path, dict]) -> Non
     assert any("Pilotphase" in w for w in moves) and any("Silent Go-Live" in w for w in moves)
     assert "checklist_item_done" in kinds
     attempts = [e for e in entries if e.kind == "mail_attempt"]
-    assert attempts and all("zugestellt" in e.what and "@" in e.what for e in attempts)
+    assert attempts and all(
+        e.what.startswith("Mail zugestellt: »") and "@" in e.what for e in attempts
+    )
     assert all(e.ags == "08136021" and e.who for e in entries)
 
 

@@ -306,9 +306,11 @@ def _attempts(
                 ags=m_ags,
                 name=names.get(m_ags or ""),
                 kind="mail_attempt",
-                what=f"Mail »{subject}« an {to}: {OUTCOME_LABELS.get(outcome, outcome)}",
-                who=worker or "Zustellung",
-                why=f"SMTP-Antwort: {reply}" if reply else None,
+                what=f"Mail {OUTCOME_LABELS.get(outcome, outcome)}: »{subject}« an {to}",
+                who=f"Zustellung ({worker})" if worker else "Zustellung",
+                why=(f"Antwort des Mailservers: {reply}" if code else f"Antwort: {reply}")
+                if reply
+                else None,
             )
         )
     return result
