@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,25 +18,37 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def simulated(
+    tmp_path_factory: pytest.TempPathFactory, postgres_template: str | None
+) -> Iterator[tuple[Path, dict]]:
     """One run of the demo's timeline (module scope: it takes a while), and the stored truth."""
+    from efa_rollout import db as dbmod
+    from efa_rollout.settings import get_settings
+    from tests.conftest import _pg_admin, _pg_url
+
     mp = pytest.MonkeyPatch()
     base = tmp_path_factory.mktemp("history")
     data_dir = base / "data"
     mp.setenv("EFA_DATA_DIR", str(data_dir))
     mp.delenv("EFA_DATABASE_URL", raising=False)
     mp.delenv("EFA_SMTP_URL", raising=False)
+    mp.delenv("EFA_MAIL_DIR", raising=False)
+    database = None
+    if postgres_template:  # the PostgreSQL run: a database of its own, from the template
+        database = f"efa_hist_{os.getpid()}"
+        _pg_admin(f"CREATE DATABASE {database} TEMPLATE {postgres_template}")
+        mp.setenv("EFA_DATABASE_URL", _pg_url(database))
     mp.chdir(base)
-    from efa_rollout import db as dbmod
-    from efa_rollout.settings import get_settings
-
     get_settings.cache_clear()
     dbmod.reset_engines()
-    truth = run_timeline(data_dir)
-    yield data_dir, truth
-    mp.undo()
-    get_settings.cache_clear()
-    dbmod.reset_engines()
+    try:
+        yield data_dir, run_timeline(data_dir)
+    finally:
+        mp.undo()
+        get_settings.cache_clear()
+        dbmod.reset_engines()
+        if database:
+            _pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def test_past_reports_show_the_stages_of_their_day(simulated: tuple[Path, dict]) -> None:
