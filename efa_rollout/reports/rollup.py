@@ -504,6 +504,16 @@ def _campaign_status(
     return ("running" if ctx.campaign.status == "completed" else ctx.campaign.status), None
 
 
+#: The campaign's key dates as people name them (the municipality columns say "Live seit").
+KEY_DATE_LABELS = {
+    "pilot_since": "Pilotphase",
+    "silent_since": "Silent Go-Live",
+    "live_since": "Go-Live",
+    "mandatory_since": "Verpflichtende Nutzung",
+    "completed_on": "Abschluss",
+}
+
+
 def _key_dates(ctx: _Context, municipalities: Sequence[MunicipalityStatus]) -> list[KeyDate]:
     """Pilot, silent go-live, go-live, mandatory from, completed: planned, first reached, how many."""
     result = []
@@ -518,7 +528,7 @@ def _key_dates(ctx: _Context, municipalities: Sequence[MunicipalityStatus]) -> l
         result.append(
             KeyDate(
                 key=name,
-                label=label,
+                label=KEY_DATE_LABELS.get(name, label),
                 planned=planned or None,
                 first_reached=min(reached) if reached else None,
                 reached=len(reached),

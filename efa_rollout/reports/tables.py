@@ -7,6 +7,7 @@ from typing import Any
 
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
+    LIGHT_STAGE_RULES,
     LIGHTS,
     CampaignRollup,
     DistrictOverview,
@@ -101,6 +102,7 @@ def summary_table(rollup: CampaignRollup) -> Table:
     add(["Ohne funktionierende Ansprechperson", len(rollup.without_contact), None])
     for key, label in LIGHTS.items():
         add([f"Legende {label}", LIGHT_LEGEND[key], None])
+    add(["Legende Stufe und Ampel", LIGHT_STAGE_RULES, None])
     if rollup.attribution:
         add(["Quelle", rollup.attribution, None])
     return table
