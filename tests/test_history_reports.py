@@ -242,3 +242,27 @@ def test_light_legend_bounds_the_stage(stage: str) -> None:
         assert (light, reasons) == ("green", [])
     else:
         assert light == "red" and reasons == ["2 Punkte überfällig (Pflicht)"]
+
+
+def test_report_shows_history_and_dates(simulated: tuple[Path, dict]) -> None:
+    """HTML: the history per municipality and its dates; XLSX: the same as columns and a sheet."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from efa_rollout.reports.files import render_campaign
+
+    rollup = _rollup(VIBA, date(2024, 8, 2), with_history=True)
+    essingen = [e for e in rollup.history if e.ags == "08136021"]
+    html = render_campaign(rollup, "html").decode()
+    assert f"<summary>Essingen (08136021) – {len(essingen)} Einträge</summary>" in html
+    assert "Stufenwechsel: Pilotphase → Silent Go-Live" in html
+    book = load_workbook(io.BytesIO(render_campaign(rollup, "xlsx")), read_only=True)
+    rows = list(book["Geschichte"].iter_rows(values_only=True))
+    assert rows[0][:4] == ("Zeitpunkt", "AGS", "Gemeinde", "Art")
+    assert len(rows) - 1 == len(rollup.history)
+    header = list(next(book["Gemeinden"].iter_rows(values_only=True)))
+    first = dict(
+        zip(header, next(book["Gemeinden"].iter_rows(min_row=2, values_only=True)), strict=True)
+    )
+    assert first["Live seit"].date() == date(2024, 8, 1)

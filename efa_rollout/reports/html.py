@@ -111,6 +111,8 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
             stage_rules=LIGHT_STAGE_RULES,
             milestone_columns=_milestone_columns(rollup),
             history=_history_by_ags(rollup),
+            history_shown=bool(rollup.history) and len(rollup.municipalities) <= HISTORY_HTML_MAX,
+            history_note=_history_note(rollup),
         )
     )
 
@@ -124,6 +126,22 @@ def _milestone_columns(rollup: CampaignRollup) -> list[tuple[str, str]]:
     """(field, label) of the milestones this campaign's stages have."""
     keys = {k.key for k in rollup.key_dates}
     return [(name, label) for name, _, _, label in MILESTONES if name in keys]
+
+
+#: Above this many municipalities the HTML report leaves the history to the XLSX and the CLI.
+HISTORY_HTML_MAX = 1000
+
+
+def _history_note(rollup: CampaignRollup) -> str:
+    """Why the history section is empty."""
+    if not rollup.history:
+        return (
+            "Für diesen Bericht wurde die Geschichte nicht geladen oder es gibt keine Ereignisse."
+        )
+    return (
+        f"Bei {len(rollup.municipalities)} Gemeinden steht die Geschichte im XLSX-Bericht "
+        "(Blatt »Geschichte«) und unter efa history."
+    )
 
 
 def _history_by_ags(rollup: CampaignRollup) -> dict[str, list[Any]]:
