@@ -57,6 +57,9 @@ def test_create_start_tick_status_and_overrides(efa_env: Path) -> None:
         efa("campaign", "status", "viba-bw-ostalbkreis", "--json", "--as-of", "2023-06-09")
     )
     assert status["stages"]["summary_distribution"]["count"] == 33
+    # The pause was logged at the real "now": on 09.06.2023 Essingen was still active.
+    assert status["paused"]["count"] == 0
+    status = json.loads(efa("campaign", "status", "viba-bw-ostalbkreis", "--json"))
     assert status["paused"]["count"] == 1
     assert status["paused"]["municipalities"][0]["name"] == "Essingen"
     assert "Zusammenfassung verteilen" in efa("campaign", "status", "viba-bw-ostalbkreis")

@@ -32,6 +32,7 @@ SHEETS = [
     "Kreise",
     "Verlauf",
     "Mailfehler",
+    "Geschichte",
 ]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,9 @@ def test_xlsx_has_every_view_with_filters_frozen_headers_and_real_dates(
     assert first["Gemeinde"].value == "Aalen <b>&</b>"
     assert first["In Stufe seit"].is_date
     assert first["In Stufe seit"].number_format == "DD.MM.YYYY"
-    assert first["In Stufe seit"].value.date().isoformat() == "2025-04-10"
+    assert (
+        first["In Stufe seit"].value.date().isoformat() == "2025-03-21"
+    )  # as the event log says (add_history)
     assert first["Ampel"].value == "Gelb" and first["Überfällig"].value == 1
     overdue = book["Überfällig"]
     assert [c.value for c in overdue[2]][1:3] == ["Bopfingen", "Kontakte gemeldet"]
@@ -110,7 +113,7 @@ def test_csv_is_excel_friendly(rollup: CampaignRollup) -> None:
     assert len(rows) == 9
     aalen = dict(zip(rows[0], rows[1], strict=True))
     assert aalen["AGS"] == "08136088"  # leading zero kept
-    assert aalen["In Stufe seit"] == "10.04.2025"
+    assert aalen["In Stufe seit"] == "21.03.2025"  # as the event log says (add_history)
     assert aalen["Fragebogen beantwortet"] == "ja"
     assert aalen["Gründe"] == "1 Punkt überfällig (freiwillig)"
 

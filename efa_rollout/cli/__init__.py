@@ -14,6 +14,7 @@ from efa_rollout.cli import (
     demo,
     directory,
     enrolment,
+    history,
     mail,
     portal,
     remind,
@@ -42,6 +43,7 @@ app.add_typer(collection.response_app, name="response")
 app.add_typer(collection.checklist_app, name="checklist")
 app.command("remind")(remind.remind)
 app.command("report")(report.report)
+app.command("history")(history.history)
 app.add_typer(portal.app, name="portal")
 
 

@@ -410,6 +410,7 @@ def status_command(
     typer.echo(
         f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {rollup.today:%d.%m.%Y}"
     )
+    typer.echo(f"Status: {rollup.status_label} · {_key_dates_line(rollup)}")
     for entry in data["stages"].values():
         names = ", ".join(m["name"] for m in entry["municipalities"][:8])
         more = f" … (+{entry['count'] - 8})" if entry["count"] > 8 else ""
@@ -426,3 +427,15 @@ def status_command(
         f" · ohne zustellbare Ansprechperson: {len(data['without_contact'])}"
     )
     typer.echo(f"Ausführlich: efa report {campaign_id} --format html")
+
+
+def _key_dates_line(rollup: Any) -> str:
+    """'Go-Live: geplant 01.08.2024, erreicht von 34 (ab 01.08.2024); …' from the roll-up."""
+    parts = []
+    for key in rollup.key_dates:
+        planned = f"geplant {key.planned:%d.%m.%Y}" if key.planned else "ohne Termin"
+        reached = (
+            f", erreicht von {key.reached} (ab {key.first_reached:%d.%m.%Y})" if key.reached else ""
+        )
+        parts.append(f"{key.label}: {planned}{reached}")
+    return "; ".join(parts)

@@ -11,6 +11,7 @@ from efa_rollout.cli._common import parse_as_of
 from efa_rollout.db import session_scope
 from efa_rollout.errors import UserError
 from efa_rollout.reports.files import CAMPAIGN_FORMATS, OVERVIEW_FORMATS
+from efa_rollout.settings import get_settings
 
 
 def report(
@@ -18,7 +19,11 @@ def report(
         None, metavar="KAMPAGNE", help="Kampagnen-ID (entfällt bei --overview)."
     ),
     fmt: str = typer.Option(
-        "html", "--format", "-f", help="html, xlsx, csv oder md (Übersicht: html oder xlsx)."
+        "html",
+        "--format",
+        "-f",
+        help="html, xlsx, csv, md, onepager-html oder onepager-pdf "
+        "(Übersicht: html, xlsx, onepager-html, onepager-pdf).",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Zieldatei; Standard: data/reports/<kampagne>-<datum>.<format>."
@@ -66,7 +71,7 @@ def _campaign(
     if fmt not in CAMPAIGN_FORMATS:
         raise UserError(f"Unbekanntes Format »{fmt}« (möglich: {', '.join(CAMPAIGN_FORMATS)}).")
     with session_scope() as session:
-        rollup = campaign_rollup(session, campaign, as_of=moment)
+        rollup = campaign_rollup(session, campaign, as_of=moment, with_history=True)
     return write_campaign_report(rollup, fmt, out)
 
 
@@ -89,4 +94,12 @@ def _overview(
         )
     with session_scope() as session:
         overview = district_overview(session, area_code=area, as_of=moment)
+        if fmt.startswith("onepager-"):
+            from efa_rollout.reports.files import write_district_onepager
+            from efa_rollout.reports.rollup import campaign_rollup
+
+            rollups = [campaign_rollup(session, c.id, as_of=moment) for c in overview.campaigns]
+            day = moment.astimezone(get_settings().zone).date()
+            stem = f"uebersicht-{area or 'alle'}"
+            return write_district_onepager(rollups, overview.area_name or "", day, fmt, out, stem)
     return write_overview_report(overview, fmt, out)

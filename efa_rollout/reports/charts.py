@@ -26,7 +26,9 @@ OTHER_COLOURS = {"paused": "#9e9e9e", "not_applicable": "#cfcfcf"}
 _ID = re.compile(r'\bid="([^"]+)"')
 
 
-def burn_up_svg(rollup: CampaignRollup, *, chart_id: str = "burnup") -> str | None:
+def burn_up_svg(
+    rollup: CampaignRollup, *, chart_id: str = "burnup", size: tuple[float, float] = (9, 3.8)
+) -> str | None:
     """A stacked area chart of enrolments per stage per day (latest stage at the bottom)."""
     if not rollup.timeline:
         return None
@@ -38,16 +40,18 @@ def burn_up_svg(rollup: CampaignRollup, *, chart_id: str = "burnup") -> str | No
     series = [[p.stages.get(stage, 0) for p in rollup.timeline] for stage in bottom_up]
     labels = [rollup.stages[s].label if s in rollup.stages else s for s in bottom_up]
     colours = [_colour(rollup.stage_order, s) for s in bottom_up]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = plt.subplots(figsize=size)
     ax.stackplot(days, *series, labels=labels, colors=colours, step="post", linewidth=0)
     ax.set_ylabel("Gemeinden")
-    ax.set_xlim(days[0], days[-1])
+    marks = [day for day, _ in key_date_marks(rollup)]
+    ax.set_xlim(days[0], max([days[-1], *marks]))  # dates ahead show as marks in the empty future
     ax.set_ylim(0, max(1, max(sum(col) for col in zip(*series, strict=True))))
     ax.xaxis.set_major_formatter(dates.DateFormatter("%d.%m.%y"))
     ax.xaxis.set_major_locator(dates.AutoDateLocator(maxticks=8))
     ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.grid(axis="y", color="#e4e7eb", linewidth=0.8)
     _tidy(ax)
+    _marks(ax, rollup, days[0], max([days[-1], *marks]))
     handles, names = ax.get_legend_handles_labels()
     ax.legend(
         handles[::-1],
@@ -58,6 +62,29 @@ def burn_up_svg(rollup: CampaignRollup, *, chart_id: str = "burnup") -> str | No
         frameon=False,
     )
     return _svg(fig, chart_id, "Verlauf: Gemeinden je Stufe am Ende jedes Tages")
+
+
+def key_date_marks(rollup: CampaignRollup) -> list[tuple[Any, str]]:
+    """(day, label) of the dates drawn into the burn-up: go-live, mandatory from, pilot dates."""
+    marks = []
+    for key in rollup.key_dates:
+        if key.key in ("live_since", "mandatory_since", "silent_since") and key.planned:
+            word = {"live_since": "Go-Live", "mandatory_since": "verpflichtend"}.get(
+                key.key, "Silent Go-Live"
+            )
+            marks.append((key.planned, f"{word} {key.planned:%d.%m.%Y}"))
+    if not any(k.key == "live_since" for k in rollup.key_dates):
+        marks.append((rollup.go_live, f"Go-Live {rollup.go_live:%d.%m.%Y}"))
+    return marks
+
+
+def _marks(ax: Any, rollup: CampaignRollup, first: Any, last: Any) -> None:
+    """Dashed vertical lines with a label at each key date inside the chart's range."""
+    top = ax.get_ylim()[1]
+    for day, label in key_date_marks(rollup):
+        if first <= day <= last:
+            ax.axvline(day, color="#1f2933", linestyle="--", linewidth=1)
+            ax.text(day, top, f"{label} ", rotation=90, va="top", ha="right", fontsize=8)
 
 
 def stage_bars_svg(rollup: CampaignRollup, *, chart_id: str = "stages") -> str:
@@ -79,6 +106,37 @@ def stage_bars_svg(rollup: CampaignRollup, *, chart_id: str = "stages") -> str:
     ax.set_xlabel("Gemeinden")
     _tidy(ax)
     return _svg(fig, chart_id, "Gemeinden je Stufe")
+
+
+def live_bars_svg(rollups: Sequence[CampaignRollup], *, chart_id: str = "live") -> str:
+    """Stacked horizontal bars per campaign: live, not yet live, resting."""
+    plt, _ = _pyplot()
+    labels = [r.service for r in rollups]
+    live, waiting, resting = [], [], []
+    for r in rollups:
+        rest = sum(1 for m in r.municipalities if m.status != "active")
+        on = sum(1 for m in r.municipalities if m.status == "active" and m.live_since)
+        live.append(on)
+        resting.append(rest)
+        waiting.append(len(r.municipalities) - on - rest)
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(rollups) + 0.8))
+    left = [0] * len(rollups)
+    for values, colour, ink, name in (
+        (live, "#147d64", "#ffffff", "in Betrieb"),
+        (waiting, "#9fb3c8", "#1f2933", "noch nicht in Betrieb"),
+        (resting, "#cfcfcf", "#1f2933", "ruhend / nicht zutreffend"),
+    ):
+        bars = ax.barh(
+            labels, values, left=left, color=colour, label=name, edgecolor="#52606d", linewidth=0.4
+        )
+        texts = [str(v) if v else "" for v in values]
+        ax.bar_label(bars, labels=texts, label_type="center", color=ink)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("Gemeinden")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
+    _tidy(ax)
+    return _svg(fig, chart_id, "Gemeinden je Dienst: in Betrieb, noch nicht in Betrieb, ruhend")
 
 
 def _count_text(count: int, total: int) -> str:

@@ -14,8 +14,9 @@ from efa_rollout.settings import get_settings
 
 CampaignFormat = Literal["html", "xlsx", "csv", "md"]
 OverviewFormat = Literal["html", "xlsx"]
-CAMPAIGN_FORMATS: tuple[str, ...] = ("html", "xlsx", "csv", "md")
-OVERVIEW_FORMATS: tuple[str, ...] = ("html", "xlsx")
+CAMPAIGN_FORMATS: tuple[str, ...] = ("html", "xlsx", "csv", "md", "onepager-html", "onepager-pdf")
+OVERVIEW_FORMATS: tuple[str, ...] = ("html", "xlsx", "onepager-html", "onepager-pdf")
+ONEPAGER_FORMATS: tuple[str, ...] = ("onepager-html", "onepager-pdf")
 
 
 def reports_dir() -> Path:
@@ -24,7 +25,9 @@ def reports_dir() -> Path:
 
 
 def default_path(stem: str, day: date, fmt: str) -> Path:
-    """data/reports/<stem>-<YYYY-MM-DD>.<fmt>."""
+    """data/reports/<stem>-<YYYY-MM-DD>.<fmt> ('onepager-pdf' → <stem>-onepager-<day>.pdf)."""
+    if fmt in ONEPAGER_FORMATS:
+        stem, fmt = f"{stem}-onepager", fmt.removeprefix("onepager-")
     return reports_dir() / f"{stem}-{day.isoformat()}.{fmt}"
 
 
@@ -35,6 +38,8 @@ def render_campaign(rollup: CampaignRollup, fmt: str) -> bytes:
         "xlsx": _campaign_xlsx,
         "csv": _campaign_csv,
         "md": _campaign_md,
+        "onepager-html": _campaign_onepager_html,
+        "onepager-pdf": _campaign_onepager_pdf,
     }
     if fmt not in renderers:
         raise UserError(f"Unbekanntes Format »{fmt}« (möglich: {', '.join(CAMPAIGN_FORMATS)}).")
@@ -64,7 +69,9 @@ def write_report(
     from efa_rollout.reports.rollup import campaign_rollup
 
     with session_scope() as session:
-        rollup = campaign_rollup(session, campaign_id, as_of=as_of or datetime.now(UTC))
+        rollup = campaign_rollup(
+            session, campaign_id, as_of=as_of or datetime.now(UTC), with_history=True
+        )
     return write_campaign_report(rollup, fmt, out)
 
 
@@ -115,3 +122,31 @@ def _campaign_md(rollup: CampaignRollup) -> bytes:
     from efa_rollout.reports.text import campaign_markdown
 
     return campaign_markdown(rollup).encode("utf-8")
+
+
+def _campaign_onepager_html(rollup: CampaignRollup) -> bytes:
+    from efa_rollout.reports.onepager import campaign_onepager, render_onepager_html
+
+    return render_onepager_html(campaign_onepager(rollup)).encode("utf-8")
+
+
+def _campaign_onepager_pdf(rollup: CampaignRollup) -> bytes:
+    from efa_rollout.reports.pdf import html_to_pdf
+
+    return html_to_pdf(_campaign_onepager_html(rollup).decode("utf-8"))
+
+
+def write_district_onepager(
+    rollups: list[CampaignRollup], area_name: str, day: date, fmt: str, out: Path | None, stem: str
+) -> Path:
+    """Write the district's one-pager (HTML or PDF) over ROLLUPS; return the path."""
+    from efa_rollout.reports.onepager import district_onepager, render_onepager_html
+
+    html = render_onepager_html(district_onepager(rollups, area_name, day))
+    if fmt == "onepager-pdf":
+        from efa_rollout.reports.pdf import html_to_pdf
+
+        content = html_to_pdf(html)
+    else:
+        content = html.encode("utf-8")
+    return _write(out or default_path(stem, day, fmt), content)

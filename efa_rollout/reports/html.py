@@ -15,7 +15,9 @@ from efa_rollout.reports.charts import burn_up_svg, stage_bars_svg
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
     LIGHT_ORDER,
+    LIGHT_STAGE_RULES,
     LIGHTS,
+    MILESTONES,
     CampaignRollup,
     DistrictOverview,
     GroupRollup,
@@ -108,6 +110,11 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
             burn_up_chart=Markup(burn_up) if burn_up else None,
             groups=_group_views(rollup),
             generated=_now(),
+            stage_rules=LIGHT_STAGE_RULES,
+            milestone_columns=_milestone_columns(rollup),
+            history=_history_by_ags(rollup),
+            history_shown=bool(rollup.history) and len(rollup.municipalities) <= HISTORY_HTML_MAX,
+            history_note=_history_note(rollup),
         )
     )
 
@@ -115,6 +122,36 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
 def render_overview_html(overview: DistrictOverview) -> str:
     """The district overview (municipalities × campaigns) as one HTML document."""
     return environment().get_template("overview.html.j2").render(o=overview, generated=_now())
+
+
+def _milestone_columns(rollup: CampaignRollup) -> list[tuple[str, str]]:
+    """(field, label) of the milestones this campaign's stages have."""
+    keys = {k.key for k in rollup.key_dates}
+    return [(name, label) for name, _, _, label in MILESTONES if name in keys]
+
+
+#: Above this many municipalities the HTML report leaves the history to the XLSX and the CLI.
+HISTORY_HTML_MAX = 1000
+
+
+def _history_note(rollup: CampaignRollup) -> str:
+    """Why the history section is empty."""
+    if not rollup.history:
+        return (
+            "Für diesen Bericht wurde die Geschichte nicht geladen oder es gibt keine Ereignisse."
+        )
+    return (
+        f"Bei {len(rollup.municipalities)} Gemeinden steht die Geschichte im XLSX-Bericht "
+        "(Blatt »Geschichte«) und unter efa history."
+    )
+
+
+def _history_by_ags(rollup: CampaignRollup) -> dict[str, list[Any]]:
+    """The history entries per AGS ('' for the campaign's own)."""
+    result: dict[str, list[Any]] = {}
+    for entry in rollup.history:
+        result.setdefault(entry.ags or "", []).append(entry)
+    return result
 
 
 def _group_views(rollup: CampaignRollup) -> list[dict[str, Any]]:

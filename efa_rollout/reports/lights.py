@@ -13,6 +13,8 @@ def judge(m: MunicipalityStatus, *, today: date, deadline: date | None) -> tuple
         return "grey", ["Teilnahme pausiert"]
     if m.status == "not_applicable":
         return "grey", ["Kampagne trifft nicht zu"]
+    if m.stage == "completed":  # done is done: nothing left to chase
+        return "green", []
     red = _red_reasons(m, today=today, deadline=deadline)
     if red:
         return "red", red
@@ -27,7 +29,7 @@ def _red_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None) -
     reasons = []
     if m.required_overdue:
         reasons.append(f"{_items(m.required_overdue)} überfällig (Pflicht)")
-    if not m.answered and deadline is not None and today > deadline:
+    if not m.answered and deadline is not None and today > deadline and not _live(m):
         reasons.append(f"Fragebogen fehlt, Frist {deadline:%d.%m.%Y} abgelaufen")
     if m.unresolved_failed_mail:
         reasons.append("Mail nicht zugestellt")
@@ -46,10 +48,18 @@ def _yellow_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None
     optional_overdue = m.items_overdue - m.required_overdue
     if optional_overdue:
         reasons.append(f"{_items(optional_overdue)} überfällig (freiwillig)")
-    if not m.answered and (deadline is None or today <= deadline):
+    if not m.answered and (deadline is None or today <= deadline) and not _live(m):
         until = f" (Frist {deadline:%d.%m.%Y})" if deadline else ""
         reasons.append(f"Fragebogen noch nicht beantwortet{until}")
     return reasons
+
+
+#: Stages in which the service runs: a missing questionnaire no longer matters there.
+LIVE_STAGES = frozenset({"silent_go_live", "go_live", "after_care", "mandatory", "completed"})
+
+
+def _live(m: MunicipalityStatus) -> bool:
+    return m.stage in LIVE_STAGES
 
 
 def _items(count: int) -> str:

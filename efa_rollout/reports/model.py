@@ -27,6 +27,12 @@ LIGHT_LEGEND: dict[str, str] = {
     "grey": "Ruht: die Teilnahme ist pausiert oder die Kampagne trifft auf die Gemeinde nicht zu.",
 }
 
+#: How the stage bounds the light, shown under the legend (the light never contradicts the stage).
+LIGHT_STAGE_RULES = (
+    "Abgeschlossene Gemeinden sind immer Grün. Ab dem (Silent) Go-Live zählt ein fehlender "
+    "Fragebogen nicht mehr; offene Checklistenpunkte und Mailfehler zählen weiter."
+)
+
 #: Days ahead in which an open checklist item turns a municipality yellow.
 DUE_SOON_DAYS = 10
 
@@ -84,6 +90,11 @@ class MunicipalityStatus:
     working_contacts: int = 0
     light: str = "green"
     reasons: list[str] = field(default_factory=list)
+    pilot_since: date | None = None
+    silent_since: date | None = None
+    live_since: date | None = None
+    mandatory_since: date | None = None
+    completed_on: date | None = None
 
     @property
     def light_label(self) -> str:
@@ -205,6 +216,31 @@ class TimelinePoint:
 
 
 @dataclass(slots=True)
+class KeyDate:
+    """A date that matters for the whole campaign: planned, first reached, and by how many."""
+
+    key: str
+    label: str
+    planned: date | None
+    first_reached: date | None
+    reached: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+#: The municipality's milestone fields, the stage that starts each, and their German labels.
+MILESTONES: tuple[tuple[str, str, str, str], ...] = (
+    ("pilot_since", "pilot", "pilot_start", "Pilot seit"),
+    ("silent_since", "silent_go_live", "silent_go_live", "Silent Go-Live"),
+    ("live_since", "go_live", "go_live", "Live seit"),
+    ("mandatory_since", "mandatory", "mandatory_from", "Verpflichtend ab"),
+    ("completed_on", "completed", "", "Abgeschlossen am"),
+)
+
+
+@dataclass(slots=True)
 class CampaignRollup:
     """Everything a campaign report shows, judged at AS_OF."""
 
@@ -232,6 +268,15 @@ class CampaignRollup:
     failed_mail: list[FailedMail]
     without_contact: list[WithoutContact]
     attribution: str | None = None
+    key_dates: list[KeyDate] = field(default_factory=list)
+    completed_on: date | None = None
+    district_name: str | None = None
+    history: list[Any] = field(default_factory=list)
+
+    @property
+    def status_label(self) -> str:
+        """The campaign's status at the report date in German."""
+        return CAMPAIGN_STATUS_TEXT.get(self.status, self.status)
 
     @property
     def collection_deadline(self) -> date | None:
@@ -268,6 +313,9 @@ class CampaignRollup:
             "overdue": [o.to_json() for o in self.overdue],
             "failed_mail": [f.to_json() for f in self.failed_mail],
             "without_contact": [w.to_json() for w in self.without_contact],
+            "key_dates": [k.to_json() for k in self.key_dates],
+            "completed_on": self.completed_on,
+            "status_label": self.status_label,
         }
 
 
@@ -294,6 +342,7 @@ class OverviewCell:
     stage: str
     stage_label: str
     status: str
+    dates: dict[str, date] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -302,9 +351,20 @@ class OverviewCell:
             return self.stage_label
         return f"{self.stage_label} ({STATUS_TEXT.get(self.status, self.status)})"
 
+    @property
+    def dates_text(self) -> str:
+        """'Live seit 01.08.2024; Verpflichtend ab 02.01.2025' (reached milestones only)."""
+        labels = {name: label for name, _, _, label in MILESTONES}
+        return "; ".join(f"{labels[k]} {d:%d.%m.%Y}" for k, d in self.dates.items() if k in labels)
+
 
 STATUS_TEXT = {"active": "aktiv", "paused": "pausiert", "not_applicable": "nicht zutreffend"}
-CAMPAIGN_STATUS_TEXT = {"created": "angelegt", "running": "läuft", "closed": "abgeschlossen"}
+CAMPAIGN_STATUS_TEXT = {
+    "created": "angelegt",
+    "running": "läuft",
+    "closed": "abgeschlossen",
+    "completed": "abgeschlossen (alle Gemeinden)",
+}
 
 
 @dataclass(slots=True)
@@ -317,6 +377,8 @@ class OverviewCampaign:
     status: str
     stage_counts: dict[str, int]
     enrolled: int
+    go_live: date | None = None
+    mandatory_from: date | None = None
 
     @property
     def status_label(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -11,12 +11,15 @@ from sqlmodel import Session
 
 from efa_rollout.domain.stages import STAGE_LABELS
 from efa_rollout.reports.model import (
+    MILESTONES,
     DistrictOverview,
     OverviewCampaign,
     OverviewCell,
     OverviewRow,
 )
 from efa_rollout.reports.rollup import GV100AD_ATTRIBUTION, sort_key, stage_label
+from efa_rollout.services.history import PastState, past_states
+from efa_rollout.settings import get_settings
 from models import Campaign, Enrolment, Municipality
 
 #: GV100AD types of unincorporated land: no town hall, nothing to roll out.
@@ -32,8 +35,9 @@ def district_overview(
     """Which stage each municipality of AREA_CODE (district or state; None: all) is in, per campaign."""
     generated_at = as_of or datetime.now(UTC)
     municipalities = _municipalities(session, area_code)
-    cells = _cells(session, area_code)
+    cells = _cells(session, area_code, generated_at)
     campaigns = _campaigns(session, area_code, {cid for row in cells.values() for cid in row})
+    _count_cells(campaigns, cells)
     rows = [
         OverviewRow(
             ags=m["ags"],
@@ -77,19 +81,52 @@ def _municipalities(session: Session, area_code: str | None) -> list[dict[str, A
     return rows
 
 
-def _cells(session: Session, area_code: str | None) -> dict[str, dict[str, OverviewCell]]:
-    """AGS → campaign → where the municipality stands."""
+def _cells(
+    session: Session, area_code: str | None, as_of: datetime
+) -> dict[str, dict[str, OverviewCell]]:
+    """AGS → campaign → where the municipality stood at AS_OF (replayed from the event log)."""
     query = (
-        select(E.ags, E.campaign_id, E.stage, E.status)
+        select(E.id, E.ags, E.campaign_id, E.stage, E.status)
         .join(M, M.ags == E.ags)
         .where(_in_area(area_code))
     )
+    zone = get_settings().zone
+    replayed: dict[str, dict[int, PastState]] = {}
     cells: dict[str, dict[str, OverviewCell]] = defaultdict(dict)
-    for ags, campaign_id, stage, status in session.connection().execute(query):
+    for enrolment_id, ags, campaign_id, stage, status in session.connection().execute(query):
+        if campaign_id not in replayed:
+            replayed[campaign_id] = past_states(session, campaign_id, as_of=as_of)
+        state = replayed[campaign_id].get(enrolment_id)
+        dates: dict[str, date] = {}
+        if state is not None:
+            if state.replayed_stage and not state.enrolled:
+                continue
+            if state.replayed_stage and state.stage:
+                stage = state.stage
+            status = state.status or status
+            dates = {
+                name: state.milestones[key].astimezone(zone).date()
+                for name, key, _, _ in MILESTONES
+                if key in state.milestones and key != "completed"
+            }
         cells[ags][campaign_id] = OverviewCell(
-            stage=stage, stage_label=stage_label(stage), status=status
+            stage=stage, stage_label=stage_label(stage), status=status, dates=dates
         )
     return cells
+
+
+def _count_cells(
+    campaigns: list[OverviewCampaign], cells: dict[str, dict[str, OverviewCell]]
+) -> None:
+    """Stage counts per campaign from the (replayed) cells."""
+    for campaign in campaigns:
+        counts: dict[str, int] = defaultdict(int)
+        for row in cells.values():
+            cell = row.get(campaign.id)
+            if cell is not None:
+                counts[cell.stage if cell.status == "active" else cell.status] += 1
+        campaign.stage_counts = _in_pipeline_order(dict(counts))
+        campaign.enrolled = sum(counts.values())
 
 
 def _campaigns(
@@ -117,6 +154,8 @@ def _campaigns(
             status=c.status,
             stage_counts=_in_pipeline_order(stage_counts[c.id]),
             enrolled=enrolled[c.id],
+            go_live=c.go_live,
+            mandatory_from=_date(c.dates.get("mandatory_from")),
         )
         for c in session.scalars(query).all()
     ]
@@ -130,11 +169,21 @@ def _in_pipeline_order(counts: dict[str, int]) -> dict[str, int]:
 
 
 def _area_name(municipalities: list[dict[str, Any]], area_code: str | None) -> str | None:
-    """The district's or state's name, from the directory."""
-    if not area_code or not municipalities:
-        return "Deutschland" if not area_code else None
+    """The district's or state's name, from the directory (without a code: what the data holds)."""
+    if not municipalities:
+        return None
     first = municipalities[0]
-    return first["district_name"] if len(area_code) >= 5 else first["state_name"]
+    if area_code:
+        return first["district_name"] if len(area_code) >= 5 else first["state_name"]
+    districts = {m["district_name"] or m["district_code"] for m in municipalities}
+    if len(districts) == 1:
+        return districts.pop()
+    states = {m["state_name"] for m in municipalities if m["state_name"]}
+    return states.pop() if len(states) == 1 else "alle Gebiete"
+
+
+def _date(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 def _from_gv100ad(municipalities: list[dict[str, Any]]) -> bool:

@@ -1,8 +1,10 @@
 """Campaign roll-ups: a handful of grouped SQL queries per campaign, none per municipality.
 
 A report is judged at AS_OF: days in stage, due and overdue items use AS_OF's local date, and rows
-stamped after AS_OF (ticks, sent mail, submitted answers, events) are left out. Stage and status are
-the enrolments' stored ones.
+stamped after AS_OF (ticks, sent mail, submitted answers, events) are left out. Stage, status,
+ticked items and the milestone dates are replayed from the event log up to AS_OF
+(`efa_rollout.services.history`), so a past date shows that day's stage next to that day's
+checklist; enrolments without stage events keep their stored values.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from efa_rollout.reports.checklist import ChecklistFigures, ChecklistJudge, done
 from efa_rollout.reports.lights import judge
 from efa_rollout.reports.model import (
     LIGHTS,
+    MILESTONES,
     STATUS_TEXT,
     CampaignRollup,
     FailedMail,
     GroupRollup,
+    KeyDate,
     MunicipalityStatus,
     OverdueItem,
     StageSummary,
@@ -36,6 +40,7 @@ from efa_rollout.reports.model import (
 )
 from efa_rollout.reports.stamps import raw, utc
 from efa_rollout.reports.timeline import campaign_timeline
+from efa_rollout.services.history import PastState, campaign_history, past_states
 from efa_rollout.settings import get_settings
 from models import (
     Campaign,
@@ -77,21 +82,28 @@ class _Context:
         return self.campaign.id
 
 
-def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> CampaignRollup:
-    """All views of one campaign's status, judged at AS_OF (an aware datetime)."""
+def campaign_rollup(
+    session: Session, campaign_id: str, *, as_of: datetime, with_history: bool = False
+) -> CampaignRollup:
+    """All views of one campaign's status, judged at AS_OF (an aware datetime), with its history."""
     ctx = _context(session, campaign_id, as_of)
     stage_order = _stage_order(ctx.definition, session, campaign_id)
     municipalities, overdue = _municipalities(session, ctx)
-    counts = _stage_counts(session, campaign_id)
+    stage_order += sorted({m.stage for m in municipalities} - set(stage_order))
+    counts = _stage_counts(municipalities)
     total = sum(counts.values())
     stages, paused, not_applicable = _stage_summaries(stage_order, counts, total, municipalities)
-    groups = _group_counts(session, campaign_id)
+    groups = _group_counts(municipalities)
+    status, completed_on = _campaign_status(ctx, municipalities)
     return CampaignRollup(
         campaign_id=ctx.campaign.id,
         title=ctx.campaign.title,
         service=ctx.campaign.service,
         area_name=ctx.campaign.area_name,
-        status=ctx.campaign.status,
+        status=status,
+        completed_on=completed_on,
+        key_dates=_key_dates(ctx, municipalities),
+        district_name=_district_name(municipalities),
         as_of=ctx.as_of,
         today=ctx.today,
         go_live=ctx.campaign.go_live,
@@ -111,6 +123,7 @@ def campaign_rollup(session: Session, campaign_id: str, *, as_of: datetime) -> C
         failed_mail=_failed_mail(session, ctx, municipalities),
         without_contact=_without_contact(municipalities),
         attribution=_attribution(session, campaign_id),
+        history=campaign_history(session, campaign_id, as_of=ctx.as_of) if with_history else [],
     )
 
 
@@ -233,6 +246,7 @@ def _municipalities(
     done, answers, mail, contacts = _done(ctx), _answers(ctx), _mail(ctx), _contacts(ctx)
     query = (
         select(
+            E.id,
             E.ags,
             M.name,
             M.association_code,
@@ -264,10 +278,14 @@ def _municipalities(
     )
     checklist = ChecklistJudge(ctx.definition, ctx.today)
     zone = get_settings().zone
+    states = past_states(session, ctx.campaign_id, as_of=ctx.as_of)
     result: list[MunicipalityStatus] = []
     overdue: list[OverdueItem] = []
     for row in _run(session, query).all():
-        status, figures = _municipality(row, ctx, checklist, zone)
+        state = states.get(row[0])
+        if state is not None and state.replayed_stage and not state.enrolled:
+            continue  # enrolled after AS_OF: not part of the campaign yet
+        status, figures = _municipality(row[1:], ctx, checklist, zone, state)
         result.append(status)
         if status.status == "active":
             overdue.extend(_overdue_of(status, figures, ctx.today))
@@ -277,9 +295,9 @@ def _municipalities(
 
 
 def _municipality(
-    row: Any, ctx: _Context, checklist: ChecklistJudge, zone: Any
+    row: Any, ctx: _Context, checklist: ChecklistJudge, zone: Any, state: PastState | None
 ) -> tuple[MunicipalityStatus, ChecklistFigures]:
-    """A MunicipalityStatus from one result row, with its checklist figures and traffic light."""
+    """A MunicipalityStatus from one result row and its replayed STATE, with checklist and light."""
     (
         ags,
         name,
@@ -302,12 +320,27 @@ def _municipality(
         contacts,
         working,
     ) = row
+    done_now = done_keys(done)
+    entered_at = utc(stage_entered_at)
+    milestones: dict[str, date] = {}
+    if state is not None:
+        if state.replayed_stage and state.stage:
+            stage, entered_at = state.stage, state.stage_entered
+        status = state.status or status
+        done_now = frozenset(state.done_keys(done_now))
+        if state.answers_complete is not None:
+            answers_complete = state.answers_complete
+        milestones = {
+            name: state.milestones[stage_key].astimezone(zone).date()
+            for name, stage_key, _, _ in MILESTONES
+            if stage_key in state.milestones
+        }
     go_live = own_go_live or ctx.go_live
-    entered = utc(stage_entered_at).astimezone(zone).date()  # type: ignore[union-attr]
+    entered = entered_at.astimezone(zone).date()  # type: ignore[union-attr]
     figures = (
         ChecklistFigures()
         if status == "not_applicable"
-        else checklist.evaluate(role, bool(is_pilot), go_live, done_keys(done))
+        else checklist.evaluate(role, bool(is_pilot), go_live, done_now)
     )
     last_sent, last_failed = utc(last_sent_raw), utc(last_failed_raw)
     result = MunicipalityStatus(
@@ -340,6 +373,7 @@ def _municipality(
         unresolved_failed_mail=_unresolved(last_failed, last_sent),
         contacts=contacts or 0,
         working_contacts=working or 0,
+        **milestones,
     )
     result.light, result.reasons = judge(result, today=ctx.today, deadline=ctx.deadline)
     return result, figures
@@ -378,14 +412,9 @@ def sort_key(name: str) -> str:
 # --- stage counts ---------------------------------------------------------------------------
 
 
-def _stage_counts(session: Session, campaign_id: str) -> Counter[tuple[str, str]]:
-    """Enrolments per (stage, status), grouped in SQL."""
-    query = (
-        select(E.stage, E.status, func.count())
-        .where(E.campaign_id == campaign_id)
-        .group_by(E.stage, E.status)
-    )
-    return Counter({(stage, status): n for stage, status, n in _run(session, query)})
+def _stage_counts(municipalities: Iterable[MunicipalityStatus]) -> Counter[tuple[str, str]]:
+    """Enrolments per (stage, status) at AS_OF (the replayed ones)."""
+    return Counter((m.stage, m.status) for m in municipalities)
 
 
 def _stage_summaries(
@@ -427,25 +456,91 @@ def _light_counts(municipalities: Iterable[MunicipalityStatus]) -> dict[str, int
 _GroupKey = tuple[str, str]
 
 
-def _group_counts(session: Session, campaign_id: str) -> list[Any]:
-    """Enrolments per association, district, role, stage and status, grouped in SQL."""
-    keys = [
-        M.association_code,
-        M.association_name,
-        M.district_code,
-        M.district_name,
-        E.role,
-        E.stage,
-        E.status,
-    ]
-    query = (
-        select(*keys, func.count().label("n"))
-        .select_from(E)
-        .join(M, M.ags == E.ags)
-        .where(E.campaign_id == campaign_id)
-        .group_by(*keys)
+@dataclass(frozen=True, slots=True)
+class _GroupCount:
+    """Enrolments of one association, district, role, stage and status."""
+
+    association_code: str | None
+    association_name: str | None
+    district_code: str
+    district_name: str | None
+    role: str | None
+    stage: str
+    status: str
+    n: int
+
+
+def _group_counts(municipalities: Iterable[MunicipalityStatus]) -> list[_GroupCount]:
+    """Enrolments per association, district, role, stage and status at AS_OF."""
+    counts = Counter(
+        (
+            m.association_code,
+            m.association_name,
+            m.district_code,
+            m.district_name,
+            m.role,
+            m.stage,
+            m.status,
+        )
+        for m in municipalities
     )
-    return list(_run(session, query).all())
+    return [_GroupCount(*key, n=n) for key, n in counts.items()]
+
+
+# --- the campaign as a whole: status and the dates that matter -------------------------------
+
+
+def _campaign_status(
+    ctx: _Context, municipalities: Sequence[MunicipalityStatus]
+) -> tuple[str, date | None]:
+    """The campaign's status at AS_OF; 'completed' (with the day) once every municipality is."""
+    started = ctx.campaign.started_at
+    if started is None or utc(started) > ctx.as_of:  # type: ignore[operator]
+        return "created", None
+    taking_part = [m for m in municipalities if m.status != "not_applicable"]
+    if taking_part and all(m.stage == "completed" for m in taking_part):
+        days = [m.completed_on or m.stage_entered for m in taking_part]
+        return "completed", max(days)
+    return ("running" if ctx.campaign.status == "completed" else ctx.campaign.status), None
+
+
+#: The campaign's key dates as people name them (the municipality columns say "Live seit").
+KEY_DATE_LABELS = {
+    "pilot_since": "Pilotphase",
+    "silent_since": "Silent Go-Live",
+    "live_since": "Go-Live",
+    "mandatory_since": "Verpflichtende Nutzung",
+    "completed_on": "Abschluss",
+}
+
+
+def _key_dates(ctx: _Context, municipalities: Sequence[MunicipalityStatus]) -> list[KeyDate]:
+    """Pilot, silent go-live, go-live, mandatory from, completed: planned, first reached, how many."""
+    result = []
+    stages = set(ctx.definition.stages)
+    for name, stage_key, date_key, label in MILESTONES:
+        if stage_key not in stages:
+            continue
+        planned = ctx.go_live if date_key == "go_live" else ctx.campaign.dates.get(date_key)
+        if isinstance(planned, str):
+            planned = date.fromisoformat(planned)
+        reached = [getattr(m, name) for m in municipalities if getattr(m, name)]
+        result.append(
+            KeyDate(
+                key=name,
+                label=KEY_DATE_LABELS.get(name, label),
+                planned=planned or None,
+                first_reached=min(reached) if reached else None,
+                reached=len(reached),
+            )
+        )
+    return result
+
+
+def _district_name(municipalities: Sequence[MunicipalityStatus]) -> str | None:
+    """The district's name when all municipalities are in one."""
+    names = {m.district_name or m.district_code for m in municipalities}
+    return names.pop() if len(names) == 1 else None
 
 
 # Key functions read the grouping columns by attribute: from a SQL row or a MunicipalityStatus.

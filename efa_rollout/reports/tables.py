@@ -7,6 +7,7 @@ from typing import Any
 
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
+    LIGHT_STAGE_RULES,
     LIGHTS,
     CampaignRollup,
     DistrictOverview,
@@ -43,7 +44,26 @@ def campaign_tables(rollup: CampaignRollup) -> list[Table]:
         group_table("Kreise", "Kreis", rollup.districts, rollup),
         timeline_table(rollup),
         failed_mail_table(rollup),
+        history_table(rollup),
     ]
+
+
+def history_table(rollup: CampaignRollup) -> Table:
+    """Every event up to the report date, with mail attempts and SMTP replies, in order."""
+    columns = [
+        Column("Zeitpunkt", "datetime", 17),
+        Column("AGS", width=10),
+        Column("Gemeinde", width=26),
+        Column("Art", width=30),
+        Column("Was", width=70),
+        Column("Wer", width=28),
+        Column("Warum", width=50),
+    ]
+    rows = [
+        [e.at, e.ags or "", e.name or "Kampagne", e.kind_label, e.what, e.who, e.why or ""]
+        for e in rollup.history
+    ]
+    return Table("Geschichte", columns, rows)
 
 
 def summary_table(rollup: CampaignRollup) -> Table:
@@ -62,8 +82,15 @@ def summary_table(rollup: CampaignRollup) -> Table:
     add(["Titel", rollup.title, None])
     add(["Gebiet", rollup.area_name or "–", None])
     add(["Stand", rollup.today, None])
+    add(["Status der Kampagne", rollup.status_label, None])
+    if rollup.completed_on:
+        add(["Abgeschlossen am", rollup.completed_on, None])
     add(["Go-Live", rollup.go_live, None])
     add(["Rückmeldefrist Fragebogen", rollup.collection_deadline, None])
+    for key in rollup.key_dates:
+        add([f"{key.label}: geplant", key.planned, None])
+        add([f"{key.label}: zuerst erreicht", key.first_reached, None])
+        add([f"{key.label}: Gemeinden", key.reached, share(key.reached)])
     add(["Gemeinden gesamt", total, None])
     for summary in [*rollup.stages.values(), rollup.paused, rollup.not_applicable]:
         add([f"Stufe: {summary.label}", summary.count, summary.share])
@@ -75,6 +102,7 @@ def summary_table(rollup: CampaignRollup) -> Table:
     add(["Ohne funktionierende Ansprechperson", len(rollup.without_contact), None])
     for key, label in LIGHTS.items():
         add([f"Legende {label}", LIGHT_LEGEND[key], None])
+    add(["Legende Stufe und Ampel", LIGHT_STAGE_RULES, None])
     if rollup.attribution:
         add(["Quelle", rollup.attribution, None])
     return table
@@ -92,6 +120,11 @@ MUNICIPALITY_COLUMNS = [
     Column("In Stufe seit", "date", 13),
     Column("Tage in Stufe", "int", 9),
     Column("Go-Live", "date", 12),
+    Column("Pilot seit", "date", 12),
+    Column("Silent Go-Live", "date", 12),
+    Column("Live seit", "date", 12),
+    Column("Verpflichtend ab", "date", 12),
+    Column("Abgeschlossen am", "date", 12),
     Column("Punkte", "int", 8),
     Column("Erledigt", "int", 9),
     Column("Offen", "int", 8),
@@ -125,6 +158,11 @@ def municipality_table(rollup: CampaignRollup) -> Table:
             m.stage_entered,
             m.days_in_stage,
             m.go_live,
+            m.pilot_since,
+            m.silent_since,
+            m.live_since,
+            m.mandatory_since,
+            m.completed_on,
             m.items_total,
             m.items_done,
             m.items_open,
@@ -248,6 +286,8 @@ def overview_tables(overview: DistrictOverview) -> list[Table]:
             Column("Titel", width=44),
             Column("Dienst", width=16),
             Column("Status", width=14),
+            Column("Go-Live", "date", 12),
+            Column("Verpflichtend ab", "date", 14),
             Column("Gemeinden", "int", 10),
             Column("Stufen (aktive Gemeinden)", width=80),
         ],
@@ -257,6 +297,8 @@ def overview_tables(overview: DistrictOverview) -> list[Table]:
                 c.title,
                 c.service,
                 c.status_label,
+                c.go_live,
+                c.mandatory_from,
                 c.enrolled,
                 c.stage_summary(overview.stage_labels),
             ]
@@ -278,9 +320,16 @@ def overview_tables(overview: DistrictOverview) -> list[Table]:
                 row.name,
                 row.association_name,
                 row.district_name or row.district_code,
-                *[row.cells[c.id].text if c.id in row.cells else "–" for c in overview.campaigns],
+                *[_cell_text(row.cells.get(c.id)) for c in overview.campaigns],
             ]
             for row in overview.rows
         ],
     )
     return [campaigns, grid]
+
+
+def _cell_text(cell: Any) -> str:
+    """Stage (and status) with the milestones reached, or a dash when not taking part."""
+    if cell is None:
+        return "–"
+    return f"{cell.text} ({cell.dates_text})" if cell.dates_text else cell.text

@@ -1,0 +1,1 @@
+"""Use cases: what the CLI, flows and portal do, without Prefect, Typer or Starlette."""

@@ -1,0 +1,316 @@
+"""The event log as the source of past truth: where each enrolment stood at a moment, and its history.
+
+Every stage move ('enrolled', 'stage_changed'), status change, checklist tick and answer version is
+an event with its time. Replaying the events up to AS_OF gives the stage, status, ticked items and
+answers of that moment, whatever happened afterwards. An enrolment without any stage event (data
+written before the log existed, or by hand) keeps its stored values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import String, select, type_coerce
+from sqlmodel import Session
+
+from efa_rollout.domain.stages import STAGE_LABELS
+from models import DeliveryAttempt, Enrolment, Event, Municipality, OutboxMessage
+
+STAGE_EVENTS = ("enrolled", "stage_changed")
+TICK_EVENTS = ("checklist_item_done", "checklist_item_reopened")
+ANSWER_EVENTS = ("answers_submitted",)
+REPLAYED = (*STAGE_EVENTS, "status_changed", *TICK_EVENTS, *ANSWER_EVENTS)
+
+#: Stages whose first entry is a date people ask for (pilot since, live since, ...).
+MILESTONE_STAGES = ("pilot", "silent_go_live", "go_live", "mandatory", "completed")
+
+
+@dataclass(slots=True)
+class PastState:
+    """Where one enrolment stood at AS_OF, rebuilt from its events."""
+
+    enrolment_id: int
+    enrolled: bool = False
+    stage: str | None = None
+    stage_entered: datetime | None = None
+    status: str | None = None
+    replayed_stage: bool = False
+    ticks: dict[str, bool] = field(default_factory=dict)
+    submitted: int = 0
+    answers_complete: bool | None = None
+    milestones: dict[str, datetime] = field(default_factory=dict)
+    first_status_after: str | None = None
+
+    def done_keys(self, stored: Iterable[str]) -> set[str]:
+        """Items done at AS_OF: the replayed ticks, else the stored (time-filtered) ones."""
+        done = {key for key in stored if key not in self.ticks}
+        return done | {key for key, ticked in self.ticks.items() if ticked}
+
+
+def past_states(session: Session, campaign_id: str, *, as_of: datetime) -> dict[int, PastState]:
+    """Enrolment id → its state at AS_OF, replayed from the campaign's events."""
+    query = (
+        select(
+            Event.enrolment_id,
+            raw(Event.at),
+            Event.kind,
+            Event.to_stage,
+            Event.data,
+        )
+        .where(
+            Event.campaign_id == campaign_id,
+            Event.enrolment_id.is_not(None),
+            Event.kind.in_(REPLAYED),
+        )
+        .order_by(Event.at, Event.id)
+    )
+    states: dict[int, PastState] = {}
+    for enrolment_id, at_raw, kind, to_stage, data in session.connection().execute(query):
+        at = utc(at_raw)
+        assert at is not None
+        state = states.setdefault(enrolment_id, PastState(enrolment_id=enrolment_id))
+        _apply(state, at, kind, to_stage, data or {}, as_of)
+    for state in states.values():
+        if state.status is None and state.first_status_after:
+            state.status = state.first_status_after
+    return states
+
+
+def _apply(
+    state: PastState,
+    at: datetime,
+    kind: str,
+    to_stage: str | None,
+    data: dict[str, Any],
+    as_of: datetime,
+) -> None:
+    """Fold one event into STATE (events after AS_OF only tell the status before them)."""
+    if kind in STAGE_EVENTS and to_stage:
+        state.replayed_stage = True
+    if at > as_of:
+        if kind == "status_changed" and state.status is None and state.first_status_after is None:
+            state.first_status_after = data.get("from")
+        return
+    if kind in STAGE_EVENTS and to_stage:
+        state.enrolled = True
+        state.stage, state.stage_entered = to_stage, at
+        state.milestones.setdefault(to_stage, at)
+    elif kind == "status_changed":
+        state.status = data.get("to") or state.status
+    elif kind in TICK_EVENTS and data.get("item"):
+        state.ticks[str(data["item"])] = kind == "checklist_item_done"
+    elif kind in ANSWER_EVENTS:
+        state.submitted += 1
+        state.answers_complete = bool(data.get("complete"))
+
+
+def raw(column: Any) -> Any:
+    """A timestamp column fetched as stored (SQLite text), parsed by `utc()`."""
+    return type_coerce(column, String())
+
+
+def utc(value: str | datetime | None) -> datetime | None:
+    """An aware UTC datetime from a stored timestamp."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def stage_label(stage: str | None) -> str:
+    """German label of a stage key (the key itself when unknown)."""
+    labels = {s.value: label for s, label in STAGE_LABELS.items()}
+    return labels.get(stage or "", stage or "?")
+
+
+# --- the history as people read it -----------------------------------------------------------
+
+KIND_LABELS: dict[str, str] = {
+    "campaign_created": "Kampagne angelegt",
+    "campaign_started": "Kampagne gestartet",
+    "collection_closed": "Informationserhebung geschlossen",
+    "enrolled": "In die Kampagne aufgenommen",
+    "stage_changed": "Stufenwechsel",
+    "status_changed": "Teilnahmestatus geändert",
+    "answers_submitted": "Fragebogen abgesendet",
+    "answers_saved": "Fragebogen-Entwurf gespeichert",
+    "checklist_item_done": "Checklistenpunkt erledigt",
+    "checklist_item_reopened": "Checklistenpunkt wieder geöffnet",
+    "summary_built": "Zusammenfassung erstellt",
+    "summary_queued": "Zusammenfassung in den Postausgang",
+    "contacts_changed": "Ansprechpersonen geändert",
+    "contact_undeliverable": "Adresse unzustellbar",
+    "portal_link_issued": "Persönlicher Link ausgestellt",
+    "portal_links_revoked": "Persönliche Links widerrufen",
+    "mail_not_queued": "Mail nicht eingestellt",
+    "mail_cancelled": "Mail storniert",
+    "mail_attempt": "Zustellversuch",
+}
+
+OUTCOME_LABELS = {
+    "sent": "zugestellt",
+    "retry": "vorübergehend abgelehnt, neuer Versuch",
+    "failed": "dauerhaft abgelehnt",
+    "unknown": "Übergabe abgebrochen, Ausgang ungeklärt",
+    "partial": "teilweise zugestellt",
+}
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    """One line of a municipality's (or the campaign's) history."""
+
+    at: datetime
+    ags: str | None
+    name: str | None
+    kind: str
+    what: str
+    who: str
+    why: str | None
+
+    @property
+    def kind_label(self) -> str:
+        """The kind in German."""
+        return KIND_LABELS.get(self.kind, self.kind)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "at": self.at,
+            "ags": self.ags,
+            "name": self.name,
+            "kind": self.kind,
+            "kind_label": self.kind_label,
+            "what": self.what,
+            "who": self.who,
+            "why": self.why,
+        }
+
+
+def campaign_history(
+    session: Session,
+    campaign_id: str,
+    *,
+    ags: str | None = None,
+    as_of: datetime | None = None,
+    with_mail: bool = True,
+) -> list[HistoryEntry]:
+    """Every event of CAMPAIGN_ID (only AGS's, when given) up to AS_OF, with mail attempts, in order."""
+    names = _names(session, campaign_id)
+    entries = [_entry(row, names) for row in _events(session, campaign_id, ags, as_of)]
+    if with_mail:
+        entries.extend(_attempts(session, campaign_id, ags, as_of, names))
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+def _events(session: Session, campaign_id: str, ags: str | None, as_of: datetime | None) -> Any:
+    query = select(Event).where(Event.campaign_id == campaign_id).order_by(Event.at, Event.id)
+    if ags:
+        query = query.where(Event.ags == ags)
+    if as_of is not None:
+        query = query.where(Event.at <= as_of)
+    return session.scalars(query).all()
+
+
+def _names(session: Session, campaign_id: str) -> dict[str, str]:
+    query = (
+        select(Municipality.ags, Municipality.name)
+        .join(Enrolment, Enrolment.ags == Municipality.ags)
+        .where(Enrolment.campaign_id == campaign_id)
+    )
+    return dict(session.connection().execute(query).all())
+
+
+def _entry(event: Any, names: dict[str, str]) -> HistoryEntry:
+    """A HistoryEntry from an Event row: 'what' says the change in words."""
+    return HistoryEntry(
+        at=utc(event.at),  # type: ignore[arg-type]
+        ags=event.ags,
+        name=names.get(event.ags or ""),
+        kind=event.kind,
+        what=_what(event),
+        who=event.actor,
+        why=event.reason,
+    )
+
+
+def _what(event: Any) -> str:
+    """The change of EVENT in German, with the details that matter."""
+    data = event.data or {}
+    label = KIND_LABELS.get(event.kind, event.kind)
+    if event.kind in STAGE_EVENTS and event.to_stage:
+        before = f"{stage_label(event.from_stage)} → " if event.from_stage else ""
+        manual = " (von Hand)" if data.get("override") else ""
+        return f"{label}: {before}{stage_label(event.to_stage)}{manual}"
+    if event.kind == "status_changed":
+        return f"{label}: {data.get('from', '?')} → {data.get('to', '?')}"
+    if event.kind in TICK_EVENTS:
+        note = f" – {data['note']}" if data.get("note") else ""
+        return f"{label}: {data.get('item', '?')}{note}"
+    if event.kind in ("answers_submitted", "answers_saved"):
+        complete = "vollständig" if data.get("complete") else "unvollständig"
+        return f"{label} (Version {data.get('version', '?')}, {complete})"
+    return label
+
+
+def _attempts(
+    session: Session,
+    campaign_id: str,
+    ags: str | None,
+    as_of: datetime | None,
+    names: dict[str, str],
+) -> list[HistoryEntry]:
+    """Every SMTP attempt of the campaign's mail, with the server's reply."""
+    om, da = OutboxMessage, DeliveryAttempt
+    query = (
+        select(
+            raw(da.at),
+            da.outcome,
+            da.smtp_code,
+            da.smtp_text,
+            da.recipient,
+            da.worker,
+            om.ags,
+            om.subject,
+            om.recipients,
+        )
+        .join(om, om.id == da.outbox_id)
+        .where(om.campaign_id == campaign_id, om.is_test.is_(False))
+        .order_by(da.at, da.id)
+    )
+    if ags:
+        query = query.where(om.ags == ags)
+    if as_of is not None:
+        query = query.where(da.at <= as_of)
+    result = []
+    for (
+        at_raw,
+        outcome,
+        code,
+        text,
+        recipient,
+        worker,
+        m_ags,
+        subject,
+        recipients,
+    ) in session.connection().execute(query):
+        to = recipient or ", ".join(recipients or [])
+        reply = f"{code} {text or ''}".strip() if code else (text or "")
+        result.append(
+            HistoryEntry(
+                at=utc(at_raw),  # type: ignore[arg-type]
+                ags=m_ags,
+                name=names.get(m_ags or ""),
+                kind="mail_attempt",
+                what=f"Mail {OUTCOME_LABELS.get(outcome, outcome)}: »{subject}« an {to}",
+                who=f"Zustellung ({worker})" if worker else "Zustellung",
+                why=(f"Antwort des Mailservers: {reply}" if code else f"Antwort: {reply}")
+                if reply
+                else None,
+            )
+        )
+    return result

@@ -1,0 +1,71 @@
+"""The demo's timeline (April 2023 – January 2025) run as plain function calls, without Prefect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+
+from sqlmodel import select
+
+from efa_rollout import demo
+from efa_rollout import engine as core
+from efa_rollout.db import get_engine, session_scope
+from models import Enrolment
+
+#: Per step day: AGS → (stage, status) as stored right after that day's work.
+Truth = dict[date, dict[str, dict[str, tuple[str, str]]]]
+
+
+def run_timeline(
+    data_dir: object,
+    *,
+    after_step: Callable[[date], None] | None = None,
+    deliver_mail: bool = True,
+) -> Truth:
+    """Directory, contacts, both campaigns, then every step of demo.TIMELINE; the stored truth."""
+    from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
+    from efa_rollout.summary import distribute_summary
+    from tests.engine_fixtures import ostalbkreis_with_campaigns
+
+    ostalbkreis_with_campaigns(data_dir)  # type: ignore[arg-type]
+    truth: Truth = {}
+    for step in demo.TIMELINE:
+        now = demo.moment(step.day)
+        for action in step.actions:
+            kind, _, rest = action.partition(":")
+            if kind == "start":
+                start_without_prefect(rest, now)
+            elif kind == "answer":
+                campaign_id, _, share = rest.rpartition(":")
+                demo.simulate_answers(campaign_id, float(share), now)
+            elif kind == "tick_items":
+                campaign_id, _, share = rest.rpartition(":")
+                demo.simulate_ticks(campaign_id, float(share), now)
+            elif kind == "summary":
+                with session_scope() as session:
+                    core.close_collection(session, rest, now=now, actor=demo.SIMULATION)
+                advance_without_prefect(rest, now, go_live=False)
+                distribute_summary(get_engine(), rest, now=now, actor=demo.SIMULATION)
+        advance_without_prefect(None, now, go_live=True)
+        if deliver_mail:
+            from efa_rollout.mail.delivery import deliver
+
+            deliver(now=now)  # into .eml files: every attempt is logged like an SMTP one
+        truth[step.day] = stored_stages()
+        if after_step:
+            after_step(step.day)
+    return truth
+
+
+def stored_stages() -> dict[str, dict[str, tuple[str, str]]]:
+    """Campaign → AGS → (stage, status) as stored now."""
+    result: dict[str, dict[str, tuple[str, str]]] = {}
+    with session_scope() as session:
+        for e in session.exec(select(Enrolment)).all():
+            result.setdefault(e.campaign_id, {})[e.ags] = (e.stage, e.status)
+    return result
+
+
+def moment(day: date) -> datetime:
+    """The moment the demo acts on DAY (09:00 local)."""
+    return demo.moment(day)
