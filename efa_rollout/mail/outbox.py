@@ -33,6 +33,7 @@ from efa_rollout.mail.message import (
 )
 from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
 from efa_rollout.portal.links import issue_token, portal_url
+from efa_rollout.services.bounces import drop_suppressed
 from efa_rollout.settings import Settings, get_settings
 from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
 
@@ -236,6 +237,15 @@ def queue_campaign_mail(
     )
     contacts = select_recipients(
         session, ags=municipality.ags, roles=roles, fallback_to_any=recipient_roles is None
+    )
+    contacts = drop_suppressed(
+        session,
+        contacts,
+        campaign_id=campaign.id,
+        ags=municipality.ags,
+        kind=kind,
+        sequence=sequence,
+        now=now,
     )
     if not contacts:
         _record_not_queued(

@@ -1,0 +1,1 @@
+"""Use cases: what the application does, without Prefect, Typer or Starlette."""
