@@ -97,22 +97,20 @@ class Dovecot:
         finally:
             imap.logout()
 
-    def messages(self, folder: str = "INBOX") -> list[tuple[bytes, bytes]]:
-        """(flags, raw) of every message in FOLDER, without marking them seen."""
-        imap = self.client()
-        try:
-            status, _ = imap.select(f'"{folder}"', readonly=True)
-            if status != "OK":
+    def messages(self, folder: str = "INBOX") -> list[tuple[int, frozenset[bytes], bytes]]:
+        """(UID, flags without \\Recent, raw) of every message in FOLDER; marks nothing seen."""
+        from imapclient import IMAPClient
+
+        with IMAPClient("127.0.0.1", port=self.port, ssl=False) as imap:
+            imap.login(USER, PASSWORD)
+            if not imap.folder_exists(folder):
                 return []
-            _, data = imap.uid("SEARCH", "ALL")
-            result = []
-            for uid in data[0].split():
-                _, parts = imap.uid("FETCH", uid, "(FLAGS BODY.PEEK[])")
-                meta, raw = parts[0]
-                result.append((meta, raw))
-            return result
-        finally:
-            imap.logout()
+            imap.select_folder(folder, readonly=True)
+            data = imap.fetch(imap.search("ALL"), ["FLAGS", "BODY.PEEK[]"])
+            return [
+                (uid, frozenset(f for f in item[b"FLAGS"] if f != b"\\Recent"), item[b"BODY[]"])
+                for uid, item in sorted(data.items())
+            ]
 
     def clear(self) -> None:
         """Empty INBOX and remove every other folder (between tests sharing one server)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import ssl
 from collections.abc import Iterator
@@ -120,10 +121,9 @@ class BounceMailbox:
     ) -> None:
         if self.client is None:
             return
-        try:
+        # A failed logout means the connection is gone; nothing was left half-done on the server.
+        with contextlib.suppress(IMAPClientError, OSError):
             self.client.logout()
-        except (IMAPClientError, OSError):
-            pass  # the connection is gone anyway; nothing was left half-done on the server
         self.client = None
 
     @property
@@ -149,10 +149,8 @@ class BounceMailbox:
         """Create FOLDER if it does not exist."""
         if not self._imap.folder_exists(folder):
             self._imap.create_folder(folder)
-            try:
+            with contextlib.suppress(IMAPClientError):  # a convenience for mail clients only
                 self._imap.subscribe_folder(folder)
-            except IMAPClientError:
-                pass  # subscription is a convenience for mail clients only
 
     def move(self, uids: list[int], folder: str) -> None:
         """Move UIDS to FOLDER (IMAP MOVE; else COPY, then flag and expunge only those UIDs)."""

@@ -33,7 +33,6 @@ from efa_rollout.mail.message import (
 )
 from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
 from efa_rollout.portal.links import issue_token, portal_url
-from efa_rollout.services.bounces import drop_suppressed
 from efa_rollout.settings import Settings, get_settings
 from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
 
@@ -238,6 +237,8 @@ def queue_campaign_mail(
     contacts = select_recipients(
         session, ags=municipality.ags, roles=roles, fallback_to_any=recipient_roles is None
     )
+    from efa_rollout.services.bounces import drop_suppressed  # services import this module
+
     contacts = drop_suppressed(
         session,
         contacts,

@@ -144,7 +144,9 @@ def _already_processed(session: Session, key: str) -> bool:
     return session.exec(select(BounceReport.id).where(BounceReport.report_key == key)).first() is not None  # fmt: skip
 
 
-def find_outbox_row(session: Session, report: Report, address: str | None) -> OutboxMessage | None:
+def find_outbox_row(
+    session: Session, report: Report, address: str | None, now: datetime
+) -> OutboxMessage | None:
     """The outbox row a report is about: by original Message-ID, VERP sender, else address."""
     if report.original_message_id:
         row = session.exec(
@@ -158,18 +160,18 @@ def find_outbox_row(session: Session, report: Report, address: str | None) -> Ou
         if row is not None:
             return row
     if address:
-        return _latest_to(session, address, report)
+        return _latest_to(session, address, now)
     return None
 
 
-def _latest_to(session: Session, address: str, report: Report) -> OutboxMessage | None:
+def _latest_to(session: Session, address: str, now: datetime) -> OutboxMessage | None:
     """The newest campaign mail sent to ADDRESS (a known contact) in the last few weeks."""
     ags = session.exec(
         select(Contact.ags).where(func.lower(Contact.email) == address.lower())
     ).all()
     if not ags:
         return None
-    since = datetime.now(UTC) - timedelta(days=ADDRESS_MATCH_DAYS)
+    since = now - timedelta(days=ADDRESS_MATCH_DAYS)
     rows = session.exec(
         select(OutboxMessage)
         .where(
@@ -194,7 +196,7 @@ def apply_report(
         return _apply_auto_reply(session, report, now)
     outcomes = []
     for failure in report.recipients:
-        row = find_outbox_row(session, report, failure.address)
+        row = find_outbox_row(session, report, failure.address, now)
         if row is None:
             continue
         address = _recipient_of(row, failure.address)
@@ -503,7 +505,7 @@ def _apply_auto_reply(
     session: Session, report: Report, now: datetime
 ) -> list[dict[str, Any]] | None:
     """Record an auto-reply (not a bounce): an event, the absence date when the text names one."""
-    row = find_outbox_row(session, report, report.auto_reply_from)
+    row = find_outbox_row(session, report, report.auto_reply_from, now)
     if row is None:
         return None
     address = (report.auto_reply_from or "").lower()
