@@ -347,9 +347,9 @@ def test_tls_and_starttls(mailbox: Dovecot) -> None:
     ):
         with BounceMailbox(parse_imap_url(url)) as box:
             assert box.uids() == []
-    with pytest.raises(UserError, match="nicht erreichbar"):
-        with BounceMailbox(parse_imap_url(mailbox.url(scheme="imaps", query=""))):
-            pass  # self-signed certificate: refused when verified
+    verified = parse_imap_url(mailbox.url(scheme="imaps", query=""))
+    with pytest.raises(UserError, match="nicht erreichbar"), BounceMailbox(verified):
+        pass  # self-signed certificate: refused when verified
     with pytest.raises(UserError, match="ohne TLS"):
         parse_imap_url("imap://u:p@mail.example.org/INBOX?starttls=0")
 
@@ -371,3 +371,102 @@ def test_samples_parse_as_documented() -> None:
             assert report.original_message_id == "<m@x>", name
     for name in UNRELATED:
         assert parse(sample(name, message_id="<m@x>", recipient=HAUPTAMT)).kind == "unrecognised"
+
+
+def _efa(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from efa_rollout.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.output
+
+
+def test_lifecycle_only_address_bounces(mailbox: Dovecot, session: Session) -> None:
+    """One address, it bounces: unreachable in status and weekly report; no more mail to it."""
+    from efa_rollout.reports.rollup import campaign_rollup
+    from efa_rollout.reports.weekly import build_weekly_report, queue_weekly_mail
+
+    campaign = add_campaign(session)
+    municipality = add_municipality(session)
+    add_contact(session, municipality.ags, HAUPTAMT)
+    enrolment = add_enrolment(session, campaign, municipality.ags)
+
+    def queue(sequence: int) -> OutboxMessage | None:
+        row = queue_campaign_mail(
+            session,
+            campaign=campaign,
+            enrolment=enrolment,
+            municipality=municipality,
+            kind="reminder" if sequence else "information_request",
+            sequence=sequence or 1,
+            now=NOW + timedelta(days=1),
+        )
+        session.commit()
+        return row
+
+    first = queue(0)
+    assert first is not None
+    message_id = first.message_id
+    deliver(now=NOW)
+    mailbox.append([sample("postfix_user_unknown", message_id=message_id, recipient=HAUPTAMT)])
+
+    run = process_bounces(now=NOW + timedelta(minutes=15))  # one processing run
+    assert run.counts["permanent"] == 1
+
+    as_of = NOW + timedelta(minutes=30)
+    rollup = campaign_rollup(session, campaign.id, as_of=as_of)
+    assert [(w.name, w.reason) for w in rollup.without_contact] == [
+        ("Essingen", "alle Adressen unzustellbar")
+    ]
+    session.commit()
+    status = _efa("campaign", "status", campaign.id, "--as-of", as_of.isoformat())
+    assert "nicht erreichbar: Essingen (08136019) – alle Adressen unzustellbar" in status
+    _, weekly = build_weekly_report(session, campaign.id, as_of=as_of)
+    weekly_mail = queue_weekly_mail(session, rollup, weekly.files, now=as_of)
+    assert weekly_mail is not None
+    assert "Essingen" in weekly.markdown and "unzustellbar" in weekly.markdown
+    assert "alle Adressen unzustellbar" in weekly_mail.raw.decode("utf-8", errors="replace")
+    session.commit()
+
+    # No further mail: the contact is flagged, and the same address added again is suppressed.
+    assert queue(1) is None
+    add_contact(session, municipality.ags, HAUPTAMT, role="Bauamt")
+    session.commit()
+    assert queue(2) is None
+    suppressed = session.exec(select(Event).where(Event.kind == "mail_recipient_suppressed")).one()
+    assert suppressed.data == {"kind": "reminder", "sequence": 2, "recipient": HAUPTAMT}
+    session.commit()
+    outbox = _efa("mail", "outbox")
+    assert f"Nicht eingestellt an {HAUPTAMT} (gesperrt)" in outbox
+    assert f"efa contacts unsuppress {HAUPTAMT}" in outbox
+
+    # The coordinator lifts it: mail flows again.
+    assert "Sperre für hauptamt@essingen.example aufgehoben; 2 Ansprechperson(en)" in _efa(
+        "contacts", "unsuppress", HAUPTAMT
+    )
+    again = queue(3)
+    assert again is not None and again.recipients == [HAUPTAMT]
+    assert f"Nicht eingestellt an {HAUPTAMT}" not in _efa("mail", "outbox")
+
+
+def test_cli_bounces_dry_run_and_run(mailbox: Dovecot, session: Session) -> None:
+    row = _sent_request(session)
+    mailbox.append([sample("gmail_failure", message_id=row.message_id, recipient=HAUPTAMT)])
+    dry = _efa("mail", "bounces", "--dry-run")
+    assert "Probelauf" in dry and "1 dauerhaft unzustellbar" in dry
+    assert len(mailbox.messages()) == 1
+    done = _efa("mail", "bounces")
+    assert "1 verschoben" in done and "efa-verarbeitet" in done
+    assert mailbox.messages() == [] and len(mailbox.messages(FOLDER)) == 1
+
+
+def test_unsuppress_unknown_address_is_a_clear_error(efa_env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from efa_rollout.cli import app
+
+    result = CliRunner().invoke(app, ["contacts", "unsuppress", "niemand@example.org"])
+    assert result.exit_code != 0
+    assert "Die Adresse niemand@example.org ist nicht gesperrt." in str(result.exception)
