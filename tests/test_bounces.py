@@ -516,3 +516,19 @@ def test_flow_publishes_unreachable_municipalities(
         "Ohne erreichbare Ansprechperson".lower()
         in str(found["unzustellbar-zusammenfassung"].data).lower()
     )
+
+
+def test_encoded_subject_and_german_date_words() -> None:
+    raw = (
+        "From: =?utf-8?q?B=C3=BCrgermeisteramt?= <bgm@essingen.example>\r\n"
+        "To: egov-koordination@ostalbkreis.example\r\n"
+        "Subject: =?utf-8?q?Automatische_Antwort=3A_Einf=C3=BChrung?=\r\n"
+        "Message-ID: <oof-1@essingen.example>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Ich bin bis zum 3. Januar 2027 im Urlaub.\r\n"
+    ).encode()
+    report = parse(raw)
+    assert report.kind == "auto_reply" and report.subject == "Automatische Antwort: Einführung"
+    assert (
+        report.absent_until == "3. Januar 2027" and report.auto_reply_from == "bgm@essingen.example"
+    )

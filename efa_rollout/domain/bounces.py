@@ -11,7 +11,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.header import decode_header
+from email.message import Message
 from email.utils import getaddresses
 
 #: Report kinds (`Report.kind`).
@@ -149,13 +150,13 @@ def verp_outbox_id(report: Report) -> int | None:
 
 def parse(raw: bytes) -> Report:
     """Read one message of the bounce mailbox."""
-    message = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)
+    # compat32 parsing: the default policy's header objects cost half the run time here.
+    message = message_from_bytes(raw)
     key = report_key(message, raw)
-    subject = str(message.get("Subject") or "")
+    subject = text_header(message, "Subject")
     to_addresses = [a for _, a in getaddresses(_headers(message, "To", "Delivered-To", "X-Original-To", "Envelope-To", "Return-Path"))]  # fmt: skip
     base = {"key": key, "subject": subject, "to_addresses": to_addresses}
-    report = _rfc3464(message, base) or _non_standard(message, base)
+    report = _rfc3464(message, base) or _non_standard(message, raw, base)
     if report is not None:
         return report
     if is_auto_reply(message):
@@ -173,6 +174,28 @@ def parse(raw: bytes) -> Report:
     return Report(kind=UNRECOGNISED, **base)
 
 
+def text_header(message: Message, name: str) -> str:
+    """A header as text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8."""
+    value = message.get(name)
+    if value is None:
+        return ""
+    try:
+        parts = decode_header(value)
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        return str(value)
+    text = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            encoding = charset if charset and charset != "unknown-8bit" else "utf-8"
+            try:
+                text.append(chunk.decode(encoding, errors="replace"))
+            except LookupError:
+                text.append(chunk.decode("utf-8", errors="replace"))
+        else:
+            text.append(chunk)
+    return "".join(text)
+
+
 def _headers(message: Message, *names: str) -> list[str]:
     return [str(v) for name in names for v in message.get_all(name) or []]
 
@@ -186,7 +209,7 @@ def is_auto_reply(message: Message) -> bool:
         return True
     if any(message.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")):
         return True
-    return bool(_AUTO_SUBJECT.search(str(message.get("Subject") or "")))
+    return bool(_AUTO_SUBJECT.search(text_header(message, "Subject")))
 
 
 def absent_until(text: str) -> str | None:
@@ -312,21 +335,24 @@ def _overall(recipients: list[RecipientFailure]) -> str:
     return PERMANENT if any(r.kind == PERMANENT for r in recipients) else TRANSIENT
 
 
-def _non_standard(message: Message, base: dict[str, object]) -> Report | None:
+def _non_standard(message: Message, raw: bytes, base: dict[str, object]) -> Report | None:
     """Non-standard reports, found by flufl.bounce's detectors (Exchange, qmail, providers...)."""
     from flufl.bounce import all_failures
 
+    looks_like_bounce = bool(_BOUNCE_SUBJECT.search(text_header(message, "Subject"))) or (
+        _from_daemon(message)
+    )
+    if not looks_like_bounce:
+        return None
     try:
-        temporary, permanent = all_failures(message)
+        # The detectors expect header values as str: the default policy gives them that.
+        temporary, permanent = all_failures(message_from_bytes(raw, policy=policy.default))
     except Exception:  # a detector choking on odd MIME must not stop the run
         temporary, permanent = set(), set()
     addresses = {_decode(a): PERMANENT for a in permanent}
     addresses.update({_decode(a): TRANSIENT for a in temporary if _decode(a) not in addresses})
     addresses = {a: k for a, k in addresses.items() if "@" in a}
-    looks_like_bounce = bool(_BOUNCE_SUBJECT.search(str(message.get("Subject") or ""))) or (
-        _from_daemon(message)
-    )
-    if not addresses or not looks_like_bounce:
+    if not addresses:
         return None
     text = body_text(message)
     status = find_status(text)
