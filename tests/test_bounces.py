@@ -428,7 +428,8 @@ def test_lifecycle_only_address_bounces(mailbox: Dovecot, session: Session) -> N
     _, weekly = build_weekly_report(session, campaign.id, as_of=as_of)
     weekly_mail = queue_weekly_mail(session, rollup, weekly.files, now=as_of)
     assert weekly_mail is not None
-    assert "Essingen" in weekly.markdown and "unzustellbar" in weekly.markdown
+    section = weekly.markdown.split("## Ohne funktionierende Ansprechperson", 1)[1]
+    assert "Essingen (08136019)" in section.split("##", 1)[0]
     assert "alle Adressen unzustellbar" in weekly_mail.raw.decode("utf-8", errors="replace")
     session.commit()
 
@@ -520,13 +521,13 @@ def test_flow_publishes_unreachable_municipalities(
 
 def test_encoded_subject_and_german_date_words() -> None:
     raw = (
-        "From: =?utf-8?q?B=C3=BCrgermeisteramt?= <bgm@essingen.example>\r\n"
-        "To: egov-koordination@ostalbkreis.example\r\n"
-        "Subject: =?utf-8?q?Automatische_Antwort=3A_Einf=C3=BChrung?=\r\n"
-        "Message-ID: <oof-1@essingen.example>\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-        "Ich bin bis zum 3. Januar 2027 im Urlaub.\r\n"
-    ).encode()
+        b"From: =?utf-8?q?B=C3=BCrgermeisteramt?= <bgm@essingen.example>\r\n"
+        b"To: egov-koordination@ostalbkreis.example\r\n"
+        b"Subject: =?utf-8?q?Automatische_Antwort=3A_Einf=C3=BChrung?=\r\n"
+        b"Message-ID: <oof-1@essingen.example>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Ich bin bis zum 3. Januar 2027 im Urlaub.\r\n"
+    )
     report = parse(raw)
     assert report.kind == "auto_reply" and report.subject == "Automatische Antwort: Einführung"
     assert (
