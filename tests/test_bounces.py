@@ -533,3 +533,28 @@ def test_encoded_subject_and_german_date_words() -> None:
     assert (
         report.absent_until == "3. Januar 2027" and report.auto_reply_from == "bgm@essingen.example"
     )
+
+
+def test_verp_sender_on_the_wire_then_matched(
+    mailbox: Dovecot, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EFA_BOUNCE_VERP=1: MAIL FROM carries the outbox id; a bare report finds its row by it."""
+    from tests.smtp_fault_server import FaultServer
+
+    server = FaultServer().start()
+    try:
+        monkeypatch.setenv("EFA_SMTP_URL", server.url)
+        monkeypatch.setenv("EFA_BOUNCE_VERP", "1")
+        get_settings.cache_clear()
+        row = _sent_request(session)
+        assert server.wait_for(1) == 1
+        envelope_sender = server.handler.stored[0].mail_from
+    finally:
+        server.stop()
+    local, domain = SENDER.split("@")
+    assert envelope_sender == f"{local}+b{row.id}@{domain}"
+    alias = "posteingang-intern@essingen.example"  # no Message-ID, no known address: only VERP
+    mailbox.append([rfc3464(message_id=None, recipient=alias, to=envelope_sender)])
+    assert process_bounces(now=NOW).counts["permanent"] == 1
+    session.expire_all()
+    assert session.exec(select(BounceReport.outbox_id)).one() == row.id
