@@ -11,10 +11,19 @@ from typing import Any
 from prefect import flow
 
 from efa_rollout.mail.render import format_date
-from flows._prefect import local_day, publish_markdown, publish_table, resolve_as_of
+from flows._prefect import local_day, publish_markdown, publish_table, resolve_as_of, run_name
 from tasks.bounces import list_unreachable, process_bounce_mailbox
 
 FLOW_NAME = "process-bounces"
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    as_of = flow_run.parameters.get("as_of")
+    if isinstance(as_of, str):
+        as_of = datetime.fromisoformat(as_of)
+    return run_name("postfach", "unzustellbar", as_of)
 
 
 def summary_markdown(result: dict[str, Any], unreachable: list[dict[str, Any]], day: str) -> str:
@@ -38,7 +47,7 @@ def summary_markdown(result: dict[str, Any], unreachable: list[dict[str, Any]], 
     return "\n".join(lines) + "\n"
 
 
-@flow(name=FLOW_NAME, flow_run_name="bounces · {as_of}", log_prints=False)
+@flow(name=FLOW_NAME, flow_run_name=_flow_run_name, log_prints=False)
 def process_bounces(as_of: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Process the bounce mailbox once; artifacts: outcomes, unreachable municipalities."""
     moment = resolve_as_of(as_of)
