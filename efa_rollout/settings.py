@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     )
     bounce_transient_window_days: int = Field(14, ge=1, description="Window for that count")
     bounce_verp: bool = Field(
-        False, description="Envelope sender per message (local+bID-HASH@domain), if relay allows"
+        False, description="Envelope sender per message (local+bID@domain), if the relay allows"
     )
     actor: str = Field(default_factory=_default_actor, description="Author name for the event log")
 

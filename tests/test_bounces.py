@@ -558,3 +558,23 @@ def test_verp_sender_on_the_wire_then_matched(
     assert process_bounces(now=NOW).counts["permanent"] == 1
     session.expire_all()
     assert session.exec(select(BounceReport.outbox_id)).one() == row.id
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "text", "kind"),
+    [
+        ("5.1.1", "failed", "", "permanent"),
+        ("5.1.10", "failed", "", "permanent"),
+        ("5.2.2", "failed", "", "transient"),  # mailbox full: the address exists
+        ("4.2.2", "failed", "", "transient"),
+        ("5.1.1", "delayed", "", "transient"),  # the action wins: still being retried
+        (None, None, "452 too many recipients", "transient"),
+        (None, None, "550 no such user", "permanent"),
+        (None, None, "Postfach ist voll", "transient"),
+        (None, None, "unklar", "permanent"),
+    ],
+)
+def test_status_kind_rules(status: str | None, action: str | None, text: str, kind: str) -> None:
+    from efa_rollout.domain.bounces import status_kind
+
+    assert status_kind(status, action, text) == kind

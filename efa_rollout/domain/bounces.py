@@ -259,11 +259,11 @@ def _original_message_id(message: Message) -> str | None:
             inner = inner[0] if isinstance(inner, list) and inner else inner
             if isinstance(inner, Message) and inner.get("Message-ID"):
                 return str(inner["Message-ID"]).strip()
-        if content_type in ("text/rfc822-headers", "text/plain"):
+        if content_type == "text/rfc822-headers":
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
                 match = _MESSAGE_ID.search(payload.decode("utf-8", errors="replace"))
-                if match and content_type == "text/rfc822-headers":
+                if match:
                     return match.group(1)
     match = _MESSAGE_ID.search(body_text(message))
     own = str(message.get("Message-ID") or "").strip()
