@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow
 
 from efa_rollout.mail.render import format_date
+from efa_rollout.output_safety import markdown_cell
 from flows._prefect import local_day, publish_markdown, publish_table, resolve_as_of, run_name
 from tasks.bounces import list_unreachable, process_bounce_mailbox
 
@@ -38,7 +39,9 @@ def summary_markdown(result: dict[str, Any], unreachable: list[dict[str, Any]], 
             "| Kampagne | Gemeinde | AGS | Grund |",
             "|---|---|---|---|",
             *(
-                f"| {r['Kampagne']} | {r['Gemeinde']} | {r['AGS']} | {r['Grund']} |"
+                "| "
+                + " | ".join(markdown_cell(r[k]) for k in ("Kampagne", "Gemeinde", "AGS", "Grund"))
+                + " |"
                 for r in unreachable
             ),
         ]
