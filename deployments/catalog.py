@@ -57,6 +57,13 @@ CATALOG: tuple[DeploymentSpec, ...] = (
         crons=("*/5 * * * *",),
     ),
     DeploymentSpec(
+        "unzustellbar-auswerten",
+        "flows.process_bounces:process_bounces",
+        "Alle 15 Minuten: Unzustellbarkeitsmeldungen lesen, Adressen sperren, Gemeinden ohne "
+        "erreichbare Ansprechperson melden.",
+        crons=("*/15 * * * *",),
+    ),
+    DeploymentSpec(
         "zusammenfassung-verteilen",
         "flows.distribute_summary:distribute_summary",
         "Zusammenfassung erstellen und an alle teilnehmenden Gemeinden versenden.",

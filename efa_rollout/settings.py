@@ -63,6 +63,20 @@ class Settings(BaseSettings):
         default_factory=lambda: [Path("campaigns")],
         description="Extra folders with the coordinator's own campaign definitions",
     )
+    bounce_imap_url: SecretStr | None = Field(
+        None,
+        description="imaps://user:pass@host:993/INBOX or imap://...:143/INBOX (STARTTLS); unset: off",
+    )
+    bounce_processed_folder: str = Field(
+        "efa-verarbeitet", description="IMAP folder processed reports are moved to"
+    )
+    bounce_transient_threshold: int = Field(
+        3, ge=1, description="Transient bounces within the window before a contact is flagged"
+    )
+    bounce_transient_window_days: int = Field(14, ge=1, description="Window for that count")
+    bounce_verp: bool = Field(
+        False, description="Envelope sender per message (local+bID@domain), if the relay allows"
+    )
     actor: str = Field(default_factory=_default_actor, description="Author name for the event log")
 
     coordinator_name: str = "Erika Mustermann"
@@ -117,6 +131,9 @@ class Settings(BaseSettings):
         """The effective settings as a dict, with passwords masked."""
         data = self.model_dump(mode="json")
         data["smtp_url"] = mask_url(self.smtp_url.get_secret_value()) if self.smtp_url else None
+        data["bounce_imap_url"] = (
+            mask_url(self.bounce_imap_url.get_secret_value()) if self.bounce_imap_url else None
+        )
         data["database_url"] = mask_url(self.effective_database_url)
         data["effective_database_url"] = mask_url(self.effective_database_url)
         return data

@@ -1,6 +1,7 @@
 """What is stored: SQLModel tables. Importing this package registers every table."""
 
 from models._types import UTCDateTime, utcnow
+from models.bounces import BounceReport, Suppression
 from models.campaign import (
     Campaign,
     ChecklistItemState,
@@ -14,6 +15,7 @@ from models.portal import PortalToken, SummaryDocument
 
 __all__ = [
     "OUTBOX_STATUSES",
+    "BounceReport",
     "Campaign",
     "ChecklistItemState",
     "Contact",
@@ -25,6 +27,7 @@ __all__ = [
     "PortalToken",
     "QuestionnaireResponse",
     "SummaryDocument",
+    "Suppression",
     "UTCDateTime",
     "utcnow",
 ]

@@ -98,6 +98,7 @@ def efa_env(
         _pg_admin(f"CREATE DATABASE {database} TEMPLATE {postgres_template}")
         monkeypatch.setenv("EFA_DATABASE_URL", _pg_url(database))
     monkeypatch.delenv("EFA_SMTP_URL", raising=False)
+    monkeypatch.delenv("EFA_BOUNCE_IMAP_URL", raising=False)
     monkeypatch.delenv("EFA_MAIL_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()

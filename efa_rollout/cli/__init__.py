@@ -7,6 +7,7 @@ import sys
 import typer
 
 from efa_rollout.cli import (
+    bounces,
     campaign,
     collection,
     config,
@@ -37,6 +38,8 @@ app.add_typer(directory.contacts_app, name="contacts")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(enrolment.app, name="enrolment")
 app.add_typer(mail.app, name="mail")
+mail.app.command("bounces")(bounces.bounces_command)
+directory.contacts_app.command("unsuppress")(bounces.unsuppress_command)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.add_typer(collection.response_app, name="response")

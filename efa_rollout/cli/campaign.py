@@ -426,6 +426,8 @@ def status_command(
         f" · überfällige Punkte: {len(data['overdue'])} · Mailfehler: {len(data['failed_mail'])}"
         f" · ohne zustellbare Ansprechperson: {len(data['without_contact'])}"
     )
+    for entry in data["without_contact"]:
+        typer.echo(f"  nicht erreichbar: {entry['name']} ({entry['ags']}) – {entry['reason']}")
     typer.echo(f"Ausführlich: efa report {campaign_id} --format html")
 
 

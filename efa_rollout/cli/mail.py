@@ -59,14 +59,18 @@ def outbox_command(
     """Zeigt den Postausgang (neueste zuerst)."""
     from efa_rollout.db import session_scope
     from efa_rollout.mail.outbox import list_messages
+    from efa_rollout.services.bounces import suppression_notes
 
     with session_scope() as session:
         rows = list_messages(
             session, statuses=_check_statuses(status), campaign_id=campaign, limit=limit
         )
+        notes = suppression_notes(session, campaign)
     if as_json:
         print_json([r.model_dump(exclude={"raw"}) for r in rows])
         return
+    for note in notes:
+        typer.echo(note)
     if not rows:
         typer.echo("Keine Mails gefunden.")
         return

@@ -30,8 +30,9 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, select
 
 from efa_rollout.db import session_scope
+from efa_rollout.domain.bounces import verp_address
 from efa_rollout.mail.message import normalize_address
-from efa_rollout.settings import Settings
+from efa_rollout.settings import Settings, get_settings
 from models import Contact, DeliveryAttempt, Event, OutboxMessage
 
 #: A claim older than this is considered abandoned even if its process cannot be checked.
@@ -231,7 +232,7 @@ def _claimed(row: Any) -> Claimed:
         ags=row.ags,
         kind=row.kind,
         is_test=row.is_test,
-        sender=row.sender,
+        sender=verp_address(row.sender, row.id) if get_settings().bounce_verp else row.sender,
         pending=tuple(_pending(row.recipients, row.cc, states)),
         raw=row.raw,
         recipient_status=states,

@@ -237,6 +237,17 @@ def queue_campaign_mail(
     contacts = select_recipients(
         session, ags=municipality.ags, roles=roles, fallback_to_any=recipient_roles is None
     )
+    from efa_rollout.services.bounces import drop_suppressed  # services import this module
+
+    contacts = drop_suppressed(
+        session,
+        contacts,
+        campaign_id=campaign.id,
+        ags=municipality.ags,
+        kind=kind,
+        sequence=sequence,
+        now=now,
+    )
     if not contacts:
         _record_not_queued(
             session, campaign=campaign, enrolment=enrolment, kind=kind, sequence=sequence, now=now
