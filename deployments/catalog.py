@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from efa_rollout.orchestration import MAIL_EVENT, PROGRESS_EVENT
+
 TIMEZONE = "Europe/Berlin"
+#: Seconds an event trigger collects further events before its run starts (debounce): a run
+#: starts this long after the first event and covers every event of that window.
+DEBOUNCE_SECONDS = 5
+#: The global concurrency limit (with slot decay) that carries EFA_SMTP_RATE_PER_SECOND.
+SMTP_RATE_LIMIT = "efa-smtp-rate"
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,8 @@ class DeploymentSpec:
     crons: tuple[str, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ("efa-rollout",)
+    #: Event triggers: (event name, resource id pattern, parameters) – debounced per resource.
+    on_events: tuple[tuple[str, str, dict[str, Any]], ...] = ()
 
     def load_flow(self) -> Any:
         """Import the flow object."""
@@ -37,6 +47,10 @@ CATALOG: tuple[DeploymentSpec, ...] = (
         "flows.tick:tick",
         "Stündlich an Arbeitstagen: alle Gemeinden prüfen und fällige Stufenwechsel ausführen.",
         crons=("5 7-17 * * 1-5",),
+        # A municipality that completes its part moves on within a minute, not at the next hour.
+        on_events=(
+            (PROGRESS_EVENT, "efa.campaign.*", {"campaign": "{{ event.payload.campaign }}"}),
+        ),
     ),
     DeploymentSpec(
         "go-live",
@@ -55,6 +69,7 @@ CATALOG: tuple[DeploymentSpec, ...] = (
         "flows.deliver_outbox:deliver_outbox",
         "Alle fünf Minuten: den Postausgang zustellen (Wiederholungen mit Wartezeit).",
         crons=("*/5 * * * *",),
+        on_events=((MAIL_EVENT, "efa.outbox", {}),),
     ),
     DeploymentSpec(
         "unzustellbar-auswerten",
@@ -82,8 +97,37 @@ CATALOG: tuple[DeploymentSpec, ...] = (
 )
 
 
+def spec_named(name: str) -> DeploymentSpec:
+    """The catalogue entry NAME."""
+    return next(spec for spec in CATALOG if spec.name == name)
+
+
+def event_triggers(spec: DeploymentSpec) -> list[Any]:
+    """Deployment triggers of SPEC: one run per burst of events and resource (campaign)."""
+    from prefect.events import DeploymentEventTrigger
+
+    window = timedelta(seconds=DEBOUNCE_SECONDS)
+    return [
+        DeploymentEventTrigger(
+            name=f"{spec.name}-bei-{name.rsplit('.', 1)[-1]}",
+            description=f"Startet »{spec.name}« nach dem Ereignis {name} (gebündelt je Ressource).",
+            expect={name},
+            match={"prefect.resource.id": resource},
+            for_each={"prefect.resource.id"},
+            posture="Reactive",
+            threshold=1,
+            within=window,
+            # Fires at the first event and ignores the rest of the window; starting the run
+            # after the window makes it see every change of that window.
+            schedule_after=window,
+            parameters=parameters or None,
+        )
+        for name, resource, parameters in spec.on_events
+    ]
+
+
 def build_deployments(*, only: set[str] | None = None) -> list[Any]:
-    """RunnerDeployments for `prefect.serve`, with cron schedules in Europe/Berlin."""
+    """RunnerDeployments for `prefect.serve`: cron schedules in Europe/Berlin, event triggers."""
     from prefect.schedules import Cron
 
     deployments = []
@@ -98,6 +142,10 @@ def build_deployments(*, only: set[str] | None = None) -> list[Any]:
                 schedules=[Cron(cron, timezone=TIMEZONE) for cron in spec.crons],
                 parameters=spec.parameters,
                 tags=list(spec.tags),
+                triggers=event_triggers(spec),
+                # Re-activate the schedules on every start: a stopped `serve` may have paused
+                # them (PrefectHQ/prefect#16363), and re-registering keeps "paused" otherwise.
+                paused=False,
             )
         )
     return deployments

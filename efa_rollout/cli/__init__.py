@@ -21,6 +21,7 @@ from efa_rollout.cli import (
     remind,
     report,
     serve,
+    up,
 )
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import TerminalSafeStream
@@ -41,6 +42,7 @@ app.add_typer(mail.app, name="mail")
 mail.app.command("bounces")(bounces.bounces_command)
 directory.contacts_app.command("unsuppress")(bounces.unsuppress_command)
 app.command("serve")(serve.serve)
+app.command("up")(up.up)
 app.command("demo")(demo.demo)
 app.add_typer(collection.response_app, name="response")
 app.add_typer(collection.checklist_app, name="checklist")

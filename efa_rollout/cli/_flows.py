@@ -1,13 +1,30 @@
-"""Running a Prefect flow from the CLI: against PREFECT_API_URL, or Prefect's local mode."""
+"""Running a Prefect flow from the CLI: through its deployment when a server serves it, else
+in this process (against PREFECT_API_URL, or Prefect's local mode)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import typer
+
+#: What the CLI says about a deployment run's final state.
+STATE_LABELS = {
+    "COMPLETED": "erfolgreich",
+    "FAILED": "fehlgeschlagen",
+    "CRASHED": "abgestürzt",
+    "CANCELLED": "abgebrochen",
+    "CANCELLING": "wird abgebrochen",
+}
+
+NO_WAIT = typer.Option(
+    False,
+    "--no-wait",
+    help="Nur den Lauf auf dem Prefect-Server auslösen, nicht auf sein Ende warten.",
+)
 
 
 def prepare_prefect_environment() -> None:
@@ -17,11 +34,81 @@ def prepare_prefect_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+class DeploymentRun:
+    """What a deployment run ended as (or that it was only triggered, with --no-wait)."""
+
+    def __init__(self, flow_run: Any, ui_url: str, result: Any = None) -> None:
+        self.flow_run = flow_run
+        self.ui_url = ui_url
+        self.result = result
+
+    @property
+    def state_type(self) -> str:
+        state = self.flow_run.state
+        return state.type.value if state is not None else "SCHEDULED"
+
+    @property
+    def completed(self) -> bool:
+        return self.state_type == "COMPLETED"
+
+
 def run_flow(
-    flow_fn: Callable[..., Any], /, *, flow_tags: list[str] | None = None, **params: Any
+    flow_fn: Callable[..., Any],
+    /,
+    *,
+    flow_tags: list[str] | None = None,
+    deployment: str | None = None,
+    wait: bool = True,
+    **params: Any,
 ) -> Any:
-    """Run FLOW_FN with PARAMS in this process and return its result."""
+    """Run FLOW_FN with PARAMS and return its result (None with --no-wait).
+
+    With a reachable server that serves DEPLOYMENT, the run is triggered there (tagged with
+    FLOW_TAGS) and followed until it ends; otherwise it runs in this process.
+    """
     prepare_prefect_environment()
+
+    if deployment:
+        served, result = run_if_served(deployment, tags=flow_tags, wait=wait, **params)
+        if served:
+            return result
+    return _in_process(flow_fn, flow_tags, params)
+
+
+def run_if_served(
+    deployment: str,
+    /,
+    *,
+    tags: list[str] | None = None,
+    wait: bool = True,
+    **params: Any,
+) -> tuple[bool, Any]:
+    """(True, result) when a reachable server serves DEPLOYMENT and ran it; else (False, None).
+
+    Costs nothing when no server is configured (no PREFECT_API_URL, no running `efa up`).
+    """
+    from efa_rollout.orchestration import adopt_recorded_server, configured_api_url
+
+    if not configured_api_url():
+        return False, None
+    prepare_prefect_environment()
+    api_url = adopt_recorded_server()
+    if not api_url:
+        return False, None
+    from deployments.catalog import spec_named
+
+    full_name = _served_deployment(deployment, spec_named(deployment).load_flow().name)
+    if full_name is None:
+        typer.echo(
+            f"» Das Deployment »{deployment}« wird nicht bereitgestellt (»efa up« oder »efa serve« "
+            "starten); es läuft in diesem Prozess.",
+            err=True,
+        )
+        return False, None
+    return True, _through_deployment(full_name, api_url, params, tags or [], wait)
+
+
+def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params: dict) -> Any:
     started = time.monotonic()
     from prefect.settings import (
         PREFECT_API_URL,
@@ -31,8 +118,8 @@ def run_flow(
 
     if not PREFECT_API_URL.value():
         typer.echo(
-            "» Prefect läuft im lokalen Modus (kein PREFECT_API_URL gesetzt): "
-            "der Start des lokalen Servers dauert einige Sekunden.",
+            "» Prefect läuft im lokalen Modus (kein Server erreichbar): der Start des lokalen "
+            "Servers dauert einige Sekunden. Schneller mit »efa up« in einem zweiten Fenster.",
             err=True,
         )
     # Heartbeats make each synchronous flow wait up to 1 s at its end (PREFECT.md).
@@ -45,3 +132,81 @@ def run_flow(
         result = flow_fn(**params)
     typer.echo(f"» Prefect-Lauf beendet nach {time.monotonic() - started:.1f} s.", err=True)
     return result
+
+
+def _served_deployment(name: str, flow_name: str) -> str | None:
+    """'flow/deployment' if the server has it and a runner polls it, else None."""
+    full = f"{flow_name}/{name}"
+
+    async def check() -> str | None:
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        async with get_client() as client:
+            try:
+                found = await client.read_deployment_by_name(full)
+            except ObjectNotFound:
+                return None
+        status = getattr(found.status, "value", found.status)
+        return full if status == "READY" else None
+
+    return asyncio.run(check())
+
+
+def _through_deployment(
+    full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
+) -> Any:
+    started = time.monotonic()
+    run = asyncio.run(_trigger_and_follow(full_name, api_url, params, flow_tags, wait))
+    typer.echo(f"» Lauf »{run.flow_run.name}« auf dem Prefect-Server: {run.ui_url}", err=True)
+    if not wait:
+        typer.echo("» Ausgelöst (--no-wait): Ergebnis in der Prefect-Oberfläche.", err=True)
+        return None
+    label = STATE_LABELS.get(run.state_type, run.state_type.lower())
+    typer.echo(f"» Lauf {label} nach {time.monotonic() - started:.1f} s.", err=True)
+    if not run.completed:
+        message = run.flow_run.state.message if run.flow_run.state else ""
+        raise typer.Exit(_fail(f"Der Lauf ist {label}: {message or 'siehe Prefect-Oberfläche'}"))
+    return run.result
+
+
+def _fail(message: str) -> int:
+    typer.echo(f"Fehler: {message}", err=True)
+    return 1
+
+
+async def _trigger_and_follow(
+    full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
+) -> DeploymentRun:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    flow_run = await run_deployment(
+        full_name,
+        parameters=_jsonable(params),
+        tags=["efa-rollout", *flow_tags],
+        timeout=0,
+    )
+    ui = api_url.removesuffix("/api") + f"/runs/flow-run/{flow_run.id}"
+    if not wait:
+        return DeploymentRun(flow_run, ui)
+    async with get_client() as client:
+        while True:
+            flow_run = await client.read_flow_run(flow_run.id)
+            if flow_run.state is not None and flow_run.state.is_final():
+                break
+            await asyncio.sleep(0.5)
+    result = None
+    if flow_run.state.is_completed():
+        try:
+            result = await flow_run.state.aresult(raise_on_failure=False)
+        except Exception:  # result not kept (served without persistence): links still help
+            result = None
+    return DeploymentRun(flow_run, ui, result)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """PARAMS as JSON for the API (pydantic models and datetimes included)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(dict[str, Any]).dump_python(params, mode="json")

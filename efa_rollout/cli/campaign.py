@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from efa_rollout import engine as core
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
+from efa_rollout.cli._flows import NO_WAIT
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import definition_files, get_definition, load_definition
 from efa_rollout.errors import UserError
@@ -231,6 +232,7 @@ def start_command(
     campaign_id: str = typer.Argument(..., metavar="KAMPAGNE"),
     as_of: str | None = AS_OF,
     no_prefect: bool = NO_PREFECT,
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
     now = parse_as_of(as_of) or datetime.now(UTC)
@@ -246,8 +248,12 @@ def start_command(
         figures = run_flow(
             start_campaign,
             flow_tags=tags,
+            deployment="kampagne-starten",
+            wait=not no_wait,
             params=StartCampaignInput(campaign=campaign_id, as_of=now),
         )
+    if figures is None:  # --no-wait, or the server kept no result
+        return
     typer.echo(
         f"Kampagne »{campaign_id}« gestartet: {figures['enrolments']} Gemeinden "
         f"({figures['enrolled']} neu), {figures['mails_queued']} Informationsanfragen im Postausgang."
@@ -305,7 +311,12 @@ def _tags(campaign: Campaign) -> list[str]:
 
 
 def _advance(
-    campaign_id: str | None, as_of: str | None, no_prefect: bool, *, go_live: bool
+    campaign_id: str | None,
+    as_of: str | None,
+    no_prefect: bool,
+    *,
+    go_live: bool,
+    wait: bool = True,
 ) -> None:
     now = parse_as_of(as_of) or datetime.now(UTC)
     action = "go-live" if go_live else "tick"
@@ -322,7 +333,16 @@ def _advance(
         if campaign_id:
             with session_scope() as session:
                 tags = _tags(core.get_campaign(session, campaign_id))
-        figures = run_flow(flow_fn, flow_tags=tags, campaign=campaign_id, as_of=now)
+        figures = run_flow(
+            flow_fn,
+            flow_tags=tags,
+            deployment=action,
+            wait=wait,
+            campaign=campaign_id,
+            as_of=now,
+        )
+        if figures is None:  # --no-wait, or the server kept no result
+            return
     if not figures:
         typer.echo("Keine laufende Kampagne.")
     for cid, fig in figures.items():
@@ -375,9 +395,10 @@ def tick_command(
     campaign_id: str | None = typer.Argument(None, metavar="[KAMPAGNE]"),
     as_of: str | None = AS_OF,
     no_prefect: bool = NO_PREFECT,
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """Prüft alle Gemeinden zum Stichzeitpunkt und führt fällige Stufenwechsel aus."""
-    _advance(campaign_id, as_of, no_prefect, go_live=False)
+    _advance(campaign_id, as_of, no_prefect, go_live=False, wait=not no_wait)
 
 
 @app.command("go-live")
@@ -385,9 +406,10 @@ def go_live_command(
     campaign_id: str | None = typer.Argument(None, metavar="[KAMPAGNE]"),
     as_of: str | None = AS_OF,
     no_prefect: bool = NO_PREFECT,
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """Schaltet Gemeinden an ihrem Go-Live-Datum live und stellt die Go-Live-Mitteilung ein."""
-    _advance(campaign_id, as_of, no_prefect, go_live=True)
+    _advance(campaign_id, as_of, no_prefect, go_live=True, wait=not no_wait)
 
 
 @app.command("status")

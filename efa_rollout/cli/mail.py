@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from efa_rollout.cli._common import parse_as_of, print_json, print_table
+from efa_rollout.cli._flows import NO_WAIT, run_if_served
 from efa_rollout.errors import UserError
 from efa_rollout.settings import get_settings
 
@@ -39,10 +40,18 @@ def _local(moment: datetime | None) -> str:
 def deliver_command(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Höchstens so viele Mails."),
     as_of: str | None = typer.Option(None, "--as-of", help="Uhr verstellen (Simulation)."),
+    no_wait: bool = NO_WAIT,
 ) -> None:
-    """Stellt fällige Mails zu (SMTP oder .eml-Ordner), ohne Prefect."""
+    """Stellt fällige Mails zu (SMTP oder .eml-Ordner); über Prefect, wenn ein Server läuft."""
     from efa_rollout.mail.delivery import deliver
 
+    served, result = run_if_served(
+        "postausgang-zustellen", wait=not no_wait, as_of=parse_as_of(as_of), limit=limit
+    )
+    if served:
+        for key, value in (result or {}).items():
+            typer.echo(f"  {key}: {value}")
+        return
     report = deliver(now=parse_as_of(as_of), limit=limit)
     typer.echo(report.summary())
     for row in report.rows():

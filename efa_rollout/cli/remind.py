@@ -7,6 +7,7 @@ from datetime import datetime
 import typer
 
 from efa_rollout.cli._common import parse_as_of, parse_date
+from efa_rollout.cli._flows import NO_WAIT, run_if_served
 
 
 def reminder_moment(value: str | None) -> datetime | None:
@@ -31,13 +32,23 @@ def remind(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Nichts vormerken, nur anzeigen, was versandt würde."
     ),
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """Fällige Erinnerungen und Eskalationen zu offenen Punkten vormerken."""
     from tasks.reminders import remind as run_reminders
     from tasks.reminders import row_line, summary_line
 
     moment = reminder_moment(as_of)
-    reports = run_reminders(campaign_id=campaign, as_of=moment, dry_run=dry_run)
+    served, reports = (False, None)
+    if not dry_run:  # a dry run shows its rows here; it changes nothing on the server
+        tags = [f"campaign:{campaign}"] if campaign else []
+        served, reports = run_if_served(
+            "erinnerungen", tags=tags, wait=not no_wait, campaign=campaign, as_of=moment
+        )
+        if served and reports is None:
+            return
+    if not served:
+        reports = run_reminders(campaign_id=campaign, as_of=moment, dry_run=dry_run)
     if dry_run:
         typer.echo("Probelauf: es wird nichts vorgemerkt und nichts protokolliert.")
     if not reports:

@@ -12,21 +12,14 @@ def serve(
     only: list[str] = typer.Option([], "--only", help="Nur diese Deployments (mehrfach)."),
 ) -> None:
     """Stellt alle Deployments (Zeitpläne in Europe/Berlin) bereit, bis Strg+C."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from prefect import serve as prefect_serve
-    from prefect.settings import PREFECT_API_URL
+    from efa_rollout.orchestration import adopt_recorded_server
 
-    from deployments.catalog import build_deployments
-
-    if not PREFECT_API_URL.value():
+    if not adopt_recorded_server() and not os.environ.get("PREFECT_API_URL"):
         typer.echo(
-            "Hinweis: PREFECT_API_URL ist nicht gesetzt. Für die Prefect-Oberfläche zuerst "
-            "`prefect server start` ausführen und `prefect config set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api` setzen.",
+            "Hinweis: kein Prefect-Server erreichbar (PREFECT_API_URL ist nicht gesetzt, kein "
+            "»efa up« läuft). Am einfachsten: »efa up« startet Server, Deployments und Portal.",
             err=True,
         )
-    deployments = build_deployments(only=set(only) or None)
-    typer.echo(
-        f"Stelle {len(deployments)} Deployments bereit: " + ", ".join(d.name for d in deployments)
-    )
-    prefect_serve(*deployments, limit=limit)
+    from deployments.serving import serve_catalog
+
+    serve_catalog(limit=limit, only=set(only) or None)

@@ -120,7 +120,9 @@ class _Run:
         limit: int | None,
         only_ids: list[int] | None,
         report: DeliveryReport,
+        rate_limiter: Any = None,
     ) -> None:
+        self.rate_limiter = rate_limiter
         self.engine = engine
         self.settings = settings
         self.clock = clock
@@ -272,7 +274,7 @@ async def _deliver_async(run: _Run) -> None:
     from efa_rollout.mail.transport import TokenBucket
 
     pool = run.settings.smtp_pool_size
-    bucket = TokenBucket(run.settings.smtp_rate_per_second, capacity=pool)
+    bucket = run.rate_limiter or TokenBucket(run.settings.smtp_rate_per_second, capacity=pool)
     workers = [asyncio.create_task(_smtp_worker(run, bucket)) for _ in range(pool)]
     try:
         await asyncio.gather(*workers)
@@ -289,8 +291,13 @@ def deliver(
     only_ids: Sequence[int] | None = None,
     engine: Engine | None = None,
     settings: Settings | None = None,
+    rate_limiter: Any = None,
 ) -> DeliveryReport:
-    """Deliver due outbox messages (at most LIMIT); NOW shifts the clock for simulations."""
+    """Deliver due outbox messages (at most LIMIT); NOW shifts the clock for simulations.
+
+    RATE_LIMITER (anything with `async acquire()`) replaces the in-process rate limit, e.g. one
+    shared by every delivery run; each SMTP send acquires it once.
+    """
     from efa_rollout.db import get_engine
 
     started = time.perf_counter()
@@ -302,6 +309,7 @@ def deliver(
         limit=limit,
         only_ids=list(only_ids) if only_ids is not None else None,
         report=report,
+        rate_limiter=rate_limiter,
     )
     try:
         _run_coroutine(_deliver_async(run))

@@ -1,0 +1,122 @@
+"""Serving the catalogue in one process: the mail-rate limit, missed runs, `prefect.serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deployments.catalog import SMTP_RATE_LIMIT, build_deployments
+
+#: Late runs younger than this are simply run; older ones are caught up once per deployment.
+MISSED_GRACE = timedelta(minutes=2)
+
+
+def prepare_environment() -> None:
+    """Settings for serving (before Prefect is imported; flow-run processes inherit them)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Results of deployment runs are kept so that the CLI can print them, as in local mode.
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+    # ... without turning on task caching: a batch task called twice in one run must run twice.
+    os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
+    # Pick up triggered and scheduled runs sooner than the default 10 s.
+    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "3")
+
+
+async def ensure_rate_limit(rate_per_second: float) -> None:
+    """Create or update the global limit that spreads EFA_SMTP_RATE_PER_SECOND over all runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
+    from prefect.exceptions import ObjectNotFound
+
+    # A limit of N slots decaying at N per second admits N messages a second, in bursts of N.
+    slots = max(1, round(rate_per_second))
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(SMTP_RATE_LIMIT)
+        except ObjectNotFound:
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(
+                    name=SMTP_RATE_LIMIT,
+                    limit=slots,
+                    slot_decay_per_second=float(rate_per_second),
+                    active=True,
+                )
+            )
+            return
+        await client.update_global_concurrency_limit(
+            SMTP_RATE_LIMIT,
+            GlobalConcurrencyLimitUpdate(
+                limit=slots, slot_decay_per_second=float(rate_per_second), active=True
+            ),
+        )
+
+
+async def catch_up_once(deployment_names: list[str], now: datetime | None = None) -> int:
+    """Of the runs missed while nothing served, keep the newest per deployment; cancel the rest.
+
+    Every flow is idempotent and works up to "now", so one catch-up run does all that the missed
+    ones would have done; running each of them would only queue up behind one another.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    cutoff = (now or datetime.now(UTC)) - MISSED_GRACE
+    cancelled = 0
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=cutoff),
+            ),
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=deployment_names)),
+            limit=1000,
+        )
+        newest: dict[Any, Any] = {}
+        for run in runs:
+            kept = newest.get(run.deployment_id)
+            if kept is None or run.expected_start_time > kept.expected_start_time:
+                newest[run.deployment_id] = run
+        for run in runs:
+            if newest.get(run.deployment_id) is run:
+                continue
+            await client.set_flow_run_state(
+                run.id,
+                Cancelled(message="Beim Neustart übersprungen: ein späterer Lauf holt nach."),
+                force=True,
+            )
+            cancelled += 1
+    return cancelled
+
+
+def serve_catalog(*, limit: int, only: set[str] | None = None) -> None:
+    """Register and serve the catalogue until stopped (SIGTERM, Ctrl-C)."""
+    prepare_environment()
+    from prefect import serve as prefect_serve
+
+    from efa_rollout.settings import get_settings
+
+    deployments = build_deployments(only=only)
+    asyncio.run(ensure_rate_limit(get_settings().smtp_rate_per_second))
+    skipped = asyncio.run(catch_up_once([d.name for d in deployments]))
+    if skipped:
+        print(f"{skipped} verpasste Läufe übersprungen (je Deployment holt einer nach).")
+    print(
+        f"Stelle {len(deployments)} Deployments bereit: " + ", ".join(d.name for d in deployments),
+        flush=True,
+    )
+    # pause_on_shutdown=False: stopping must not switch the schedules off for good (#16363).
+    prefect_serve(*deployments, limit=limit, pause_on_shutdown=False)
