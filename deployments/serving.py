@@ -77,14 +77,24 @@ async def catch_up_once(deployment_names: list[str], now: datetime | None = None
     cutoff = (now or datetime.now(UTC)) - MISSED_GRACE
     cancelled = 0
     async with get_client() as client:
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                expected_start_time=FlowRunFilterExpectedStartTime(before_=cutoff),
-            ),
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=deployment_names)),
-            limit=1000,
-        )
+        runs: list[Any] = []
+        while True:  # the API returns at most 200 per page
+            page = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                    ),
+                    expected_start_time=FlowRunFilterExpectedStartTime(before_=cutoff),
+                ),
+                deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=deployment_names)
+                ),
+                limit=200,
+                offset=len(runs),
+            )
+            runs.extend(page)
+            if len(page) < 200:
+                break
         newest: dict[Any, Any] = {}
         for run in runs:
             kept = newest.get(run.deployment_id)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from deployments.catalog import SMTP_RATE_LIMIT
-
-_log = logging.getLogger(__name__)
 
 
 class SharedRate:
@@ -38,7 +34,9 @@ def shared_rate_limiter() -> SharedRate | None:
         return None
     if not limit.active or not limit.slot_decay_per_second:
         return None
-    _log.info(
+    from prefect import get_run_logger
+
+    get_run_logger().info(
         "Versandrate über das globale Limit »%s«: %s Mails/s für alle Zustellläufe zusammen.",
         SMTP_RATE_LIMIT,
         limit.slot_decay_per_second,

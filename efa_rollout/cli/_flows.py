@@ -95,17 +95,21 @@ def run_if_served(
     api_url = adopt_recorded_server()
     if not api_url:
         return False, None
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from deployments.catalog import spec_named
 
-    full_name = _served_deployment(deployment, spec_named(deployment).load_flow().name)
-    if full_name is None:
-        typer.echo(
-            f"» Das Deployment »{deployment}« wird nicht bereitgestellt (»efa up« oder »efa serve« "
-            "starten); es läuft in diesem Prozess.",
-            err=True,
-        )
-        return False, None
-    return True, _through_deployment(full_name, api_url, params, tags or [], wait)
+    # Prefect may have been imported already (with its settings read): set the URL explicitly.
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        full_name = _served_deployment(deployment, spec_named(deployment).load_flow().name)
+        if full_name is None:
+            typer.echo(
+                f"» Das Deployment »{deployment}« wird nicht bereitgestellt (»efa up« oder "
+                "»efa serve« starten); es läuft in diesem Prozess.",
+                err=True,
+            )
+            return False, None
+        return True, _through_deployment(full_name, api_url, params, tags or [], wait)
 
 
 def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params: dict) -> Any:
@@ -116,7 +120,12 @@ def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params
         temporary_settings,
     )
 
-    if not PREFECT_API_URL.value():
+    from efa_rollout.orchestration import adopt_recorded_server
+
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if api_url := adopt_recorded_server():  # report to the running server, not a local one
+        updates[PREFECT_API_URL] = api_url
+    if not (api_url or PREFECT_API_URL.value()):
         typer.echo(
             "» Prefect läuft im lokalen Modus (kein Server erreichbar): der Start des lokalen "
             "Servers dauert einige Sekunden. Schneller mit »efa up« in einem zweiten Fenster.",
@@ -125,10 +134,7 @@ def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params
     # Heartbeats make each synchronous flow wait up to 1 s at its end (PREFECT.md).
     from prefect import tags
 
-    with (
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        tags(*(flow_tags or [])),
-    ):
+    with temporary_settings(updates=updates), tags(*(flow_tags or [])):
         result = flow_fn(**params)
     typer.echo(f"» Prefect-Lauf beendet nach {time.monotonic() - started:.1f} s.", err=True)
     return result

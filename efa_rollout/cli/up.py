@@ -38,6 +38,8 @@ class Child:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers themselves do: a port in TIME_WAIT after a restart counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -63,6 +65,33 @@ def _wait_healthy(url: str, child: Child, timeout: float) -> None:
         time.sleep(0.3)
     raise UserError(
         f"{child.name} antwortet nach {timeout:.0f} s nicht ({url}). Protokoll: {child.log}"
+    )
+
+
+def _wait_served(api_url: str, child: Child, timeout: float) -> None:
+    """Until every catalogue deployment is registered and polled by the serving process."""
+    import httpx
+
+    from deployments.catalog import CATALOG
+
+    wanted = {spec.name for spec in CATALOG}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise UserError(
+                f"{child.name} hat sich beim Start beendet (Code {child.process.returncode}). "
+                f"Protokoll: {child.log}"
+            )
+        try:
+            found = httpx.post(f"{api_url}/deployments/filter", json={}, timeout=5).json()
+            ready = {d["name"] for d in found if d.get("status") == "READY"}
+            if wanted <= ready:
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise UserError(
+        f"{child.name}: nicht alle Deployments nach {timeout:.0f} s bereit. Protokoll: {child.log}"
     )
 
 
@@ -156,6 +185,11 @@ def up(
     home = orchestration.prefect_home(data_dir)
     api_url = f"http://{host}:{port}/api"
     env = child_environment(data_dir, api_url, home)
+    portal_url = None if no_portal else f"http://{host}:{portal_port}"
+    default_base = type(settings).model_fields["portal_base_url"].default
+    if portal_url and str(settings.portal_base_url) == str(default_base):
+        # Nothing configured: the personal links in the mails point at this portal.
+        env["EFA_PORTAL_BASE_URL"] = portal_url
     logs = home / "logs"
     children: list[Child] = []
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -179,16 +213,14 @@ def up(
         )
         children.append(server)
         _wait_healthy(f"{api_url}/health", server, 180)
-        children.append(
-            _start(
-                "Deployments",
-                [sys.executable, "-m", "efa_rollout.cli", "serve", "--limit", str(limit)],
-                env,
-                logs / "serve.log",
-            )
+        served = _start(
+            "Deployments",
+            [sys.executable, "-m", "efa_rollout.cli", "serve", "--limit", str(limit)],
+            env,
+            logs / "serve.log",
         )
-        portal_url = None
-        if not no_portal:
+        children.append(served)
+        if portal_url:
             portal = _start(
                 "Portal",
                 [
@@ -205,8 +237,8 @@ def up(
                 logs / "portal.log",
             )
             children.append(portal)
-            portal_url = f"http://{host}:{portal_port}"
             _wait_healthy(f"{portal_url}/healthz", portal, 60)
+        _wait_served(api_url, served, 180)
         ui_url = f"http://{host}:{port}"
         orchestration.write_record(
             data_dir,
