@@ -138,7 +138,7 @@ class _Emitter:
                     api_url, events = item
                     client.post(f"{api_url}/events", json=events).raise_for_status()
                 except Exception as error:  # Prefect down: the schedules catch up
-                    _log.info("Prefect-Ereignis nicht zugestellt: %s", type(error).__name__)
+                    _log.warning("Prefect-Ereignis nicht zugestellt: %r", error)
                 finally:
                     self.queue.task_done()
 
@@ -200,6 +200,8 @@ def _after_flush(session: Session, _context: Any) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT: the change is not durable yet
+        return
     pending = session.info.pop(_KEY, None)
     if not pending or not (pending["campaigns"] or pending["mail"]):
         return
@@ -215,8 +217,9 @@ def _after_commit(session: Session) -> None:
         _log.info("Prefect-Ereignis nicht erzeugt: %s", type(error).__name__)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_KEY, None)
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outer transaction ended: committed (sent) or not
+        session.info.pop(_KEY, None)
 
 
 _installed = False
@@ -229,5 +232,5 @@ def install() -> None:
         return
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _after_rollback)
+    event.listen(Session, "after_transaction_end", _after_transaction_end)
     _installed = True
