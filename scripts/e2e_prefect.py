@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """End to end against a real Prefect server on loopback.
 
-Starts `prefect server start`, serves the deployments with `efa serve`, triggers a campaign
-start from the CLI and a tick through its deployment, then checks through the Prefect API that
-the runs completed, the schedules carry Europe/Berlin and the artifacts exist, and takes a
-screenshot of a run's page with headless Chromium. Run: .venv/bin/python scripts/e2e_prefect.py
+Starts `efa up` (a persistent Prefect server in the data folder, every deployment served, the
+portal), runs a campaign start and a tick from the CLI (through their deployments, tagged per
+campaign and service) and a tick through `prefect deployment run`, then checks through the
+Prefect API that the runs completed, the schedules carry Europe/Berlin and the artifacts exist,
+and takes a screenshot of a run's page with headless Chromium. The checks of scheduled runs,
+event triggers, SMTP and restart are in tests/test_up_e2e.py.
+Run: .venv/bin/python scripts/e2e_prefect.py
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -103,36 +107,14 @@ def main() -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ)
-    env.update(
-        PREFECT_HOME=str(work / "prefect"),
-        PREFECT_API_URL=api,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        EFA_DATA_DIR=str(work / "data"),
-        PREFECT_UI_API_URL=api,
-    )
-    os.environ.update(env)
+    env = {k: v for k, v in env.items() if not k.startswith(("PREFECT_", "EFA_"))}
+    env.update(EFA_DATA_DIR=str(work / "data"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    up_env = dict(env)
+    # The CLI finds the server through the data folder; the API checks below name it.
+    os.environ.update(env, PREFECT_API_URL=api)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         t0 = time.monotonic()
-        processes.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "prefect"),
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                env=env,
-                stdout=(work / "server.log").open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        server_start = wait_for(f"{api}/health", 120)
-        print(f"Prefect-Server bereit nach {server_start:.1f} s auf {api}")
-
         efa(
             "municipalities",
             "import",
@@ -157,16 +139,18 @@ def main() -> None:
 
         processes.append(
             subprocess.Popen(
-                [str(BIN / "efa"), "serve", "--limit", "2"],
-                env=env,
-                stdout=(work / "serve.log").open("wb"),
+                [str(BIN / "efa"), "up", "--port", str(port), "--portal-port", str(free_port())],
+                env=up_env,
+                stdout=(work / "up.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )
         )
-        for _ in range(120):
-            if len(asyncio.run(api_checks(api))["deployments"]) >= 8:
-                break
+        record = work / "data" / "prefect" / "efa-up.json"
+        while not record.exists():
+            if processes[-1].poll() is not None or time.monotonic() - t0 > 300:
+                raise SystemExit("FEHLER: efa up startet nicht\n" + (work / "up.log").read_text())
             time.sleep(0.5)
+        print(f"efa up bereit nach {time.monotonic() - t0:.1f} s auf {api}")
 
         output, start_seconds = efa("campaign", "start", CAMPAIGN, "--as-of", "2025-03-03", env=env)
         print(
@@ -176,7 +160,7 @@ def main() -> None:
         output, tick_seconds = efa("campaign", "tick", CAMPAIGN, "--as-of", "2025-05-27", env=env)
         print(f"efa campaign tick: {tick_seconds:.1f} s")
 
-        t_trigger = time.monotonic()
+        t_trigger, t_wall = time.monotonic(), time.time()
         subprocess.run(
             [
                 str(BIN / "prefect"),
@@ -186,7 +170,7 @@ def main() -> None:
                 "--param",
                 f"campaign={CAMPAIGN}",
             ],
-            env=env,
+            env={**env, "PREFECT_API_URL": api},
             check=True,
             capture_output=True,
         )
@@ -194,7 +178,18 @@ def main() -> None:
         while time.monotonic() - t_trigger < 120:
             runs = asyncio.run(api_checks(api))["runs"]
             deployed_run = next(
-                (r for r in runs if r.deployment_id and r.state and r.state.is_final()), None
+                (
+                    r
+                    for r in runs
+                    if r.deployment_id
+                    and r.state
+                    and r.state.is_final()
+                    and r.created > datetime.fromtimestamp(t_wall, UTC)
+                    and r.name.startswith(f"{CAMPAIGN} · tick")
+                    and "efa-rollout" in r.tags
+                    and f"campaign:{CAMPAIGN}" not in r.tags
+                ),
+                None,
             )
             if deployed_run:
                 break
@@ -208,11 +203,16 @@ def main() -> None:
         checks = asyncio.run(api_checks(api))
         failures = []
         for run in checks["runs"]:
+            if not (run.state and run.state.is_final()):
+                continue  # scheduled runs of the served deployments
             print(
                 f"  Lauf {run.name!r}: {run.state.name if run.state else '?'}, Tags {sorted(run.tags)}"
             )
-            if not (run.state and run.state.is_completed()):
+            if not run.state.is_completed():
                 failures.append(f"Lauf {run.name} nicht erfolgreich")
+        cli_runs = [r for r in checks["runs"] if f"campaign:{CAMPAIGN}" in r.tags]
+        if not any("service:ewa" in r.tags and r.deployment_id for r in cli_runs):
+            failures.append("kein Deployment-Lauf mit den Tags campaign:/service:")
         for name, zones in sorted(checks["zones"].items()):
             print(f"  Deployment {name}: Zeitzone {zones}")
             if zones != ["Europe/Berlin"]:
@@ -240,7 +240,7 @@ def main() -> None:
         for process in reversed(processes):
             process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
         shutil.rmtree(work, ignore_errors=True)

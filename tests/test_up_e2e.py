@@ -173,7 +173,9 @@ def _tracebacks_from_services(log: str) -> list[str]:
     return [b[:800] for b in blocks if "prefect/server/services" in b]
 
 
-def test_efa_up_runs_the_whole_system(tmp_path: Path, smtp: tuple[str, Counting]) -> None:
+def test_efa_up_runs_the_whole_system(
+    tmp_path: Path, efa_env: Path, smtp: tuple[str, Counting]
+) -> None:
     if database_backend() != "sqlite":
         pytest.skip("runs once, in the SQLite pass (the Prefect server has its own database)")
     smtp_url, received = smtp
@@ -193,6 +195,7 @@ def test_efa_up_runs_the_whole_system(tmp_path: Path, smtp: tuple[str, Counting]
     system.efa("municipalities", "import", str(BUILDING_AUTHORITIES))
     from efa_rollout.demo import write_demo_contacts
 
+    assert efa_env == system.data  # the test reads the directory the children wrote
     write_demo_contacts(tmp_path / "contacts.csv")
     system.efa("contacts", "import", str(tmp_path / "contacts.csv"))
     go_live = date.today() + timedelta(weeks=20)
@@ -294,6 +297,13 @@ def test_efa_up_runs_the_whole_system(tmp_path: Path, smtp: tuple[str, Counting]
         print(
             "geplante Läufe:", _wait("geplante Läufe je Deployment", scheduled_per_deployment, 90)
         )
+
+        # The CLI runs the tick through its deployment, tagged per campaign and service.
+        output = system.efa("campaign", "tick", CAMPAIGN)
+        assert "auf dem Prefect-Server" in output and "Lauf erfolgreich" in output, output
+        assert f"{CAMPAIGN} · tick: 42 Gemeinden geprüft" in output, output
+        tagged = system.runs(tags={"all_": [f"campaign:{CAMPAIGN}", "service:ewa"]})
+        assert any(r["deployment_id"] == deployments["tick"]["id"] for r in tagged)
 
         # SIGTERM stops everything; nothing is left running.
         seconds, children = system.stop()
