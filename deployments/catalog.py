@@ -13,8 +13,6 @@ TIMEZONE = "Europe/Berlin"
 #: Seconds an event trigger collects further events before its run starts (debounce): a run
 #: starts this long after the first event and covers every event of that window.
 DEBOUNCE_SECONDS = 5
-#: The global concurrency limit (with slot decay) that carries EFA_SMTP_RATE_PER_SECOND.
-SMTP_RATE_LIMIT = "efa-smtp-rate"
 
 
 @dataclass(frozen=True)

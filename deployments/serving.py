@@ -7,7 +7,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deployments.catalog import SMTP_RATE_LIMIT, build_deployments
+from deployments.catalog import build_deployments
+from efa_rollout.orchestration import SMTP_RATE_LIMIT
 
 #: Late runs younger than this are simply run; older ones are caught up once per deployment.
 MISSED_GRACE = timedelta(minutes=2)

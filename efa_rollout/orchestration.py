@@ -29,6 +29,8 @@ _log = logging.getLogger(__name__)
 PROGRESS_KINDS = frozenset({"answers_submitted", "checklist_item_done", "checklist_item_reopened"})
 PROGRESS_EVENT = "efa.enrolment.progress"
 MAIL_EVENT = "efa.outbox.queued"
+#: The Prefect global concurrency limit (with slot decay) that carries EFA_SMTP_RATE_PER_SECOND.
+SMTP_RATE_LIMIT = "efa-smtp-rate"
 RECORD_NAME = "efa-up.json"
 
 

@@ -1,0 +1,109 @@
+"""Progress and mail events to Prefect: once per commit, after it, never failing the caller."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import Engine
+
+from efa_rollout import orchestration
+from efa_rollout.db import session_scope
+from models import Event
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, list[dict[str, Any]]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.received.append((self.path, json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, list[dict[str, Any]]]]]:
+    """A stand-in for the server's event endpoint that records what it gets."""
+    received: ClassVar[list[tuple[str, list[dict[str, Any]]]]] = []
+    handler = type("Handler", (_Recorder,), {"received": received})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{server.server_port}/api")
+    yield received
+    server.shutdown()
+
+
+def _events(received: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    orchestration.flush(5)
+    assert all(path == "/api/events" for path, _ in received)
+    return [event for _, batch in received for event in batch]
+
+
+def test_progress_is_emitted_once_after_the_commit_per_campaign(
+    engine: Engine, api: list[Any]
+) -> None:
+    with session_scope(engine) as session:
+        for kind in ("answers_submitted", "checklist_item_done", "stage_changed"):
+            session.add(Event(campaign_id="ewa-x", actor="test", kind=kind))
+        with session.begin_nested():  # a SAVEPOINT commit is not yet durable: nothing sent
+            session.add(Event(campaign_id="viba-x", actor="test", kind="checklist_item_done"))
+        orchestration.flush(1)
+        assert api == []
+    events = _events(api)
+    assert sorted(e["payload"]["campaign"] for e in events) == ["ewa-x", "viba-x"]
+    assert {e["event"] for e in events} == {orchestration.PROGRESS_EVENT}
+    assert {e["resource"]["prefect.resource.id"] for e in events} == {
+        "efa.campaign.ewa-x",
+        "efa.campaign.viba-x",
+    }
+
+
+def test_a_tick_of_its_own_emits_nothing_and_a_rollback_nothing(
+    engine: Engine, api: list[Any]
+) -> None:
+    with session_scope(engine) as session:
+        session.add(Event(campaign_id="ewa-x", actor="tick", kind="stage_changed"))
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        session.add(Event(campaign_id="ewa-x", actor="portal", kind="answers_submitted"))
+        session.flush()
+        raise RuntimeError("abgebrochen")
+    with session_scope(engine) as session:
+        session.add(Event(campaign_id=None, actor="x", kind="note"))
+    assert _events(api) == []
+
+
+def test_without_a_server_nothing_is_sent_and_a_dead_server_fails_nobody(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, efa_env: Path
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert orchestration.configured_api_url() is None
+    assert orchestration.emit([orchestration.make_event("x", "y", {})]) is False
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    with session_scope(engine) as session:
+        session.add(Event(campaign_id="ewa-x", actor="portal", kind="answers_submitted"))
+    orchestration.flush(5)  # the post failed in the background; the commit stands
+    with session_scope(engine) as session:
+        assert session.get(Event, 1) is not None
+
+
+def test_the_record_of_efa_up_counts_only_while_its_process_lives(efa_env: Path) -> None:
+    orchestration.write_record(efa_env, api_url="http://127.0.0.1:1/api")
+    assert orchestration.read_record(efa_env)["api_url"] == "http://127.0.0.1:1/api"
+    path = orchestration.record_path(efa_env)
+    path.write_text(json.dumps({"api_url": "x", "pid": 2**22 + 12345}), encoding="utf-8")
+    assert orchestration.read_record(efa_env) is None
+    orchestration.clear_record(efa_env)
+    assert not path.exists()
