@@ -101,11 +101,7 @@ def adopt_recorded_server() -> str | None:
     url = configured_api_url()
     if not url or not server_reachable(url):
         return None
-    os.environ["PREFECT_API_URL"] = url
-    record = read_record(_data_dir())
-    if record and record.get("api_url") == url and record.get("prefect_home"):
-        # Results of deployment runs live in the server's PREFECT_HOME (same machine).
-        os.environ.setdefault("PREFECT_HOME", record["prefect_home"])
+    os.environ["PREFECT_API_URL"] = url  # for a Prefect imported later in this process
     return url
 
 

@@ -107,3 +107,46 @@ def test_the_record_of_efa_up_counts_only_while_its_process_lives(efa_env: Path)
     assert orchestration.read_record(efa_env) is None
     orchestration.clear_record(efa_env)
     assert not path.exists()
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_the_shared_rate_holds_across_concurrent_delivery_runs(prefect_api: None) -> None:
+    import asyncio
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    from deployments.serving import ensure_rate_limit
+    from tasks.mail_rate import SharedRate
+
+    asyncio.run(ensure_rate_limit(5))
+    asyncio.run(ensure_rate_limit(5))  # idempotent: updates the existing limit
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_global_concurrency_limit_by_name(orchestration.SMTP_RATE_LIMIT)
+
+    limit = asyncio.run(read())
+    assert (limit.limit, limit.slot_decay_per_second, limit.active) == (5, 5.0, True)
+
+    def one_run(sent: list[float]) -> None:
+        async def deliver() -> None:
+            rate = SharedRate()
+            for _ in range(10):
+                await rate.acquire()
+                sent.append(time.monotonic())
+
+        asyncio.run(deliver())
+
+    started = time.monotonic()
+    sent: list[float] = []
+    runs = [threading.Thread(target=one_run, args=(sent,)) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=120)
+    # 20 messages at 5 per second with a burst of 5 take at least 3 s for both runs together;
+    # two runs with a limit each would be done after about 1 s.
+    assert len(sent) == 20
+    assert max(sent) - started >= 2.8
