@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from efa_rollout import engine as core
 from efa_rollout.db import get_engine, session_scope
-from flows._prefect import (
-    Progress,
-    chunks,
-    local_day,
-    publish_markdown,
-    publish_table,
-    stage_table,
-)
+from efa_rollout.services import lookup, progression
+from efa_rollout.services.batches import chunks
+from efa_rollout.services.clock import local_day
+from flows._prefect import Progress, publish_markdown, publish_table, stage_table
 from tasks.engine import advance_batch
 
 
@@ -23,7 +18,7 @@ def advance_campaigns(
     """Advance CAMPAIGN (or every running one); returns figures per campaign."""
     engine = get_engine()
     with session_scope(engine) as session:
-        campaign_ids = core.running_campaign_ids(session, campaign)
+        campaign_ids = lookup.running_campaign_ids(session, campaign)
     figures: dict[str, dict[str, object]] = {}
     for campaign_id in campaign_ids:
         figures[campaign_id] = _advance_one(
@@ -37,10 +32,10 @@ def _advance_one(
 ) -> dict[str, object]:
     engine = get_engine()
     with session_scope(engine) as session:
-        core.get_campaign(session, campaign_id)
-        ids = core.enrolment_ids(session, campaign_id)
+        lookup.get_campaign(session, campaign_id)
+        ids = lookup.enrolment_ids(session, campaign_id)
     progress = Progress(f"{campaign_id}-{action}-progress", f"{campaign_id}: {action}")
-    total = core.BatchResult()
+    total = progression.BatchResult()
     # The task runs carry the campaign in their name, not as tags: a task run with a tag set
     # new to the process first sets up Prefect's tag-concurrency client (~1 s each with
     # Prefect 3.8.8), i.e. ~1 s per campaign and tick; 16 campaigns: 20 s instead of 5 s.
@@ -62,7 +57,7 @@ def _advance_one(
     }
 
 
-def _publish(campaign_id: str, action: str, now: datetime, result: core.BatchResult) -> None:
+def _publish(campaign_id: str, action: str, now: datetime, result: progression.BatchResult) -> None:
     """Table (municipality × stage, with what changed) and a Markdown summary."""
     from sqlmodel import col, select
 
@@ -77,7 +72,7 @@ def _publish(campaign_id: str, action: str, now: datetime, result: core.BatchRes
             .where(Enrolment.campaign_id == campaign_id)
             .order_by(col(Enrolment.ags))
         ).all()
-        counts = core.stage_counts(session, campaign_id)
+        counts = lookup.stage_counts(session, campaign_id)
     table = [
         {
             "AGS": ags,

@@ -15,17 +15,10 @@ from typing import Any
 from prefect import flow, get_run_logger, tags, task
 
 from efa_rollout.output_safety import markdown_cell
+from efa_rollout.services.batches import chunks
+from efa_rollout.services.clock import local_day, resolve_as_of
 from efa_rollout.settings import get_settings
-from flows._prefect import (
-    campaign_tags,
-    chunks,
-    flow_parameter,
-    local_day,
-    publish_markdown,
-    publish_table,
-    resolve_as_of,
-    run_name,
-)
+from flows._prefect import campaign_tags, flow_parameter, publish_markdown, publish_table, run_name
 
 
 def _name() -> str:
@@ -35,25 +28,25 @@ def _name() -> str:
 @task(name="close-collection")
 def close_collection_task(campaign: str, now: datetime, actor: str) -> bool:
     """Close the information collection of CAMPAIGN (once; logged as an event)."""
-    from efa_rollout import engine as core
     from efa_rollout.db import session_scope
+    from efa_rollout.services import campaigns
 
     with session_scope() as session:
-        return core.close_collection(session, campaign, now=now, actor=actor)
+        return campaigns.close_collection(session, campaign, now=now, actor=actor)
 
 
 @task(name="advance-stages", retries=2, retry_delay_seconds=[2, 10])
 def advance_stages(campaign: str, now: datetime, actor: str) -> int:
     """Apply the due stage transitions (as the tick does, never go-live); returns how many."""
-    from efa_rollout import engine as core
     from efa_rollout.db import get_engine, session_scope
+    from efa_rollout.services import lookup, progression
 
     engine = get_engine()
     with session_scope(engine) as session:
-        ids = core.enrolment_ids(session, campaign)
+        ids = lookup.enrolment_ids(session, campaign)
     changes = 0
     for batch in chunks(ids):
-        result = core.advance_batch(
+        result = progression.advance_batch(
             engine,
             campaign,
             list(batch),
@@ -70,7 +63,7 @@ def advance_stages(campaign: str, now: datetime, actor: str) -> int:
 def build_and_queue(campaign: str, now: datetime, actor: str) -> dict[str, Any]:
     """Build the summary and queue it to those who have not had this version."""
     from efa_rollout.db import get_engine
-    from efa_rollout.summary import distribute_summary as distribute
+    from efa_rollout.services.summary import distribute_summary as distribute
 
     return distribute(get_engine(), campaign, now=now, actor=actor)
 
@@ -101,7 +94,7 @@ def distribute_summary(
 ) -> dict[str, Any]:
     """Zusammenfassung erstellen und an alle Gemeinden ab der Stufe »Zusammenfassung verteilen« senden."""
     from efa_rollout.db import session_scope
-    from efa_rollout.engine import get_campaign
+    from efa_rollout.services.lookup import get_campaign
 
     logger = get_run_logger()
     now = resolve_as_of(as_of)

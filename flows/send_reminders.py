@@ -9,24 +9,18 @@ from prefect import flow, get_run_logger, tags
 
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.domain.workdays import german_date
-from flows._prefect import (
-    campaign_tags,
-    local_day,
-    publish_markdown,
-    publish_table,
-    resolve_as_of,
-    run_name,
-)
-from tasks.reminders import (
+from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.services.reminders import (
     DEFAULT_ACTOR,
     ReminderReport,
     campaigns_to_remind,
     candidate_id_batches,
     definition_for,
     not_running_note,
-    remind_batch,
     summary_line,
 )
+from flows._prefect import campaign_tags, publish_markdown, publish_table, run_name
+from tasks.reminders import remind_batch
 
 FLOW_NAME = "send-reminders"
 #: Rows per table artifact; the Markdown summary always has the full counts.

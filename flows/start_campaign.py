@@ -7,19 +7,12 @@ from datetime import datetime
 from prefect import flow, tags
 from pydantic import BaseModel, Field
 
-from efa_rollout import engine as core
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.services import campaigns, lookup, progression
+from efa_rollout.services.batches import chunks
+from efa_rollout.services.clock import local_day, resolve_as_of
 from efa_rollout.settings import get_settings
-from flows._prefect import (
-    Progress,
-    campaign_tags,
-    chunks,
-    flow_parameter,
-    local_day,
-    publish_markdown,
-    resolve_as_of,
-    run_name,
-)
+from flows._prefect import Progress, campaign_tags, flow_parameter, publish_markdown, run_name
 from tasks.engine import enrol_batch, queue_information_requests
 
 
@@ -58,18 +51,18 @@ def start_campaign(params: StartCampaignInput) -> dict[str, int]:
     now = resolve_as_of(params.as_of)
     actor = f"start-campaign ({get_settings().actor})"
     engine = get_engine()
-    core.mark_started(engine, params.campaign, now=now, actor=actor)
+    campaigns.mark_started(engine, params.campaign, now=now, actor=actor)
     with session_scope(engine) as session:
-        campaign = core.get_campaign(session, params.campaign)
-        pending = core.pending_enrolment_ags(session, campaign)
+        campaign = lookup.get_campaign(session, params.campaign)
+        pending = campaigns.pending_enrolment_ags(session, campaign)
         service_key = campaign.definition.get("service_key")
-    result = core.BatchResult()
+    result = progression.BatchResult()
     progress = Progress(f"{params.campaign}-start-progress", f"{params.campaign}: Start")
     with tags(*campaign_tags(params.campaign, service_key)):
         for batch in chunks(pending):
             result.merge(enrol_batch(params.campaign, batch, now, actor))
         with session_scope(engine) as session:
-            ids = core.enrolment_ids(session, params.campaign)
+            ids = lookup.enrolment_ids(session, params.campaign)
         done = 0
         for batch in chunks(ids):
             result.merge(queue_information_requests(params.campaign, batch, now))

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from prefect import flow
 
+from efa_rollout.services.clock import resolve_as_of
 from efa_rollout.settings import get_settings
 from flows._advance import advance_campaigns
-from flows._prefect import flow_parameter, resolve_as_of, run_name
+from flows._prefect import flow_parameter, run_name
 
 
 def _name() -> str:

@@ -16,14 +16,8 @@ from efa_rollout.reports.weekly import (
     campaigns_for_report,
     queue_weekly_mail,
 )
-from flows._prefect import (
-    artifact_key,
-    campaign_tags,
-    publish_markdown,
-    publish_table,
-    resolve_as_of,
-    run_name,
-)
+from efa_rollout.services.clock import resolve_as_of
+from flows._prefect import artifact_key, campaign_tags, publish_markdown, publish_table, run_name
 
 FLOW_NAME = "weekly-report"
 MAIL_FORMATS = ("html", "xlsx")

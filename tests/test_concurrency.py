@@ -32,10 +32,10 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from efa_rollout import engine as core
 from efa_rollout.cli.campaign import start_without_prefect
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.domain.stages import Stage
+from efa_rollout.services import overrides
 from efa_rollout.settings import get_settings
 from models import DeliveryAttempt, Enrolment, Event, OutboxMessage
 from tests.conftest import REPO_ROOT, database_backend
@@ -80,13 +80,13 @@ else:
     work = []
     for campaign_id in campaigns:
         with session_scope(engine) as session:
-            ids = core.enrolment_ids(session, campaign_id)
+            ids = lookup.enrolment_ids(session, campaign_id)
         work += [(campaign_id, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
     if reverse:
         work.reverse()
     changes = mails = 0
     for campaign_id, batch in work:
-        result = core.advance_batch(engine, campaign_id, batch, now=now,
+        result = progression.advance_batch(engine, campaign_id, batch, now=now,
                                     actor=f"tick-{os.getpid()}", include_go_live=True)
         changes += len(result.changes)
         mails += result.mails_queued
@@ -241,7 +241,7 @@ def _prepare_ticks() -> None:
     start_without_prefect(VIBA, at("2023-04-17"))
     with session_scope() as session:
         for enrolment in session.exec(select(Enrolment).where(Enrolment.campaign_id == VIBA)):
-            core.set_stage(
+            overrides.set_stage(
                 session,
                 enrolment,
                 Stage.CHECKLIST_FOLLOW_UP,

@@ -8,11 +8,11 @@ from typing import Any
 import typer
 from sqlmodel import col, select
 
-from efa_rollout import engine as core
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import definition_files, get_definition, load_definition
 from efa_rollout.errors import UserError
+from efa_rollout.services import campaigns, enrolment, lookup, progression
 from efa_rollout.settings import get_settings
 from models import Campaign, Enrolment, Municipality
 
@@ -105,7 +105,7 @@ def create_command(
         key, _, value = item.partition("=")
         overrides[key.strip()] = parse_date(value.strip(), option=f"--date {key}")
     with session_scope() as session:
-        campaign = core.create_campaign(
+        campaign = campaigns.create_campaign(
             session,
             definition=definition,
             area_code=(district or state or ""),
@@ -116,7 +116,7 @@ def create_command(
             pilots=pilots,
             actor=get_settings().actor,
         )
-        count = len(core.targeted_municipalities(session, definition, campaign.area_code))
+        count = len(campaigns.targeted_municipalities(session, definition, campaign.area_code))
         typer.echo(
             f"Kampagne »{campaign.id}« angelegt: {campaign.title}, {campaign.area_name}, "
             f"{count} Gemeinden, Go-Live {campaign.go_live:%d.%m.%Y}.\n"
@@ -129,7 +129,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
     """Listet alle Kampagnen."""
     with session_scope() as session:
         campaigns = session.exec(select(Campaign).order_by(Campaign.id)).all()
-        counts = {c.id: sum(core.stage_counts(session, c.id).values()) for c in campaigns}
+        counts = {c.id: sum(lookup.stage_counts(session, c.id).values()) for c in campaigns}
     rows = [
         {
             "id": c.id,
@@ -158,7 +158,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
                 r["service"],
                 r["area"],
                 c.go_live.strftime("%d.%m.%Y"),
-                core.CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
+                campaigns.CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
                 r["enrolments"],
             ]
             for r, c in zip(rows, campaigns, strict=True)
@@ -173,9 +173,9 @@ def show_command(
 ) -> None:
     """Zeigt eine Kampagne: Termine, Stufen, Fragebogen, Checkliste."""
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
-        definition = core.campaign_definition(campaign)
-        targeted = core.targeted_municipalities(session, definition, campaign.area_code)
+        campaign = lookup.get_campaign(session, campaign_id)
+        definition = lookup.campaign_definition(campaign)
+        targeted = campaigns.targeted_municipalities(session, definition, campaign.area_code)
     data = {
         "id": campaign.id,
         "title": campaign.title,
@@ -199,7 +199,7 @@ def show_command(
         return
     typer.echo(f"{campaign.title}  ({campaign.id})")
     typer.echo(f"Gebiet: {campaign.area_name} ({campaign.area_code}), {len(targeted)} Gemeinden")
-    typer.echo(f"Status: {core.CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
+    typer.echo(f"Status: {campaigns.CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
     typer.echo("Termine:")
     for key, value in campaign.dates.items():
         shown = ", ".join(_de(v) for v in value) if isinstance(value, list) else _de(value)
@@ -235,7 +235,7 @@ def start_command(
     """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
     now = parse_as_of(as_of) or datetime.now(UTC)
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
+        campaign = lookup.get_campaign(session, campaign_id)
         tags = _tags(campaign)
     if no_prefect:
         figures = start_without_prefect(campaign_id, now)
@@ -284,13 +284,15 @@ def start_without_prefect(campaign_id: str, now: datetime) -> dict[str, int]:
     from efa_rollout.db import get_engine
 
     engine, actor = get_engine(), f"start-campaign ({get_settings().actor})"
-    core.mark_started(engine, campaign_id, now=now, actor=actor)
+    campaigns.mark_started(engine, campaign_id, now=now, actor=actor)
     with session_scope(engine) as session:
-        pending = core.pending_enrolment_ags(session, core.get_campaign(session, campaign_id))
-    result = core.enrol_batch(engine, campaign_id, pending, now=now, actor=actor)
+        pending = campaigns.pending_enrolment_ags(
+            session, lookup.get_campaign(session, campaign_id)
+        )
+    result = enrolment.enrol_batch(engine, campaign_id, pending, now=now, actor=actor)
     with session_scope(engine) as session:
-        ids = core.enrolment_ids(session, campaign_id)
-    result.merge(core.queue_information_requests(engine, campaign_id, ids, now=now))
+        ids = lookup.enrolment_ids(session, campaign_id)
+    result.merge(enrolment.queue_information_requests(engine, campaign_id, ids, now=now))
     return {
         "enrolled": result.enrolled,
         "enrolments": len(ids),
@@ -321,7 +323,7 @@ def _advance(
         tags = None
         if campaign_id:
             with session_scope() as session:
-                tags = _tags(core.get_campaign(session, campaign_id))
+                tags = _tags(lookup.get_campaign(session, campaign_id))
         figures = run_flow(flow_fn, flow_tags=tags, campaign=campaign_id, as_of=now)
     if not figures:
         typer.echo("Keine laufende Kampagne.")
@@ -343,20 +345,20 @@ def advance_without_prefect(
 ) -> dict[str, dict]:
     """The tick's (or go-live's) work as plain function calls."""
     from efa_rollout.db import get_engine
-    from flows._prefect import chunks
+    from efa_rollout.services.batches import chunks
 
     engine = get_engine()
     actor = f"{'go-live' if go_live else 'tick'} ({get_settings().actor})"
     with session_scope(engine) as session:
-        campaign_ids = core.running_campaign_ids(session, campaign_id)
+        campaign_ids = lookup.running_campaign_ids(session, campaign_id)
     figures = {}
     for cid in campaign_ids:
         with session_scope(engine) as session:
-            ids = core.enrolment_ids(session, cid)
-        total = core.BatchResult()
+            ids = lookup.enrolment_ids(session, cid)
+        total = progression.BatchResult()
         for batch in chunks(ids):
             total.merge(
-                core.advance_batch(
+                progression.advance_batch(
                     engine, cid, batch, now=now, actor=actor, include_go_live=go_live
                 )
             )

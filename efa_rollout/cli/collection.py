@@ -69,7 +69,8 @@ def set_response_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Erfasst einzelne Antworten einer Gemeinde (neue Version, übrige Antworten bleiben)."""
-    from efa_rollout.collection import find_enrolment, save_answers
+    from efa_rollout.services.answers import save_answers
+    from efa_rollout.services.lookup import find_enrolment
 
     answers = parse_assignments(assignments)
     with session_scope() as session:
@@ -101,8 +102,9 @@ def show_response_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die neueste Version der Antworten einer Gemeinde."""
-    from efa_rollout.collection import definition_of, find_enrolment, format_answer
-    from efa_rollout.collection import latest_response as latest
+    from efa_rollout.services.answers import format_answer
+    from efa_rollout.services.answers import latest_response as latest
+    from efa_rollout.services.lookup import definition_of, find_enrolment
     from models import Campaign
 
     with session_scope() as session:
@@ -153,7 +155,7 @@ def import_responses_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Importiert Antworten aus einer Tabelle (Spalte AGS + je Feld eine Spalte) – ganz oder gar nicht."""
-    from efa_rollout.collection import import_answers
+    from efa_rollout.importers.answers import import_answers
 
     with session_scope() as session:
         result = import_answers(
@@ -180,7 +182,8 @@ def checklist_done_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Hakt einen Checklistenpunkt einer Gemeinde ab (oder öffnet ihn mit --undo wieder)."""
-    from efa_rollout.collection import find_enrolment, set_checklist_item
+    from efa_rollout.services.checklist import set_checklist_item
+    from efa_rollout.services.lookup import find_enrolment
 
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
@@ -207,7 +210,8 @@ def checklist_show_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Checkliste einer Gemeinde mit Fälligkeiten."""
-    from efa_rollout.collection import checklist_view, definition_of, find_enrolment
+    from efa_rollout.services.checklist import checklist_view
+    from efa_rollout.services.lookup import definition_of, find_enrolment
     from efa_rollout.settings import get_settings
     from models import Campaign
 
@@ -246,7 +250,7 @@ def _name(session: Any, ags: str) -> str:
 
 def _missing_required(session: Any, enrolment: Any, answers: dict[str, Any]) -> list[str]:
     """Keys of required applicable fields not answered in ANSWERS."""
-    from efa_rollout.collection import definition_of
+    from efa_rollout.services.lookup import definition_of
     from models import Campaign
 
     campaign = session.get(Campaign, enrolment.campaign_id)

@@ -61,9 +61,9 @@ def link(
     ),
 ) -> None:
     """Gibt einen neuen persönlichen Link für eine Gemeinde aus (nur jetzt sichtbar)."""
-    from efa_rollout.collection import find_enrolment
     from efa_rollout.db import session_scope
     from efa_rollout.portal.links import issue_token, portal_url, rotate_token
+    from efa_rollout.services.lookup import find_enrolment
     from efa_rollout.settings import get_settings
     from models import Event, Municipality, utcnow
 
@@ -115,9 +115,9 @@ def revoke(
     ags: str = typer.Argument(..., metavar="AGS", help="Gemeindeschlüssel (8 Ziffern)."),
 ) -> None:
     """Widerruft alle persönlichen Links einer Gemeinde für eine Kampagne."""
-    from efa_rollout.collection import find_enrolment
     from efa_rollout.db import session_scope
     from efa_rollout.portal.links import revoke_tokens
+    from efa_rollout.services.lookup import find_enrolment
     from efa_rollout.settings import get_settings
     from models import Event, utcnow
 

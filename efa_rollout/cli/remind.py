@@ -33,8 +33,8 @@ def remind(
     ),
 ) -> None:
     """Fällige Erinnerungen und Eskalationen zu offenen Punkten vormerken."""
-    from tasks.reminders import remind as run_reminders
-    from tasks.reminders import row_line, summary_line
+    from efa_rollout.services.reminders import remind as run_reminders
+    from efa_rollout.services.reminders import row_line, summary_line
 
     moment = reminder_moment(as_of)
     reports = run_reminders(campaign_id=campaign, as_of=moment, dry_run=dry_run)

@@ -31,16 +31,6 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from efa_rollout import TEMPLATES_DIR
-from efa_rollout.collection import (
-    CONTACT_KEYS,
-    AnswersInvalid,
-    checklist_view,
-    definition_of,
-    format_answer,
-    latest_response,
-    save_answers,
-    set_checklist_item,
-)
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, QuestionField
 from efa_rollout.domain.stages import Stage
@@ -72,6 +62,15 @@ from efa_rollout.portal.security import (
     origin_of,
     parse_trusted_proxies,
 )
+from efa_rollout.services.answers import (
+    AnswersInvalid,
+    format_answer,
+    latest_response,
+    save_answers,
+)
+from efa_rollout.services.checklist import checklist_view, set_checklist_item
+from efa_rollout.services.contacts import CONTACT_KEYS
+from efa_rollout.services.lookup import definition_of
 from efa_rollout.settings import Settings, get_settings
 from models import (
     Campaign,
@@ -478,7 +477,7 @@ class Portal:
     def _queue_confirmation(
         self, session: Session, target: Target, response: QuestionnaireResponse, now: datetime
     ) -> None:
-        from efa_rollout.mail.outbox import queue_campaign_mail
+        from efa_rollout.services.outbox import queue_campaign_mail
 
         fields = {q.key: q for q in target.definition.questionnaire}
         received = [

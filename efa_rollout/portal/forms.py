@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from efa_rollout.collection import CONTACT_KEYS
 from efa_rollout.definitions import QuestionField
+from efa_rollout.services.contacts import CONTACT_KEYS
 
 __all__ = [
     "CONTACT_LABELS",
