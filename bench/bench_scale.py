@@ -324,13 +324,12 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
     """The product's way, end to end, in this process."""
     from sqlmodel import select
 
-    from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
     from efa_rollout.db import get_engine, session_scope
     from efa_rollout.importers.contacts import import_contacts
     from efa_rollout.importers.municipalities import import_municipalities
     from efa_rollout.mail import deliver
     from efa_rollout.reports.rollup import campaign_rollup
-    from efa_rollout.services.reminders import remind
+    from efa_rollout.services.orchestration import advance_campaigns, remind, start_campaign
     from models import OutboxMessage
 
     _label, state, district = SIZES[size]
@@ -361,7 +360,7 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
             started = _profile(
                 "start",
                 profile,
-                lambda cid=campaign_id: start_without_prefect(cid, local_moment(START_DAY)),
+                lambda cid=campaign_id: start_campaign(cid, local_moment(START_DAY)),
             )
             enrolments += started["enrolments"]
             mails += started["mails_queued"]
@@ -416,11 +415,11 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
         ticked = _profile(
             "tick",
             profile,
-            lambda: advance_without_prefect(None, local_moment(TICK_DAY), go_live=False),
+            lambda: advance_campaigns(None, local_moment(TICK_DAY), go_live=False),
         )
     figures["changes"] = sum(f["changes"] for f in ticked.values())
     with _timed(figures, "tick_idle"):
-        advance_without_prefect(None, local_moment(TICK_DAY, 10), go_live=False)
+        advance_campaigns(None, local_moment(TICK_DAY, 10), go_live=False)
 
     def do_rollup() -> int:
         total = 0

@@ -375,8 +375,8 @@ class DemoRunner:
         """The start-campaign flow."""
         from prefect import tags
 
-        from flows._prefect import campaign_tags
         from flows.start_campaign import StartCampaignInput, start_campaign
+        from tasks.runner import campaign_tags
 
         service = "viba" if campaign_id == VIBA else "ewa"
         with tags(*campaign_tags(campaign_id, service)):

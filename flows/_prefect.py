@@ -22,14 +22,6 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", key)).strip("-")[:200]
 
 
-def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
-    """Tags per campaign and service, for filtering in the Prefect UI."""
-    tags = [f"campaign:{campaign_id}"]
-    if service_key:
-        tags.append(f"service:{service_key}")
-    return tags
-
-
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
     """A table artifact (no-op outside a flow run)."""
     from prefect.artifacts import create_table_artifact

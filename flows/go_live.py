@@ -7,7 +7,6 @@ from datetime import datetime
 from prefect import flow
 
 from efa_rollout.services.clock import resolve_as_of
-from efa_rollout.settings import get_settings
 from flows._advance import advance_campaigns
 from flows._prefect import flow_parameter, run_name
 
@@ -24,10 +23,4 @@ def go_live(
 ) -> dict[str, dict[str, object]]:
     """Take every municipality whose go-live date has come live (and what follows); idempotent."""
     now = resolve_as_of(as_of)
-    return advance_campaigns(
-        campaign,
-        now,
-        action="go-live",
-        actor=f"go-live ({get_settings().actor})",
-        include_go_live=True,
-    )
+    return advance_campaigns(campaign, now, action="go-live", go_live=True)

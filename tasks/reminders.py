@@ -7,8 +7,8 @@ from datetime import datetime
 
 from prefect import task
 
-from efa_rollout.db import get_engine
-from efa_rollout.services.reminders import ReminderReport, process_ids
+from efa_rollout.services.orchestration import BatchRunner
+from efa_rollout.services.reminders import ReminderReport
 
 
 @task(name="remind-batch", retries=2, retry_delay_seconds=[2, 10])
@@ -16,4 +16,4 @@ def remind_batch(
     campaign_id: str, ids: Sequence[int], now: datetime, dry_run: bool, actor: str
 ) -> ReminderReport:
     """Decide and queue reminders for one batch of enrolments."""
-    return process_ids(get_engine(), campaign_id, list(ids), now=now, dry_run=dry_run, actor=actor)
+    return BatchRunner().remind(campaign_id, ids, now, dry_run, actor)

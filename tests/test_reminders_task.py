@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.reminders import Action
 from efa_rollout.errors import UserError
-from efa_rollout.services.reminders import process_batch, remind
+from efa_rollout.services.orchestration import remind
+from efa_rollout.services.reminders import process_batch
 from models import (
     Campaign,
     ChecklistItemState,

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from sqlmodel import col, select
 
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import definition_files, get_definition, load_definition
 from efa_rollout.errors import UserError
-from efa_rollout.services import campaigns, enrolment, lookup, progression
+from efa_rollout.services import campaigns, enrolment, lookup, orchestration
 from efa_rollout.settings import get_settings
-from models import Campaign, Enrolment, Municipality
+from models import Campaign
 
 app = typer.Typer(help="Kampagnen anlegen, starten und verfolgen.", no_args_is_help=True)
 
@@ -128,8 +127,8 @@ def create_command(
 def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben.")) -> None:
     """Listet alle Kampagnen."""
     with session_scope() as session:
-        campaigns = session.exec(select(Campaign).order_by(Campaign.id)).all()
-        counts = {c.id: sum(lookup.stage_counts(session, c.id).values()) for c in campaigns}
+        found = lookup.all_campaigns(session)
+        counts = {c.id: sum(lookup.stage_counts(session, c.id).values()) for c in found}
     rows = [
         {
             "id": c.id,
@@ -140,7 +139,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
             "status": c.status,
             "enrolments": counts[c.id],
         }
-        for c in campaigns
+        for c in found
     ]
     if as_json:
         print_json(rows)
@@ -161,7 +160,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
                 campaigns.CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
                 r["enrolments"],
             ]
-            for r, c in zip(rows, campaigns, strict=True)
+            for r, c in zip(rows, found, strict=True)
         ],
     )
 
@@ -238,7 +237,7 @@ def start_command(
         campaign = lookup.get_campaign(session, campaign_id)
         tags = _tags(campaign)
     if no_prefect:
-        figures = start_without_prefect(campaign_id, now)
+        figures = orchestration.start_campaign(campaign_id, now)
     else:
         from efa_rollout.cli._flows import run_flow
         from flows.start_campaign import StartCampaignInput, start_campaign
@@ -252,7 +251,8 @@ def start_command(
         f"Kampagne »{campaign_id}« gestartet: {figures['enrolments']} Gemeinden "
         f"({figures['enrolled']} neu), {figures['mails_queued']} Informationsanfragen im Postausgang."
     )
-    missing = _without_information_request(campaign_id)
+    with session_scope() as session:
+        missing = enrolment.without_information_request(session, campaign_id)
     if missing:
         typer.echo(
             f"Hinweis: {len(missing)} Gemeinden haben keine zustellbare Ansprechperson und erhalten "
@@ -262,46 +262,8 @@ def start_command(
     typer.echo("Versenden mit: efa mail deliver")
 
 
-def _without_information_request(campaign_id: str) -> list[str]:
-    """Names of enrolled municipalities that have no information request in the outbox."""
-    from models import OutboxMessage
-
-    with session_scope() as session:
-        asked = select(OutboxMessage.ags).where(
-            OutboxMessage.campaign_id == campaign_id, OutboxMessage.kind == "information_request"
-        )
-        rows = session.exec(
-            select(Municipality.name)
-            .join(Enrolment, col(Enrolment.ags) == col(Municipality.ags))
-            .where(Enrolment.campaign_id == campaign_id, col(Enrolment.ags).not_in(asked))
-            .order_by(col(Municipality.name))
-        ).all()
-    return list(rows)
-
-
-def start_without_prefect(campaign_id: str, now: datetime) -> dict[str, int]:
-    """The start flow's work as plain function calls."""
-    from efa_rollout.db import get_engine
-
-    engine, actor = get_engine(), f"start-campaign ({get_settings().actor})"
-    campaigns.mark_started(engine, campaign_id, now=now, actor=actor)
-    with session_scope(engine) as session:
-        pending = campaigns.pending_enrolment_ags(
-            session, lookup.get_campaign(session, campaign_id)
-        )
-    result = enrolment.enrol_batch(engine, campaign_id, pending, now=now, actor=actor)
-    with session_scope(engine) as session:
-        ids = lookup.enrolment_ids(session, campaign_id)
-    result.merge(enrolment.queue_information_requests(engine, campaign_id, ids, now=now))
-    return {
-        "enrolled": result.enrolled,
-        "enrolments": len(ids),
-        "mails_queued": result.mails_queued,
-    }
-
-
 def _tags(campaign: Campaign) -> list[str]:
-    from flows._prefect import campaign_tags
+    from tasks.runner import campaign_tags
 
     return campaign_tags(campaign.id, campaign.definition.get("service_key"))
 
@@ -312,7 +274,7 @@ def _advance(
     now = parse_as_of(as_of) or datetime.now(UTC)
     action = "go-live" if go_live else "tick"
     if no_prefect:
-        figures = advance_without_prefect(campaign_id, now, go_live=go_live)
+        figures = orchestration.advance_campaigns(campaign_id, now, go_live=go_live)
     else:
         from efa_rollout.cli._flows import run_flow
 
@@ -338,38 +300,6 @@ def _advance(
             )
         if len(fig["change_list"]) > 20:  # type: ignore[arg-type]
             typer.echo(f"  … und {len(fig['change_list']) - 20} weitere")  # type: ignore[arg-type]
-
-
-def advance_without_prefect(
-    campaign_id: str | None, now: datetime, *, go_live: bool
-) -> dict[str, dict]:
-    """The tick's (or go-live's) work as plain function calls."""
-    from efa_rollout.db import get_engine
-    from efa_rollout.services.batches import chunks
-
-    engine = get_engine()
-    actor = f"{'go-live' if go_live else 'tick'} ({get_settings().actor})"
-    with session_scope(engine) as session:
-        campaign_ids = lookup.running_campaign_ids(session, campaign_id)
-    figures = {}
-    for cid in campaign_ids:
-        with session_scope(engine) as session:
-            ids = lookup.enrolment_ids(session, cid)
-        total = progression.BatchResult()
-        for batch in chunks(ids):
-            total.merge(
-                progression.advance_batch(
-                    engine, cid, batch, now=now, actor=actor, include_go_live=go_live
-                )
-            )
-        figures[cid] = {
-            "enrolments": len(ids),
-            "changes": len(total.changes),
-            "mails_queued": total.mails_queued,
-            "blocked": len(total.blocked),
-            "change_list": [c.as_row() for c in total.changes],
-        }
-    return figures
 
 
 @app.command("tick")

@@ -33,7 +33,7 @@ def remind(
     ),
 ) -> None:
     """Fällige Erinnerungen und Eskalationen zu offenen Punkten vormerken."""
-    from efa_rollout.services.reminders import remind as run_reminders
+    from efa_rollout.services.orchestration import remind as run_reminders
     from efa_rollout.services.reminders import row_line, summary_line
 
     moment = reminder_moment(as_of)

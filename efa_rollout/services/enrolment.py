@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import CampaignDefinition
@@ -15,7 +15,7 @@ from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.services.audit import event_row
 from efa_rollout.services.lookup import campaign_definition, get_campaign, load_batch
 from efa_rollout.services.progression import BatchResult
-from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality
+from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
 
 
 def enrol_batch(
@@ -146,3 +146,17 @@ def _queue_kind(
             )
             result.mails_queued += queued is not None
     return result
+
+
+def without_information_request(session: Session, campaign_id: str) -> list[str]:
+    """Names of enrolled municipalities that have no information request in the outbox."""
+    asked = select(OutboxMessage.ags).where(
+        OutboxMessage.campaign_id == campaign_id, OutboxMessage.kind == "information_request"
+    )
+    rows = session.exec(
+        select(Municipality.name)
+        .join(Enrolment, col(Enrolment.ags) == col(Municipality.ags))
+        .where(Enrolment.campaign_id == campaign_id, col(Enrolment.ags).not_in(asked))
+        .order_by(col(Municipality.name))
+    ).all()
+    return list(rows)

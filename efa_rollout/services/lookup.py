@@ -25,6 +25,11 @@ def campaign_definition(campaign: Campaign) -> CampaignDefinition:
     return CampaignDefinition.model_validate(campaign.definition)
 
 
+def all_campaigns(session: Session) -> list[Campaign]:
+    """Every campaign, by id."""
+    return list(session.exec(select(Campaign).order_by(col(Campaign.id))).all())
+
+
 def get_campaign(session: Session, campaign_id: str) -> Campaign:
     """The campaign CAMPAIGN_ID, or a German error listing the known ones."""
     campaign = session.get(Campaign, campaign_id)
@@ -136,3 +141,14 @@ def find_enrolment(session: Session, campaign_id: str, ags: str) -> Enrolment:
         who = f"{municipality.name} ({code})" if municipality else f"mit dem Schlüssel {code}"
         raise UserError(f"Die Gemeinde {who} nimmt an der Kampagne »{campaign_id}« nicht teil.")
     return enrolment
+
+
+def enrolment_stages(session: Session, campaign_id: str) -> list[tuple[str, str, str, str]]:
+    """(AGS, name, stage, status) of every enrolment of CAMPAIGN_ID, by AGS."""
+    rows = session.exec(
+        select(Enrolment.ags, Municipality.name, Enrolment.stage, Enrolment.status)
+        .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+        .where(Enrolment.campaign_id == campaign_id)
+        .order_by(col(Enrolment.ags))
+    ).all()
+    return [tuple(row) for row in rows]

@@ -1,7 +1,7 @@
 """Reminders for a campaign's open items: select candidates in batches, decide, queue the mail.
 
-Plain functions (`remind`, `remind_campaign`, `process_batch`) do the work and need no Prefect;
-the Prefect task `tasks.reminders.remind_batch` wraps `process_ids`, one run per batch.
+`process_batch` decides and queues for one batch, `process_ids` runs it in its own transaction;
+the whole-campaign loop is `services.orchestration.remind` (plain calls or Prefect tasks).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Engine, and_, not_, or_
 from sqlmodel import Session, col, select
 
-from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, get_definition
 from efa_rollout.domain.reminders import (
     ACTION_LABELS,
@@ -35,7 +34,6 @@ from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.domain.workdays import WorkCalendar, german_date
 from efa_rollout.errors import UserError
 from efa_rollout.services.batches import BATCH_SIZE, chunks
-from efa_rollout.services.clock import resolve_as_of
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
 
 DEFAULT_ACTOR = "erinnerungen"
@@ -410,26 +408,6 @@ def not_running_note(campaign: Campaign) -> str | None:
     return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
 
 
-def remind_campaign(
-    engine: Engine,
-    campaign_id: str,
-    *,
-    now: datetime,
-    dry_run: bool = False,
-    actor: str = DEFAULT_ACTOR,
-    batch_size: int = BATCH_SIZE,
-) -> ReminderReport:
-    """Run the reminder policy over one campaign, one transaction per batch."""
-    with session_scope(engine) as session:
-        campaign = campaigns_to_remind(session, campaign_id)[0]
-        note = not_running_note(campaign)
-        batches = [] if note else candidate_id_batches(session, campaign, batch_size)
-    report = ReminderReport(campaign_id, dry_run=dry_run, note=note)
-    for ids in batches:
-        report.add(process_ids(engine, campaign_id, ids, now=now, dry_run=dry_run, actor=actor))
-    return report
-
-
 def process_ids(
     engine: Engine,
     campaign_id: str,
@@ -449,22 +427,6 @@ def process_ids(
         else:
             session.commit()
     return report
-
-
-def remind(
-    *,
-    campaign_id: str | None = None,
-    as_of: datetime | None = None,
-    dry_run: bool = False,
-    actor: str = DEFAULT_ACTOR,
-    engine: Engine | None = None,
-) -> list[ReminderReport]:
-    """Remind across the running campaigns (or the one named) as of AS_OF; no Prefect needed."""
-    engine = engine or get_engine()
-    now = resolve_as_of(as_of)
-    with session_scope(engine) as session:
-        ids = [c.id for c in campaigns_to_remind(session, campaign_id)]
-    return [remind_campaign(engine, cid, now=now, dry_run=dry_run, actor=actor) for cid in ids]
 
 
 def summary_line(report: ReminderReport) -> str:
