@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from efa_rollout import PROJECT_ROOT
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.domain.text import german_date
 from efa_rollout.services import campaigns, clock, lookup
 from efa_rollout.settings import get_settings
 from models import Enrolment, Municipality
@@ -202,7 +203,7 @@ def create_campaigns(say: Callable[[str], None]) -> None:
                 )
             )
             say(
-                f"Kampagne {campaign.id} angelegt: {count} Gemeinden, Go-Live {campaign.go_live:%d.%m.%Y}"
+                f"Kampagne {campaign.id} angelegt: {count} Gemeinden, Go-Live {german_date(campaign.go_live)}"
             )
 
 
@@ -347,7 +348,7 @@ class DemoRunner:
     def run_step(self, step: Step) -> None:
         """One simulated day."""
         now = moment(step.day)
-        self.say(f"\n── {step.day:%d.%m.%Y} · {step.title}")
+        self.say(f"\n── {german_date(step.day)} · {step.title}")
         summaries = []
         for action in step.actions:
             kind, _, rest = action.partition(":")

@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
+from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import markdown_cell
 from efa_rollout.services.clock import resolve_as_of
@@ -161,7 +162,7 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
 def _markdown(params: RecordResponseInput, result: dict[str, Any]) -> str:
     lines = [f"# Rückmeldung {params.campaign} · {result['ags']}", ""]
     if "version" in result:
-        status = "eingereicht" if result["status"] == "submitted" else "Entwurf"
+        status = "eingereicht" if result["status"] == ResponseStatus.SUBMITTED else "Entwurf"
         lines.append(
             f"- Antworten gespeichert: Version **{result['version']}** ({status}), "
             f"vollständig: **{'ja' if result['complete'] else 'nein'}**"

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from efa_rollout.domain.workdays import german_date
+from efa_rollout.domain.text import german_date
 from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
 from efa_rollout.services.reminders import (

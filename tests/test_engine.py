@@ -33,7 +33,7 @@ def stages(campaign_id: str) -> dict[str, str]:
 
 def answer(campaign_id: str, ags: str, day: str) -> None:
     with session_scope() as session:
-        enrolment = lookup.get_enrolment(session, campaign_id, ags)
+        enrolment = lookup.find_enrolment(session, campaign_id, ags)
         template = lookup.get_campaign(session, campaign_id).template
         save_answers(
             session,
@@ -156,7 +156,7 @@ def test_tick_does_not_go_live(district: Path) -> None:
 def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) -> None:
     start_campaign(EWA, at("2024-04-15"))
     with session_scope() as session:
-        enrolment = lookup.get_enrolment(session, EWA, "08136088")
+        enrolment = lookup.find_enrolment(session, EWA, "08136088")
         overrides.set_status(
             session,
             enrolment,
@@ -165,7 +165,7 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
             actor="Koordination",
             now=at("2024-05-01"),
         )
-        excluded = lookup.get_enrolment(session, EWA, "08136002")
+        excluded = lookup.find_enrolment(session, EWA, "08136002")
         overrides.set_status(
             session,
             excluded,
@@ -178,7 +178,7 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
     assert stages(EWA)["08136088"] == Stage.INFORMATION_COLLECTION
     assert stages(EWA)["08136002"] == Stage.INFORMATION_COLLECTION
     with session_scope() as session:
-        enrolment = lookup.get_enrolment(session, EWA, "08136088")
+        enrolment = lookup.find_enrolment(session, EWA, "08136088")
         assert (
             overrides.set_status(
                 session,
@@ -223,7 +223,7 @@ def test_set_stage_refuses_a_stage_the_campaign_does_not_have(district: Path) ->
     with session_scope() as session, pytest.raises(UserError, match="silent_go_live"):
         overrides.set_stage(
             session,
-            lookup.get_enrolment(session, EWA, "08136088"),
+            lookup.find_enrolment(session, EWA, "08136088"),
             Stage.SILENT_GO_LIVE,
             reason="x",
             actor="x",
@@ -260,7 +260,7 @@ def test_late_arrival_gets_the_latest_summary_once(district: Path) -> None:
 
     start_campaign(EWA, at("2024-04-15"))
     with session_scope() as session:
-        late = lookup.get_enrolment(session, EWA, "08136088")
+        late = lookup.find_enrolment(session, EWA, "08136088")
         overrides.set_status(
             session, late, EnrolmentStatus.PAUSED, reason="Urlaub", actor="K", now=at("2024-07-01")
         )
@@ -279,7 +279,7 @@ def test_late_arrival_gets_the_latest_summary_once(district: Path) -> None:
 
     assert summaries("08136088") == [] and summaries("08136002") == [1]
     with session_scope() as session:
-        late = lookup.get_enrolment(session, EWA, "08136088")
+        late = lookup.find_enrolment(session, EWA, "08136088")
         overrides.set_status(
             session, late, EnrolmentStatus.ACTIVE, reason="zurück", actor="K", now=at("2024-07-15")
         )

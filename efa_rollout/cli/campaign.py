@@ -10,6 +10,8 @@ import typer
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import definition_files, get_definition, load_definition
+from efa_rollout.domain.stages import CAMPAIGN_STATUS_LABELS
+from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
 from efa_rollout.services import campaigns, enrolment, lookup, orchestration
 from efa_rollout.settings import get_settings
@@ -118,7 +120,7 @@ def create_command(
         count = len(campaigns.targeted_municipalities(session, definition, campaign.area_code))
         typer.echo(
             f"Kampagne »{campaign.id}« angelegt: {campaign.title}, {campaign.area_name}, "
-            f"{count} Gemeinden, Go-Live {campaign.go_live:%d.%m.%Y}.\n"
+            f"{count} Gemeinden, Go-Live {german_date(campaign.go_live)}.\n"
             f"Starten mit: efa campaign start {campaign.id}"
         )
 
@@ -156,8 +158,8 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
                 r["id"],
                 r["service"],
                 r["area"],
-                c.go_live.strftime("%d.%m.%Y"),
-                campaigns.CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
+                german_date(c.go_live),
+                CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
                 r["enrolments"],
             ]
             for r, c in zip(rows, found, strict=True)
@@ -198,10 +200,14 @@ def show_command(
         return
     typer.echo(f"{campaign.title}  ({campaign.id})")
     typer.echo(f"Gebiet: {campaign.area_name} ({campaign.area_code}), {len(targeted)} Gemeinden")
-    typer.echo(f"Status: {campaigns.CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
+    typer.echo(f"Status: {CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
     typer.echo("Termine:")
     for key, value in campaign.dates.items():
-        shown = ", ".join(_de(v) for v in value) if isinstance(value, list) else _de(value)
+        shown = (
+            ", ".join(german_date(v) for v in value)
+            if isinstance(value, list)
+            else german_date(value)
+        )
         typer.echo(f"  {DATE_LABELS.get(key, key)}: {shown}")
     typer.echo("Stufen: " + " → ".join(s.label for s in definition.ordered_stages()))
     typer.echo(
@@ -219,10 +225,6 @@ DATE_LABELS = {
     "after_care_until": "Nachbetreuung bis",
     "trainings": "Schulungen",
 }
-
-
-def _de(iso: str) -> str:
-    return datetime.fromisoformat(iso).strftime("%d.%m.%Y")
 
 
 @app.command("start")
@@ -340,7 +342,7 @@ def status_command(
         print_json(data)
         return
     typer.echo(
-        f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {rollup.today:%d.%m.%Y}"
+        f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {german_date(rollup.today)}"
     )
     typer.echo(f"Status: {rollup.status_label} · {_key_dates_line(rollup)}")
     for entry in data["stages"].values():

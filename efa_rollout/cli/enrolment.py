@@ -36,7 +36,7 @@ def set_stage_command(
             f"Unbekannte Stufe »{stage}« (möglich: {', '.join(s.value for s in Stage)})."
         ) from None
     with session_scope() as session:
-        enrolment = lookup.get_enrolment(session, campaign_id, ags)
+        enrolment = lookup.find_enrolment(session, campaign_id, ags)
         before = Stage(enrolment.stage)
         overrides.set_stage(
             session,
@@ -51,7 +51,7 @@ def set_stage_command(
 
 def _status(campaign_id: str, ags: str, status: EnrolmentStatus, reason: str) -> None:
     with session_scope() as session:
-        enrolment = lookup.get_enrolment(session, campaign_id, ags)
+        enrolment = lookup.find_enrolment(session, campaign_id, ags)
         event = overrides.set_status(
             session,
             enrolment,

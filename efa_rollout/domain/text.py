@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
 
-def german_date(value: date | str, *, weekday: bool = False) -> str:
+def as_date(value: date | datetime | str) -> date:
+    """A date from a date, a datetime (its own calendar day) or an ISO string."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def weekday_name(value: date | datetime | str) -> str:
+    """'Freitag'."""
+    return WEEKDAYS[as_date(value).weekday()]
+
+
+def german_date(value: date | datetime | str, *, weekday: bool = False) -> str:
     """DD.MM.YYYY (with weekday: 'Freitag, 01.08.2025')."""
-    day = date.fromisoformat(value) if isinstance(value, str) else value
+    day = as_date(value)
     text = day.strftime("%d.%m.%Y")
     return f"{WEEKDAYS[day.weekday()]}, {text}" if weekday else text
+
+
+def german_weekday_date(value: date | datetime | str) -> str:
+    """The German weekday and date, e.g. 'Freitag, 15.03.2025'."""
+    return german_date(value, weekday=True)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.errors import UserError
 from models import (
-    Campaign,
     Enrolment,
 )
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from efa_rollout.importers.validation import ImportResult
 from efa_rollout.services.answers import latest_response, save_answers, validate_answers
 from efa_rollout.services.contacts import CONTACT_ALIASES
-from efa_rollout.services.lookup import definition_of
+from efa_rollout.services.lookup import campaign_definition, get_campaign
 
 #: Headers that name the municipality's key.
 AGS_HEADERS = ("AGS", "Gemeindeschlüssel", "Amtlicher Gemeindeschlüssel", "Gemeindekennziffer")
@@ -92,10 +92,8 @@ def import_answers(
         parse_ags,
     )
 
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise UserError(f"Die Kampagne »{campaign_id}« gibt es nicht.")
-    definition = definition_of(campaign)
+    campaign = get_campaign(session, campaign_id)
+    definition = campaign_definition(campaign)
     table = read_table(Path(path))
     ags_index, columns, ignored, unknown = _answer_columns(table.headers, definition)
     if ags_index is None:
@@ -199,7 +197,7 @@ def import_answers(
         if (
             latest is not None
             and latest.answers == checked.clean
-            and (latest.status == "submitted" or not submit)
+            and (latest.status == ResponseStatus.SUBMITTED or not submit)
         ):
             result.unchanged += 1
             continue

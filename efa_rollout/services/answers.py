@@ -9,21 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from efa_rollout.definitions import CampaignDefinition, QuestionField
+from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.stages import ResponseStatus
+from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
-from models import (
-    Enrolment,
-    Event,
-    QuestionnaireResponse,
-)
-
-if TYPE_CHECKING:
-    pass
 from efa_rollout.services.contacts import format_contact, parse_contact, parse_contacts
 from efa_rollout.services.fields import (
     MAX_TEXT,
@@ -38,7 +33,12 @@ from efa_rollout.services.fields import (
     parse_yesno,
     text_parser,
 )
-from efa_rollout.services.lookup import campaign_of, definition_of
+from efa_rollout.services.lookup import campaign_definition, get_campaign
+from models import (
+    Enrolment,
+    Event,
+    QuestionnaireResponse,
+)
 
 #: Where an entry came from; recorded on the response, the checklist row and the event.
 SOURCES = ("portal", "cli", "import", "prefect", "simulation")
@@ -142,7 +142,7 @@ def latest_response(
     """The newest answers version of an enrolment (only submitted ones if SUBMITTED_ONLY)."""
     query = select(QuestionnaireResponse).where(QuestionnaireResponse.enrolment_id == enrolment_id)
     if submitted_only:
-        query = query.where(QuestionnaireResponse.status == "submitted")
+        query = query.where(QuestionnaireResponse.status == ResponseStatus.SUBMITTED)
     query = query.order_by(QuestionnaireResponse.version.desc())  # type: ignore[attr-defined]
     return session.exec(query.limit(1)).first()
 
@@ -155,7 +155,7 @@ def format_answer(question: QuestionField, value: Any) -> str:
         return "ja" if value else "nein"
     if question.type == "date":
         try:
-            return date.fromisoformat(str(value)).strftime("%d.%m.%Y")
+            return german_date(date.fromisoformat(str(value)))
         except ValueError:
             return str(value)
     if question.type == "choice":
@@ -209,8 +209,8 @@ def save_answers(
     """
     check_source(source)
     assert enrolment.id is not None
-    campaign = campaign_of(session, enrolment)
-    definition = definition_of(campaign)
+    campaign = get_campaign(session, enrolment.campaign_id)
+    definition = campaign_definition(campaign)
     latest = latest_response(session, enrolment.id)
     combined: dict[str, Any] = dict(latest.answers) if merge and latest is not None else {}
     for key, value in answers.items():
@@ -237,7 +237,7 @@ def save_answers(
     response = QuestionnaireResponse(
         enrolment_id=enrolment.id,
         version=version,
-        status="submitted" if submit else "draft",
+        status=ResponseStatus.SUBMITTED if submit else ResponseStatus.DRAFT,
         answers=result.clean,
         complete=result.complete,
         source=source,
@@ -258,7 +258,7 @@ def save_answers(
             ags=enrolment.ags,
             enrolment_id=enrolment.id,
             actor=author,
-            kind="answers_submitted" if submit else "answers_saved",
+            kind=EventKind.ANSWERS_SUBMITTED if submit else "answers_saved",
             reason=reason,
             data={
                 "version": version,

@@ -12,11 +12,12 @@ from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.stages import CampaignStatus
+from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import Campaign, Enrolment, Event, Municipality
-
-CAMPAIGN_STATUS_LABELS = {"created": "angelegt", "running": "läuft", "closed": "abgeschlossen"}
 
 
 def slugify(text: str) -> str:
@@ -111,7 +112,7 @@ def create_campaign(
         go_live=go_live,
         dates=definition.resolve_dates(go_live, date_overrides),
         definition=snapshot,
-        status="created",
+        status=CampaignStatus.CREATED,
         created_at=now,
     )
     session.add(campaign)
@@ -120,8 +121,8 @@ def create_campaign(
             at=now,
             campaign_id=campaign_id,
             actor=actor,
-            kind="campaign_created",
-            reason=f"aus Vorlage {definition.key}, Go-Live {go_live.strftime('%d.%m.%Y')}",
+            kind=EventKind.CAMPAIGN_CREATED,
+            reason=f"aus Vorlage {definition.key}, Go-Live {german_date(go_live)}",
             data={"area": code, "dates": campaign.dates},
         )
     )
@@ -140,14 +141,16 @@ def mark_started(engine: Engine, campaign_id: str, *, now: datetime, actor: str)
     """Set CAMPAIGN_ID running (once); True when it was not running before."""
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
-        if campaign.status == "running":
+        if campaign.status == CampaignStatus.RUNNING:
             return False
-        if campaign.status == "closed":
+        if campaign.status == CampaignStatus.CLOSED:
             raise UserError(f"Die Kampagne »{campaign_id}« ist abgeschlossen.")
-        campaign.status = "running"
+        campaign.status = CampaignStatus.RUNNING
         campaign.started_at = now
         session.add(campaign)
-        session.add(Event(at=now, campaign_id=campaign_id, actor=actor, kind="campaign_started"))
+        session.add(
+            Event(at=now, campaign_id=campaign_id, actor=actor, kind=EventKind.CAMPAIGN_STARTED)
+        )
         return True
 
 
@@ -163,7 +166,7 @@ def close_collection(session: Session, campaign_id: str, *, now: datetime, actor
             at=now,
             campaign_id=campaign_id,
             actor=actor,
-            kind="collection_closed",
+            kind=EventKind.COLLECTION_CLOSED,
             reason="Informationserhebung geschlossen",
         )
     )

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, select
 
 from efa_rollout.definitions import CampaignDefinition, ChecklistItem
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.errors import UserError
+from efa_rollout.services.answers import check_source, touch_enrolment
+from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import (
     ChecklistItemState,
     Enrolment,
     Event,
 )
-
-if TYPE_CHECKING:
-    pass
-from efa_rollout.services.answers import check_source, touch_enrolment
-from efa_rollout.services.lookup import campaign_of, definition_of
 
 
 def recompute_required_open(
@@ -74,7 +72,7 @@ def set_checklist_item(
     """
     check_source(source)
     assert enrolment.id is not None
-    definition = definition_of(campaign_of(session, enrolment))
+    definition = campaign_definition(get_campaign(session, enrolment.campaign_id))
     _item(definition, enrolment, item_key)
     if note is not None:
         note = note.strip() or None
@@ -108,7 +106,7 @@ def set_checklist_item(
             ags=enrolment.ags,
             enrolment_id=enrolment.id,
             actor=author,
-            kind="checklist_item_done" if done else "checklist_item_reopened",
+            kind=EventKind.CHECKLIST_ITEM_DONE if done else EventKind.CHECKLIST_ITEM_REOPENED,
             data={"item": item_key, "note": note, "source": source},
         )
     )
@@ -128,7 +126,7 @@ def checklist_view(
     Each entry: key, title, owner, required, help, due (date), done, done_at, note, overdue.
     """
     assert enrolment.id is not None
-    go_live = enrolment.go_live or campaign_of(session, enrolment).go_live
+    go_live = enrolment.go_live or get_campaign(session, enrolment.campaign_id).go_live
     states = {
         s.item_key: s
         for s in session.exec(

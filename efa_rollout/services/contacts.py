@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
+from sqlmodel import Session
+
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.services.fields import (
     InvalidValue,
     is_empty,
@@ -16,6 +19,12 @@ from efa_rollout.services.fields import (
     parse_phone,
     text_parser,
 )
+from models import Contact, Event
+
+#: Longest name or function of a contact person (portal, answers, imports).
+MAX_CONTACT_TEXT = 200
+#: The salutations a contact may have (or none).
+SALUTATIONS = ("Frau", "Herr")
 
 #: The keys of a contact answer, in display order.
 CONTACT_KEYS = ("salutation", "name", "function", "email", "phone")
@@ -36,7 +45,7 @@ CONTACT_ALIASES = {
 }
 
 
-_SALUTATIONS = {"frau": "Frau", "fr": "Frau", "herr": "Herr", "hr": "Herr"}
+SALUTATION_ALIASES = {"frau": "Frau", "fr": "Frau", "herr": "Herr", "hr": "Herr"}
 
 
 _MAX_CONTACTS = 200
@@ -104,13 +113,13 @@ def parse_contact(value: Any) -> dict[str, Any]:
     salutation = data.get("salutation")
     if salutation is not None:
         text = str(salutation).strip().rstrip(".").lower()
-        if text in _SALUTATIONS:
-            contact["salutation"] = _SALUTATIONS[text]
+        if text in SALUTATION_ALIASES:
+            contact["salutation"] = SALUTATION_ALIASES[text]
         else:
             problems.append(f"Anrede »{salutation}« ist ungültig (erwartet Frau, Herr oder leer)")
     for key, label, parser in (
-        ("name", "Name", text_parser(200)),
-        ("function", "Funktion", text_parser(200)),
+        ("name", "Name", text_parser(MAX_CONTACT_TEXT)),
+        ("function", "Funktion", text_parser(MAX_CONTACT_TEXT)),
         ("email", "E-Mail", parse_email),
         ("phone", "Telefon", parse_phone),
     ):
@@ -161,3 +170,63 @@ def format_contact(value: Any) -> str:
         parts[0] += f" ({value['function']})"
     parts.extend(str(value[k]) for k in ("email", "phone") if value.get(k))
     return ", ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """One checked row of a contact list: keep or update (DATA), add (no ID) or DELETE."""
+
+    id: int | None
+    delete: bool
+    data: dict[str, Any]
+
+
+def apply_contact_changes(
+    session: Session,
+    existing: Mapping[int | None, Contact],
+    changes: Sequence[ContactChange],
+    *,
+    ags: str,
+    campaign_id: str,
+    enrolment_id: int | None,
+    actor: str,
+    now: datetime,
+    source: str = "portal",
+) -> bool:
+    """Store CHANGES to a municipality's contacts (logged once); False when nothing changed."""
+    added = changed = deleted = 0
+    for change in changes:
+        contact = existing.get(change.id) if change.id is not None else None
+        if change.delete:
+            if contact is not None:
+                session.delete(contact)
+                deleted += 1
+            continue
+        if contact is None:
+            session.add(Contact(ags=ags, source=source, updated_at=now, **change.data))
+            added += 1
+        elif any(getattr(contact, k) != v for k, v in change.data.items()):
+            if contact.email != change.data["email"]:
+                contact.delivery_failed_at = None  # a new address gets a fresh chance
+                contact.delivery_failure = None
+            for key, value in change.data.items():
+                setattr(contact, key, value)
+            contact.source = source
+            contact.updated_at = now
+            session.add(contact)
+            changed += 1
+    if not (added or changed or deleted):
+        return False
+    session.flush()
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign_id,
+            ags=ags,
+            enrolment_id=enrolment_id,
+            actor=actor,
+            kind=EventKind.CONTACTS_CHANGED,
+            data={"added": added, "changed": changed, "deleted": deleted, "source": source},
+        )
+    )
+    return True

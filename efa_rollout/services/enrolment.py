@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
-from efa_rollout.services.audit import event_row
 from efa_rollout.services.lookup import campaign_definition, get_campaign, load_batch
 from efa_rollout.services.progression import BatchResult
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
@@ -64,7 +64,7 @@ def enrol_batch(
                     enrolment_id,
                     actor,
                     now,
-                    "enrolled",
+                    EventKind.ENROLLED,
                     None,
                     Stage.INFORMATION_COLLECTION,
                     "in die Kampagne aufgenommen",

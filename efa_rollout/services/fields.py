@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from efa_rollout.definitions import QuestionField
-
-if TYPE_CHECKING:
-    pass
-
 
 _PHONE = re.compile(r"^\+?[0-9 ()/\-]+$")
 
@@ -77,10 +73,14 @@ def parse_email(value: Any) -> str:
         ) from None
 
 
+def is_phone(text: str) -> bool:
+    """Digits, spaces and + / - ( ): at least 3 digits, at most 40 characters."""
+    return bool(_PHONE.match(text)) and sum(ch.isdigit() for ch in text) >= 3 and len(text) <= 40
+
+
 def parse_phone(value: Any) -> str:
     text = " ".join(as_text(value).split())
-    digits = sum(ch.isdigit() for ch in text)
-    if not _PHONE.match(text) or digits < 3 or len(text) > 40:
+    if not is_phone(text):
         raise InvalidValue(
             f"»{text}« ist keine gültige Telefonnummer (erlaubt sind Ziffern, Leerzeichen "
             "und + / - ( ), z. B. 07361 503-1234)."

@@ -7,11 +7,11 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.definitions import CampaignDefinition, get_definition
 from efa_rollout.domain.rules import (
     Timeline,
 )
-from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
 from models import (
     Campaign,
@@ -21,8 +21,10 @@ from models import (
 
 
 def campaign_definition(campaign: Campaign) -> CampaignDefinition:
-    """The definition snapshot stored with CAMPAIGN."""
-    return CampaignDefinition.model_validate(campaign.definition)
+    """The definition snapshot stored with CAMPAIGN (the current template when there is none)."""
+    if campaign.definition:
+        return CampaignDefinition.model_validate(campaign.definition)
+    return get_definition(campaign.template)
 
 
 def all_campaigns(session: Session) -> list[Campaign]:
@@ -31,11 +33,14 @@ def all_campaigns(session: Session) -> list[Campaign]:
 
 
 def get_campaign(session: Session, campaign_id: str) -> Campaign:
-    """The campaign CAMPAIGN_ID, or a German error listing the known ones."""
+    """The campaign CAMPAIGN_ID, or the one German error listing the known ones."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        known = ", ".join(session.exec(select(Campaign.id).order_by(Campaign.id)).all()) or "keine"
-        raise UserError(f"Keine Kampagne »{campaign_id}« (vorhanden: {known}).")
+        known = session.exec(select(Campaign.id).order_by(col(Campaign.id))).all()
+        raise UserError(
+            f"Die Kampagne »{campaign_id}« gibt es nicht.",
+            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
+        )
     return campaign
 
 
@@ -53,7 +58,9 @@ def running_campaign_ids(session: Session, only: str | None = None) -> list[str]
     if only:
         get_campaign(session, only)
         return [only]
-    query = select(Campaign.id).where(Campaign.status == "running").order_by(Campaign.id)
+    query = (
+        select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING).order_by(Campaign.id)
+    )
     return list(session.exec(query).all())
 
 
@@ -84,17 +91,6 @@ def load_batch(
     return [(e, m) for e, m in session.exec(query)]
 
 
-def get_enrolment(session: Session, campaign_id: str, ags: str) -> Enrolment:
-    """The enrolment of AGS in CAMPAIGN_ID, or a German error."""
-    get_campaign(session, campaign_id)
-    enrolment = session.exec(
-        select(Enrolment).where(Enrolment.campaign_id == campaign_id, Enrolment.ags == ags)
-    ).first()
-    if enrolment is None:
-        raise UserError(f"Die Gemeinde {ags} nimmt an der Kampagne »{campaign_id}« nicht teil.")
-    return enrolment
-
-
 def stage_counts(session: Session, campaign_id: str) -> dict[str, int]:
     """Active enrolments per stage (a quick roll-up for CLI output)."""
     query = (
@@ -107,18 +103,6 @@ def stage_counts(session: Session, campaign_id: str) -> dict[str, int]:
     return {stage: count for stage, count in session.exec(query)}
 
 
-def definition_of(campaign: Campaign) -> CampaignDefinition:
-    """The campaign's definition snapshot, validated."""
-    return CampaignDefinition.model_validate(campaign.definition)
-
-
-def campaign_of(session: Session, enrolment: Enrolment) -> Campaign:
-    campaign = session.get(Campaign, enrolment.campaign_id)
-    if campaign is None:  # pragma: no cover - foreign key
-        raise UserError(f"Die Kampagne »{enrolment.campaign_id}« gibt es nicht.")
-    return campaign
-
-
 def find_enrolment(session: Session, campaign_id: str, ags: str) -> Enrolment:
     """The enrolment of AGS in CAMPAIGN_ID; a German UserError when there is none."""
     code = ags.strip()
@@ -126,13 +110,7 @@ def find_enrolment(session: Session, campaign_id: str, ags: str) -> Enrolment:
         code = code.zfill(8)  # Excel lost the leading zero
     if not (code.isdigit() and len(code) == 8):
         raise UserError(f"»{ags}« ist kein gültiger Gemeindeschlüssel (8 Ziffern erwartet).")
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        known = session.exec(select(Campaign.id).order_by(Campaign.id)).all()
-        raise UserError(
-            f"Die Kampagne »{campaign_id}« gibt es nicht.",
-            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
-        )
+    get_campaign(session, campaign_id)
     enrolment = session.exec(
         select(Enrolment).where(Enrolment.campaign_id == campaign_id, Enrolment.ags == code)
     ).first()
@@ -152,3 +130,9 @@ def enrolment_stages(session: Session, campaign_id: str) -> list[tuple[str, str,
         .order_by(col(Enrolment.ags))
     ).all()
     return [tuple(row) for row in rows]
+
+
+def municipality_label(session: Session, ags: str) -> str:
+    """'Hüttlingen (08136027)', or the AGS alone when it is not in the directory."""
+    municipality = session.get(Municipality, ags)
+    return f"{municipality.name} ({ags})" if municipality else ags

@@ -23,7 +23,8 @@ from efa_rollout.mail.message import (
     normalize_address,
 )
 from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
-from efa_rollout.portal.links import portal_url
+from efa_rollout.services.links import portal_url
+from efa_rollout.services.lookup import get_campaign
 from efa_rollout.services.outbox import logical_message_id, select_recipients, store_message
 from efa_rollout.settings import get_settings
 from models import Campaign, Enrolment, Municipality, OutboxMessage
@@ -186,9 +187,7 @@ def preview_campaign_mail(
 ) -> MailPreview:
     """How KIND would look for AGS in CAMPAIGN_ID; nothing is queued, no link is issued."""
     settings = get_settings()
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise UserError(f"Kampagne »{campaign_id}« gibt es nicht.")
+    campaign = get_campaign(session, campaign_id)
     municipality = session.get(Municipality, ags)
     if municipality is None:
         raise UserError(f"Gemeinde mit AGS {ags} ist nicht im Verzeichnis.")

@@ -235,7 +235,7 @@ def remind_campaign(
     with session_scope(runner.engine) as session:
         campaign = reminders.campaigns_to_remind(session, campaign_id)[0]
         note = reminders.not_running_note(campaign)
-        service_key = reminders.definition_for(campaign).service_key
+        service_key = lookup.campaign_definition(campaign).service_key
         batches = [] if note else reminders.candidate_id_batches(session, campaign)
     report = ReminderReport(campaign_id, dry_run=dry_run, note=note)
     with runner.campaign_scope(campaign_id, service_key):

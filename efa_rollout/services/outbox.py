@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -30,7 +31,7 @@ from efa_rollout.mail.message import (
     normalize_address,
 )
 from efa_rollout.mail.render import RenderedMail, render_mail
-from efa_rollout.portal.links import issue_token, portal_url
+from efa_rollout.services.links import issue_token, portal_url
 from efa_rollout.settings import Settings, get_settings
 from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
 
@@ -114,7 +115,7 @@ def _record_not_queued(
             ags=enrolment.ags,
             enrolment_id=enrolment.id,
             actor=ACTOR,
-            kind="mail_not_queued",
+            kind=EventKind.MAIL_NOT_QUEUED,
             reason="keine zustellbare Ansprechperson",
             data=data,
         )
@@ -417,7 +418,9 @@ def retry_messages(
             "manual_retries": int((row.meta or {}).get("manual_retries", 0)) + 1,
         }
         session.add(row)
-        session.add(_action_event(row, "mail_retry_requested", f"vorher: {previous}", now, actor))
+        session.add(
+            _action_event(row, EventKind.MAIL_RETRY_REQUESTED, f"vorher: {previous}", now, actor)
+        )
         retried.append(row)
     return retried, problems
 
@@ -436,13 +439,13 @@ def cancel_messages(
         row.status = "cancelled"
         row.next_attempt_at = None
         session.add(row)
-        session.add(_action_event(row, "mail_cancelled", f"vorher: {previous}", now, actor))
+        session.add(_action_event(row, EventKind.MAIL_CANCELLED, f"vorher: {previous}", now, actor))
         cancelled.append(row)
     return cancelled, problems
 
 
 def _action_event(
-    row: OutboxMessage, kind: str, reason: str, now: datetime, actor: str | None
+    row: OutboxMessage, kind: EventKind, reason: str, now: datetime, actor: str | None
 ) -> Event:
     return Event(
         at=now,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
 from efa_rollout.services.lookup import campaign_definition, get_campaign
@@ -29,7 +30,7 @@ def set_stage(
         ags=enrolment.ags,
         enrolment_id=enrolment.id,
         actor=actor,
-        kind="stage_changed",
+        kind=EventKind.STAGE_CHANGED,
         from_stage=enrolment.stage,
         to_stage=stage.value,
         reason=reason,
@@ -62,7 +63,7 @@ def set_status(
         ags=enrolment.ags,
         enrolment_id=enrolment.id,
         actor=actor,
-        kind="status_changed",
+        kind=EventKind.STATUS_CHANGED,
         reason=reason,
         data={"from": enrolment.status, "to": status.value, "override": True},
     )

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
+from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.rules import (
     LIVE_STAGES,
     Facts,
@@ -18,7 +19,6 @@ from efa_rollout.domain.rules import (
     go_live_blocked,
 )
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
-from efa_rollout.services.audit import event_row
 from efa_rollout.services.clock import local_today
 from efa_rollout.services.lookup import get_campaign, load_batch, timeline_of
 from models import Campaign, Enrolment, Event, Municipality, OutboxMessage
@@ -146,7 +146,7 @@ def advance_batch(
                         row.id,
                         actor,
                         now,
-                        "stage_changed",
+                        EventKind.STAGE_CHANGED,
                         step.from_stage,
                         step.to_stage,
                         step.reason,

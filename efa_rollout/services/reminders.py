@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, not_, or_
 from sqlmodel import Session, col, select
 
-from efa_rollout.definitions import CampaignDefinition, get_definition
+from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.reminders import (
     ACTION_LABELS,
     DROPPED_EVENT,
@@ -30,16 +31,14 @@ from efa_rollout.domain.reminders import (
     decide_reminder,
     open_items,
 )
-from efa_rollout.domain.stages import EnrolmentStatus, Stage
-from efa_rollout.domain.workdays import WorkCalendar, german_date
-from efa_rollout.errors import UserError
+from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
+from efa_rollout.domain.text import german_date
+from efa_rollout.domain.workdays import WorkCalendar
 from efa_rollout.services.batches import BATCH_SIZE, chunks
+from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
 
 DEFAULT_ACTOR = "erinnerungen"
-
-
-RUNNING = "running"
 
 
 @dataclass
@@ -99,26 +98,14 @@ class ReminderReport:
 _COUNTS = ("evaluated", "reminders", "escalations", "dropped", "deferred", "without_recipient")
 
 
-def definition_for(campaign: Campaign) -> CampaignDefinition:
-    """The campaign's definition snapshot (the current template when there is none)."""
-    if campaign.definition:
-        return CampaignDefinition.model_validate(campaign.definition)
-    return get_definition(campaign.template)
-
-
 def campaigns_to_remind(session: Session, campaign_id: str | None) -> list[Campaign]:
     """The running campaigns, or the one named (a German error when it does not exist)."""
     if campaign_id is None:
-        query = select(Campaign).where(Campaign.status == RUNNING).order_by(Campaign.id)
-        return list(session.exec(query).all())
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        known = session.exec(select(Campaign.id).order_by(Campaign.id)).all()
-        raise UserError(
-            f"Die Kampagne »{campaign_id}« gibt es nicht.",
-            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
+        query = (
+            select(Campaign).where(Campaign.status == CampaignStatus.RUNNING).order_by(Campaign.id)
         )
-    return [campaign]
+        return list(session.exec(query).all())
+    return [get_campaign(session, campaign_id)]
 
 
 def _candidate_filter(campaign: Campaign) -> Any:
@@ -219,7 +206,7 @@ class _CampaignFacts:
 
 
 def _campaign_facts(campaign: Campaign) -> _CampaignFacts:
-    definition = definition_for(campaign)
+    definition = campaign_definition(campaign)
     value = (campaign.dates or {}).get("collection_deadline")
     deadline = (
         date.fromisoformat(value)
@@ -279,7 +266,7 @@ def drop_event(
         ags=enrolment.ags,
         enrolment_id=enrolment.id,
         actor=actor,
-        kind=DROPPED_EVENT,
+        kind=EventKind.REMINDER_DROPPED,
         reason=(
             f"Erinnerung(en) vom {days} nicht versandt: der Tag ist verstrichen, "
             "Erinnerungen werden nicht nachgeholt."
@@ -403,7 +390,7 @@ def _count_mail(report: ReminderReport, decision: ReminderDecision, queued: bool
 
 def not_running_note(campaign: Campaign) -> str | None:
     """Why a campaign gets no reminders, or None when it is running."""
-    if campaign.status == RUNNING:
+    if campaign.status == CampaignStatus.RUNNING:
         return None
     return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
 

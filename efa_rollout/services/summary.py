@@ -24,11 +24,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.domain.text import german_date
-from efa_rollout.errors import UserError
 from efa_rollout.services.answers import format_answer, latest_response
-from efa_rollout.services.lookup import definition_of
+from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.summary_document import render_html, render_pdf
 from models import Campaign, Enrolment, Event, Municipality, OutboxMessage, SummaryDocument
 
@@ -130,7 +130,7 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
     """
     from efa_rollout.settings import get_settings
 
-    definition = definition_of(campaign)
+    definition = campaign_definition(campaign)
     rows = session.exec(
         select(Enrolment, Municipality)
         .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
@@ -288,7 +288,7 @@ def _build(session: Session, campaign: Campaign, *, now: datetime) -> tuple[Summ
             at=now,
             campaign_id=campaign.id,
             actor="zusammenfassung",
-            kind="summary_built",
+            kind=EventKind.SUMMARY_BUILT,
             reason=f"Zusammenfassung Version {version} erstellt",
             data={"version": version, "content_hash": digest, **data["counts"]},
         )
@@ -397,7 +397,7 @@ def _distribute(
                 ags=municipality.ags,
                 enrolment_id=enrolment.id,
                 actor=actor,
-                kind="summary_queued",
+                kind=EventKind.SUMMARY_QUEUED,
                 reason=f"Zusammenfassung Version {document.version} in den Postausgang gestellt",
                 data={"version": document.version, "outbox_id": message.id},
             )
@@ -423,7 +423,7 @@ def distribute_summary(
     """
     if isinstance(engine_or_session, Session):
         session = engine_or_session
-        campaign = _campaign(session, campaign_id)
+        campaign = get_campaign(session, campaign_id)
         document, created = _build(session, campaign, now=now)
         pairs = eligible_enrolments(session, campaign_id)
         rows = _distribute(session, campaign, document, pairs, now=now, actor=actor)
@@ -431,14 +431,14 @@ def distribute_summary(
         from efa_rollout.db import session_scope
 
         with session_scope(engine_or_session) as session:
-            campaign = _campaign(session, campaign_id)
+            campaign = get_campaign(session, campaign_id)
             document, created = _build(session, campaign, now=now)
             ids = [e.id for e, _ in eligible_enrolments(session, campaign_id)]
         rows = []
         for start in range(0, len(ids), DISTRIBUTION_BATCH):
             batch = [i for i in ids[start : start + DISTRIBUTION_BATCH] if i is not None]
             with session_scope(engine_or_session) as session:
-                campaign = _campaign(session, campaign_id)
+                campaign = get_campaign(session, campaign_id)
                 pairs = eligible_enrolments(session, campaign_id, ids=batch)
                 rows.extend(_distribute(session, campaign, document, pairs, now=now, actor=actor))
     queued = sum(1 for r in rows if r["ergebnis"] == "in den Postausgang gestellt")
@@ -452,14 +452,3 @@ def distribute_summary(
         "not_queued": len(rows) - queued - already,
         "rows": rows,
     }
-
-
-def _campaign(session: Session, campaign_id: str) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        known = session.exec(select(Campaign.id).order_by(Campaign.id)).all()
-        raise UserError(
-            f"Die Kampagne »{campaign_id}« gibt es nicht.",
-            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
-        )
-    return campaign
