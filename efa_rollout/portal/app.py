@@ -15,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -65,6 +65,7 @@ from efa_rollout.services.answers import (
     AnswersInvalid,
     format_answer,
     latest_response,
+    response_versions,
     save_answers,
 )
 from efa_rollout.services.checklist import checklist_view, set_checklist_item
@@ -74,10 +75,11 @@ from efa_rollout.services.contacts import (
     SALUTATIONS,
     ContactChange,
     apply_contact_changes,
+    contacts_of,
 )
 from efa_rollout.services.fields import is_phone
 from efa_rollout.services.links import TokenState, check_token
-from efa_rollout.services.lookup import campaign_definition
+from efa_rollout.services.lookup import campaign_definition, enrolment_of_link
 from efa_rollout.settings import Settings, get_settings
 from models import (
     Campaign,
@@ -340,15 +342,10 @@ class Portal:
             return _refusal_for(check.state)
         row = check.row
         assert row is not None
-        campaign = session.get(Campaign, row.campaign_id)
-        municipality = session.get(Municipality, row.ags)
-        enrolment = session.exec(
-            select(Enrolment).where(
-                Enrolment.campaign_id == row.campaign_id, Enrolment.ags == row.ags
-            )
-        ).first()
-        if campaign is None or municipality is None or enrolment is None:
+        found = enrolment_of_link(session, row.campaign_id, row.ags)
+        if found is None:
             return Refusal(410, bad_link=True)
+        campaign, enrolment, municipality = found
         return Target(row, campaign, enrolment, municipality, campaign_definition(campaign))
 
     def _check_post(self, request: Request, target: Target, form: FormData) -> Refusal | None:
@@ -546,17 +543,10 @@ class Portal:
         ]
         return list(dict.fromkeys(r for r in roles if r))
 
-    def _contacts(self, session: Session, ags: str) -> list[Contact]:
-        return list(
-            session.exec(
-                select(Contact).where(Contact.ags == ags).order_by(Contact.role, Contact.id)  # type: ignore[arg-type]
-            ).all()
-        )
-
     def save_contacts(
         self, session: Session, target: Target, token: str, form: FormData
     ) -> Response:
-        existing = {c.id: c for c in self._contacts(session, target.municipality.ags)}
+        existing = {c.id: c for c in contacts_of(session, target.municipality.ags)}
         rows = contact_rows_from_form(form)
         roles = self.role_options(target, [c.role for c in existing.values()])
         if str(form.get("aktion") or "") == "zeile":
@@ -619,13 +609,7 @@ class Portal:
         """The portal page of TARGET, with POSTED input and errors when shown again."""
         enrolment_id = _id(target.enrolment)
         fields = target.fields
-        versions = list(
-            session.exec(
-                select(QuestionnaireResponse)
-                .where(QuestionnaireResponse.enrolment_id == enrolment_id)
-                .order_by(QuestionnaireResponse.version.desc())  # type: ignore[attr-defined]
-            ).all()
-        )
+        versions = response_versions(session, enrolment_id)
         latest = versions[0] if versions else None
         submitted = next((v for v in versions if v.status == ResponseStatus.SUBMITTED), None)
         values = posted.values
@@ -653,7 +637,7 @@ class Portal:
             else:
                 item["form_done"], item["form_note"] = item["done"], item["note"] or ""
 
-        contacts = self._contacts(session, target.municipality.ags)
+        contacts = contacts_of(session, target.municipality.ags)
         contact_rows = posted.contacts
         if contact_rows is None:
             contact_rows = [_row_of(c) for c in contacts] + [ContactRow()]

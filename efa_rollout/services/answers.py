@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from efa_rollout.definitions import CampaignDefinition, QuestionField
 from efa_rollout.domain.audit import EventKind
@@ -270,3 +270,13 @@ def save_answers(
     )
     session.flush()
     return response
+
+
+def response_versions(session: Session, enrolment_id: int) -> list[QuestionnaireResponse]:
+    """Every answers version of an enrolment, newest first."""
+    query = (
+        select(QuestionnaireResponse)
+        .where(QuestionnaireResponse.enrolment_id == enrolment_id)
+        .order_by(col(QuestionnaireResponse.version).desc())
+    )
+    return list(session.exec(query).all())

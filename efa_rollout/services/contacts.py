@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.services.fields import (
@@ -230,3 +230,9 @@ def apply_contact_changes(
         )
     )
     return True
+
+
+def contacts_of(session: Session, ags: str) -> list[Contact]:
+    """The contacts of a municipality, by role and age."""
+    query = select(Contact).where(Contact.ags == ags).order_by(col(Contact.role), col(Contact.id))
+    return list(session.exec(query).all())

@@ -136,3 +136,17 @@ def municipality_label(session: Session, ags: str) -> str:
     """'Hüttlingen (08136027)', or the AGS alone when it is not in the directory."""
     municipality = session.get(Municipality, ags)
     return f"{municipality.name} ({ags})" if municipality else ags
+
+
+def enrolment_of_link(
+    session: Session, campaign_id: str, ags: str
+) -> tuple[Campaign, Enrolment, Municipality] | None:
+    """What a portal link points to, or None when any of it is gone."""
+    campaign = session.get(Campaign, campaign_id)
+    municipality = session.get(Municipality, ags)
+    enrolment = session.exec(
+        select(Enrolment).where(Enrolment.campaign_id == campaign_id, Enrolment.ags == ags)
+    ).first()
+    if campaign is None or municipality is None or enrolment is None:
+        return None
+    return campaign, enrolment, municipality
