@@ -1,8 +1,12 @@
-"""German text and formats everyone shares: dates DD.MM.YYYY, weekday names."""
+"""German text and formats everyone shares: dates DD.MM.YYYY, weekday names, the signature."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from efa_rollout.settings import Settings
 
 WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
@@ -31,3 +35,16 @@ def german_date(value: date | datetime | str, *, weekday: bool = False) -> str:
 def german_weekday_date(value: date | datetime | str) -> str:
     """The German weekday and date, e.g. 'Freitag, 15.03.2025'."""
     return german_date(value, weekday=True)
+
+
+def signature(settings: Settings) -> dict[str, str]:
+    """The coordinator's signature block (mails, portal, summary)."""
+    return {
+        "name": settings.coordinator_name,
+        "function": settings.coordinator_function,
+        "office": settings.coordinator_office,
+        "department": settings.coordinator_department,
+        "address": settings.coordinator_address,
+        "phone": settings.coordinator_phone,
+        "email": settings.coordinator_email,
+    }

@@ -33,7 +33,7 @@ from efa_rollout import TEMPLATES_DIR
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, QuestionField
 from efa_rollout.domain.stages import CampaignStatus, ResponseStatus, Stage
-from efa_rollout.domain.text import as_date, german_date, german_weekday_date
+from efa_rollout.domain.text import as_date, german_date, german_weekday_date, signature
 from efa_rollout.mail.message import InvalidAddressError, contact_address
 from efa_rollout.portal.forms import (
     CONTACT_LABELS,
@@ -297,15 +297,7 @@ class Portal:
         self.env.filters["datum_lang"] = fmt_long_date
         self.env.filters["zeitpunkt"] = self.fmt_moment
         self.env.globals["contact_labels"] = CONTACT_LABELS
-        self.env.globals["office"] = {
-            "name": settings.coordinator_name,
-            "function": settings.coordinator_function,
-            "office": settings.coordinator_office,
-            "department": settings.coordinator_department,
-            "address": settings.coordinator_address,
-            "phone": settings.coordinator_phone,
-            "email": settings.coordinator_email,
-        }
+        self.env.globals["office"] = signature(settings)
 
     # -- helpers ----------------------------------------------------------------------------
 

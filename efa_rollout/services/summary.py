@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
-from efa_rollout.domain.text import german_date
+from efa_rollout.domain.text import german_date, signature
 from efa_rollout.services.answers import format_answer, latest_response
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.summary_document import render_html, render_pdf
@@ -221,15 +221,7 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
         "key_rows": key_rows,
         "open_points": open_points,
         "next_steps": _next_steps(definition, campaign.go_live),
-        "coordinator": {
-            "name": settings.coordinator_name,
-            "function": settings.coordinator_function,
-            "office": settings.coordinator_office,
-            "department": settings.coordinator_department,
-            "address": settings.coordinator_address,
-            "phone": settings.coordinator_phone,
-            "email": settings.coordinator_email,
-        },
+        "coordinator": signature(settings),
     }
 
 
