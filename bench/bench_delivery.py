@@ -118,8 +118,8 @@ def queue(messages: int) -> list[tuple[str, list[str], bytes]]:
     from efa_rollout.db import get_engine
     from efa_rollout.mail.context import build_context
     from efa_rollout.mail.message import Recipient, build_message, message_bytes
-    from efa_rollout.mail.outbox import sample_extra, sample_objects
     from efa_rollout.mail.render import render_mail
+    from efa_rollout.services.mail_preview import sample_extra, sample_objects
     from efa_rollout.settings import get_settings
     from models import OutboxMessage
 

@@ -92,7 +92,7 @@ def write_contacts(path: Path, municipalities: list[tuple[str, str]]) -> int:
 
 
 def _slug(name: str) -> str:
-    from efa_rollout.engine import slugify
+    from efa_rollout.services.campaigns import slugify
 
     return slugify(name)[:40] or "gemeinde"
 
@@ -295,12 +295,12 @@ def _municipalities(state: str | None, district: str | None) -> list[tuple[str, 
 
 
 def _create(campaign_id: str, area: str) -> None:
-    from efa_rollout import engine as core
     from efa_rollout.db import session_scope
     from efa_rollout.definitions import get_definition
+    from efa_rollout.services import campaigns
 
     with session_scope() as session:
-        core.create_campaign(
+        campaigns.create_campaign(
             session,
             definition=get_definition("ewa"),
             area_code=area,
@@ -324,14 +324,13 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
     """The product's way, end to end, in this process."""
     from sqlmodel import select
 
-    from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
     from efa_rollout.db import get_engine, session_scope
     from efa_rollout.importers.contacts import import_contacts
     from efa_rollout.importers.municipalities import import_municipalities
     from efa_rollout.mail import deliver
     from efa_rollout.reports.rollup import campaign_rollup
+    from efa_rollout.services.orchestration import advance_campaigns, remind, start_campaign
     from models import OutboxMessage
-    from tasks.reminders import remind
 
     _label, state, district = SIZES[size]
     figures: dict[str, Any] = {"rss_after_imports_mb": _peak_mb()}
@@ -361,7 +360,7 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
             started = _profile(
                 "start",
                 profile,
-                lambda cid=campaign_id: start_without_prefect(cid, local_moment(START_DAY)),
+                lambda cid=campaign_id: start_campaign(cid, local_moment(START_DAY)),
             )
             enrolments += started["enrolments"]
             mails += started["mails_queued"]
@@ -416,11 +415,11 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
         ticked = _profile(
             "tick",
             profile,
-            lambda: advance_without_prefect(None, local_moment(TICK_DAY), go_live=False),
+            lambda: advance_campaigns(None, local_moment(TICK_DAY), go_live=False),
         )
     figures["changes"] = sum(f["changes"] for f in ticked.values())
     with _timed(figures, "tick_idle"):
-        advance_without_prefect(None, local_moment(TICK_DAY, 10), go_live=False)
+        advance_campaigns(None, local_moment(TICK_DAY, 10), go_live=False)
 
     def do_rollup() -> int:
         total = 0
@@ -449,8 +448,8 @@ def child_naive(size: str, cap: int) -> dict[str, Any]:
     from sqlalchemy import update
     from sqlmodel import col, select
 
-    from efa_rollout import engine as core
     from efa_rollout.db import get_engine, session_scope
+    from efa_rollout.services import campaigns, enrolment, lookup, progression
     from flows.tick import tick
     from models import Campaign, OutboxMessage
 
@@ -466,10 +465,14 @@ def child_naive(size: str, cap: int) -> dict[str, Any]:
 
     def enrolled(campaign_id: str, area: str) -> None:
         _create(campaign_id, area)
-        core.mark_started(engine, campaign_id, now=local_moment(START_DAY), actor="bench")
+        campaigns.mark_started(engine, campaign_id, now=local_moment(START_DAY), actor="bench")
         with session_scope(engine) as session:
-            pending = core.pending_enrolment_ags(session, core.get_campaign(session, campaign_id))
-        core.enrol_batch(engine, campaign_id, pending, now=local_moment(START_DAY), actor="bench")
+            pending = campaigns.pending_enrolment_ags(
+                session, lookup.get_campaign(session, campaign_id)
+            )
+        enrolment.enrol_batch(
+            engine, campaign_id, pending, now=local_moment(START_DAY), actor="bench"
+        )
 
     for area in areas:
         enrolled(f"{BATCH_TICK_CAMPAIGN}-{area}", area)
@@ -485,7 +488,7 @@ def child_naive(size: str, cap: int) -> dict[str, Any]:
 
     @task(name="advance-one")
     def advance_one(enrolment_id: int) -> int:
-        result = core.advance_batch(
+        result = progression.advance_batch(
             engine,
             NAIVE_TICK_CAMPAIGN,
             [enrolment_id],
@@ -500,7 +503,7 @@ def child_naive(size: str, cap: int) -> dict[str, Any]:
         return sum(f.result() for f in advance_one.map(ids))
 
     with session_scope(engine) as session:
-        ids = core.enrolment_ids(session, NAIVE_TICK_CAMPAIGN)[:cap]
+        ids = lookup.enrolment_ids(session, NAIVE_TICK_CAMPAIGN)[:cap]
     with _timed(figures, "naive_tick_sample"):
         figures["naive_tick_changes"] = naive_tick(ids)
     figures["naive_tick_n"] = len(ids)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from efa_rollout.orchestration import MAIL_EVENT, PROGRESS_EVENT
+from efa_rollout.prefect_api import MAIL_EVENT, PROGRESS_EVENT
 
 TIMEZONE = "Europe/Berlin"
 #: Seconds an event trigger collects further events before its run starts (debounce): a run

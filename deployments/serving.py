@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deployments.catalog import build_deployments
-from efa_rollout.orchestration import SMTP_RATE_LIMIT
+from efa_rollout.prefect_api import SMTP_RATE_LIMIT
 
 #: Late runs younger than this are simply run; older ones are caught up once per deployment.
 MISSED_GRACE = timedelta(minutes=2)

@@ -35,9 +35,9 @@ def _sqlite_begin(conn: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """A new engine for URL, with SQLite tuned for one writer and many readers."""
-    from efa_rollout import orchestration
+    from efa_rollout import prefect_api
 
-    orchestration.install()  # progress and mail events to Prefect after each commit
+    prefect_api.install()  # progress and mail events to Prefect after each commit
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:" and not path.startswith("file:"):

@@ -18,8 +18,9 @@ from typing import Any
 from sqlmodel import col, select
 
 from efa_rollout import PROJECT_ROOT
-from efa_rollout import engine as core
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.domain.text import german_date
+from efa_rollout.services import campaigns, clock, lookup
 from efa_rollout.settings import get_settings
 from models import Enrolment, Municipality
 
@@ -121,7 +122,7 @@ def write_demo_contacts(path: Path) -> int:
 
     rows = []
     for m in municipalities:
-        domain = core.slugify(m.name) + ".example"
+        domain = campaigns.slugify(m.name) + ".example"
         mayor, clerk = rng.choice(["Frau", "Herr"]), rng.choice(["Frau", "Herr"])
         rows += [
             [m.ags, "Hauptamt", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
@@ -171,7 +172,7 @@ def create_campaigns(say: Callable[[str], None]) -> None:
 
     actor = SIMULATION
     with session_scope() as session:
-        viba = core.create_campaign(
+        viba = campaigns.create_campaign(
             session,
             definition=get_definition("viba-bw"),
             area_code=DISTRICT,
@@ -186,7 +187,7 @@ def create_campaigns(say: Callable[[str], None]) -> None:
                 "collection_deadline": date(2023, 5, 31),
             },
         )
-        ewa = core.create_campaign(
+        ewa = campaigns.create_campaign(
             session,
             definition=get_definition("ewa"),
             area_code=DISTRICT,
@@ -197,10 +198,12 @@ def create_campaigns(say: Callable[[str], None]) -> None:
         )
         for campaign in (viba, ewa):
             count = len(
-                core.targeted_municipalities(session, core.campaign_definition(campaign), DISTRICT)
+                campaigns.targeted_municipalities(
+                    session, lookup.campaign_definition(campaign), DISTRICT
+                )
             )
             say(
-                f"Kampagne {campaign.id} angelegt: {count} Gemeinden, Go-Live {campaign.go_live:%d.%m.%Y}"
+                f"Kampagne {campaign.id} angelegt: {count} Gemeinden, Go-Live {german_date(campaign.go_live)}"
             )
 
 
@@ -258,12 +261,12 @@ def _fill(value: Any, domain: str) -> Any:
 
 def simulate_answers(campaign_id: str, share: float, now: datetime) -> int:
     """SIMULATED: a share of the municipalities submit complete answers through the 'portal'."""
-    from efa_rollout.collection import save_answers
+    from efa_rollout.services.answers import save_answers
 
     rng = random.Random(f"{campaign_id}-answers")
     count = 0
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
+        campaign = lookup.get_campaign(session, campaign_id)
         rows = session.exec(
             select(Enrolment, Municipality)
             .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
@@ -274,7 +277,7 @@ def simulate_answers(campaign_id: str, share: float, now: datetime) -> int:
             if rng.random() > share or enrolment.answers_complete:
                 continue
             answers = _fill(
-                SAMPLE_ANSWERS[campaign.template], core.slugify(municipality.name) + ".example"
+                SAMPLE_ANSWERS[campaign.template], campaigns.slugify(municipality.name) + ".example"
             )
             save_answers(
                 session,
@@ -291,14 +294,14 @@ def simulate_answers(campaign_id: str, share: float, now: datetime) -> int:
 
 def simulate_ticks(campaign_id: str, share: float, now: datetime) -> int:
     """SIMULATED: municipalities tick off the checklist items that are due by now (a share of them)."""
-    from efa_rollout.collection import checklist_view, set_checklist_item
+    from efa_rollout.services.checklist import checklist_view, set_checklist_item
 
     rng = random.Random(f"{campaign_id}-ticks-{now.date()}")
-    today = core.local_today(now)
+    today = clock.local_today(now)
     count = 0
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
-        definition = core.campaign_definition(campaign)
+        campaign = lookup.get_campaign(session, campaign_id)
+        definition = lookup.campaign_definition(campaign)
         enrolments = session.exec(
             select(Enrolment).where(Enrolment.campaign_id == campaign_id)
         ).all()
@@ -345,7 +348,7 @@ class DemoRunner:
     def run_step(self, step: Step) -> None:
         """One simulated day."""
         now = moment(step.day)
-        self.say(f"\n── {step.day:%d.%m.%Y} · {step.title}")
+        self.say(f"\n── {german_date(step.day)} · {step.title}")
         summaries = []
         for action in step.actions:
             kind, _, rest = action.partition(":")
@@ -373,8 +376,8 @@ class DemoRunner:
         """The start-campaign flow."""
         from prefect import tags
 
-        from flows._prefect import campaign_tags
         from flows.start_campaign import StartCampaignInput, start_campaign
+        from tasks.runner import campaign_tags
 
         service = "viba" if campaign_id == VIBA else "ewa"
         with tags(*campaign_tags(campaign_id, service)):
@@ -408,7 +411,7 @@ class DemoRunner:
         from flows.distribute_summary import distribute_summary
 
         with session_scope() as session:
-            core.close_collection(session, campaign_id, now=now, actor=SIMULATION)
+            campaigns.close_collection(session, campaign_id, now=now, actor=SIMULATION)
         self.tick(now)  # everybody still collecting moves on to the summary stage
         result = distribute_summary(campaign=campaign_id, as_of=now)
         self.say(

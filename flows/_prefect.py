@@ -1,33 +1,13 @@
-"""Shared Prefect plumbing for the flows: run names, tags, artifacts, batching."""
+"""Shared Prefect plumbing for the flows: run names, tags, artifacts, progress."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
 from efa_rollout.output_safety import strip_controls
-from efa_rollout.settings import get_settings
-
-T = TypeVar("T")
-
-#: Enrolments per task run: large enough to keep Prefect's per-task cost negligible.
-BATCH_SIZE = 2000
-
-
-def resolve_as_of(as_of: datetime | None) -> datetime:
-    """AS_OF as an aware UTC datetime (now when None; naive values are local time)."""
-    if as_of is None:
-        return datetime.now(UTC)
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=get_settings().zone)
-    return as_of.astimezone(UTC)
-
-
-def local_day(moment: datetime) -> str:
-    """The local calendar day of MOMENT as YYYY-MM-DD."""
-    return moment.astimezone(get_settings().zone).date().isoformat()
+from efa_rollout.services.clock import local_day, resolve_as_of
 
 
 def run_name(subject: str, action: str, as_of: datetime | None) -> str:
@@ -40,20 +20,6 @@ def artifact_key(*parts: str) -> str:
     key = "-".join(parts).lower()
     key = key.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", key)).strip("-")[:200]
-
-
-def chunks(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]:
-    """ITEMS in consecutive slices of at most SIZE."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
-    """Tags per campaign and service, for filtering in the Prefect UI."""
-    tags = [f"campaign:{campaign_id}"]
-    if service_key:
-        tags.append(f"service:{service_key}")
-    return tags
 
 
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:

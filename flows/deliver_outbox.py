@@ -13,7 +13,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from efa_rollout.mail.render import format_date
-from flows._prefect import local_day, publish_markdown, publish_table, resolve_as_of, run_name
+from efa_rollout.services.clock import local_day, resolve_as_of
+from flows._prefect import publish_markdown, publish_table, run_name
 from tasks.delivery import deliver_batch
 
 FLOW_NAME = "deliver-outbox"

@@ -12,67 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger
 
 from efa_rollout.output_safety import markdown_cell
-from efa_rollout.settings import get_settings
-from flows._prefect import (
-    campaign_tags,
-    chunks,
-    flow_parameter,
-    local_day,
-    publish_markdown,
-    publish_table,
-    resolve_as_of,
-    run_name,
-)
+from efa_rollout.services import orchestration
+from efa_rollout.services.clock import local_day, resolve_as_of
+from flows._prefect import flow_parameter, publish_markdown, publish_table, run_name
+from tasks.runner import TaskRunner
 
 
 def _name() -> str:
     return run_name(flow_parameter("campaign") or "?", "zusammenfassung", flow_parameter("as_of"))
-
-
-@task(name="close-collection")
-def close_collection_task(campaign: str, now: datetime, actor: str) -> bool:
-    """Close the information collection of CAMPAIGN (once; logged as an event)."""
-    from efa_rollout import engine as core
-    from efa_rollout.db import session_scope
-
-    with session_scope() as session:
-        return core.close_collection(session, campaign, now=now, actor=actor)
-
-
-@task(name="advance-stages", retries=2, retry_delay_seconds=[2, 10])
-def advance_stages(campaign: str, now: datetime, actor: str) -> int:
-    """Apply the due stage transitions (as the tick does, never go-live); returns how many."""
-    from efa_rollout import engine as core
-    from efa_rollout.db import get_engine, session_scope
-
-    engine = get_engine()
-    with session_scope(engine) as session:
-        ids = core.enrolment_ids(session, campaign)
-    changes = 0
-    for batch in chunks(ids):
-        result = core.advance_batch(
-            engine,
-            campaign,
-            list(batch),
-            now=now,
-            actor=actor,
-            include_go_live=False,
-            send_latest_summary=False,  # this flow decides which version goes out
-        )
-        changes += len(result.changes)
-    return changes
-
-
-@task(name="build-and-queue-summary", retries=2, retry_delay_seconds=[2, 10])
-def build_and_queue(campaign: str, now: datetime, actor: str) -> dict[str, Any]:
-    """Build the summary and queue it to those who have not had this version."""
-    from efa_rollout.db import get_engine
-    from efa_rollout.summary import distribute_summary as distribute
-
-    return distribute(get_engine(), campaign, now=now, actor=actor)
 
 
 def _markdown(campaign: str, now: datetime, result: dict[str, Any], closed: bool) -> str:
@@ -100,19 +50,12 @@ def distribute_summary(
     campaign: str, as_of: datetime | None = None, close_collection: bool = False
 ) -> dict[str, Any]:
     """Zusammenfassung erstellen und an alle Gemeinden ab der Stufe »Zusammenfassung verteilen« senden."""
-    from efa_rollout.db import session_scope
-    from efa_rollout.engine import get_campaign
-
     logger = get_run_logger()
     now = resolve_as_of(as_of)
-    actor = f"zusammenfassung ({get_settings().actor})"
-    with session_scope() as session:
-        service_key = get_campaign(session, campaign).definition.get("service_key")
-    with tags(*campaign_tags(campaign, service_key)):
-        closed = close_collection_task(campaign, now, actor) if close_collection else False
-        advance_stages(campaign, now, actor)
-        result = build_and_queue(campaign, now, actor)
-        moved = advance_stages(campaign, now, actor)
+    result = orchestration.distribute_summary(
+        campaign, now, close_collection=close_collection, runner=TaskRunner()
+    )
+    closed = result["collection_closed"]
     publish_table(
         f"{campaign}-zusammenfassung-versand",
         [
@@ -138,8 +81,4 @@ def distribute_summary(
         result["queued"],
         result["already"],
     )
-    return {
-        **{k: v for k, v in result.items() if k != "rows"},
-        "collection_closed": closed,
-        "stage_changes": moved,
-    }
+    return {k: v for k, v in result.items() if k != "rows"}

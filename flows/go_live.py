@@ -6,9 +6,9 @@ from datetime import datetime
 
 from prefect import flow
 
-from efa_rollout.settings import get_settings
+from efa_rollout.services.clock import resolve_as_of
 from flows._advance import advance_campaigns
-from flows._prefect import flow_parameter, resolve_as_of, run_name
+from flows._prefect import flow_parameter, run_name
 
 
 def _name() -> str:
@@ -23,10 +23,4 @@ def go_live(
 ) -> dict[str, dict[str, object]]:
     """Take every municipality whose go-live date has come live (and what follows); idempotent."""
     now = resolve_as_of(as_of)
-    return advance_campaigns(
-        campaign,
-        now,
-        action="go-live",
-        actor=f"go-live ({get_settings().actor})",
-        include_go_live=True,
-    )
+    return advance_campaigns(campaign, now, action="go-live", go_live=True)

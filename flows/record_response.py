@@ -1,7 +1,7 @@
 """Rückmeldung erfassen: the coordinator enters a municipality's answers or checklist ticks.
 
 The parameter is a pydantic model, so the Prefect UI renders it as a form ("Custom run"). The
-flow calls the same functions as the portal and the CLI (efa_rollout.collection), in one
+flow calls the same functions as the portal and the CLI (efa_rollout.services.answers and .checklist), in one
 transaction: either everything entered is stored, or nothing.
 """
 
@@ -12,9 +12,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, field_validator
 
+from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import markdown_cell
-from flows._prefect import flow_parameter, publish_markdown, resolve_as_of, run_name
+from efa_rollout.services.clock import resolve_as_of
+from flows._prefect import flow_parameter, publish_markdown, run_name
 
 _ITEM_KEY = r"^[a-z][a-z0-9_]*$"
 
@@ -103,8 +105,10 @@ def _name() -> str:
 
 def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
     """Store the answers and checklist ticks of PARAMS in one transaction; returns what changed."""
-    from efa_rollout.collection import find_enrolment, save_answers, set_checklist_item
     from efa_rollout.db import session_scope
+    from efa_rollout.services.answers import save_answers
+    from efa_rollout.services.checklist import set_checklist_item
+    from efa_rollout.services.lookup import find_enrolment
 
     now = now or resolve_as_of(None)
     both = set(params.checklist_done) & set(params.checklist_reopen)
@@ -158,7 +162,7 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
 def _markdown(params: RecordResponseInput, result: dict[str, Any]) -> str:
     lines = [f"# Rückmeldung {params.campaign} · {result['ags']}", ""]
     if "version" in result:
-        status = "eingereicht" if result["status"] == "submitted" else "Entwurf"
+        status = "eingereicht" if result["status"] == ResponseStatus.SUBMITTED else "Entwurf"
         lines.append(
             f"- Antworten gespeichert: Version **{result['version']}** ({status}), "
             f"vollständig: **{'ja' if result['complete'] else 'nein'}**"

@@ -5,28 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, get_run_logger
 
-from efa_rollout.db import get_engine, session_scope
-from efa_rollout.domain.workdays import german_date
-from flows._prefect import (
-    campaign_tags,
-    local_day,
-    publish_markdown,
-    publish_table,
-    resolve_as_of,
-    run_name,
-)
-from tasks.reminders import (
+from efa_rollout.domain.text import german_date
+from efa_rollout.services import orchestration
+from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.services.reminders import (
     DEFAULT_ACTOR,
     ReminderReport,
-    campaigns_to_remind,
-    candidate_id_batches,
-    definition_for,
-    not_running_note,
-    remind_batch,
     summary_line,
 )
+from flows._prefect import publish_markdown, publish_table, run_name
+from tasks.runner import TaskRunner
 
 FLOW_NAME = "send-reminders"
 #: Rows per table artifact; the Markdown summary always has the full counts.
@@ -81,23 +71,13 @@ def summary_markdown(reports: list[ReminderReport], as_of: datetime, dry_run: bo
     return "\n".join(lines) + "\n"
 
 
-def _remind_campaign(campaign_id: str, now: datetime, dry_run: bool, actor: str) -> ReminderReport:
-    """One campaign: batches as task runs, an artifact with the decisions."""
-    with session_scope(get_engine()) as session:
-        campaign = campaigns_to_remind(session, campaign_id)[0]
-        note = not_running_note(campaign)
-        service_key = definition_for(campaign).service_key
-        batches = [] if note else candidate_id_batches(session, campaign)
-    report = ReminderReport(campaign_id, dry_run=dry_run, note=note)
-    with tags(*campaign_tags(campaign_id, service_key)):
-        for ids in batches:
-            report.add(remind_batch(campaign_id, ids, now, dry_run, actor))
+def publish_campaign(report: ReminderReport) -> None:
+    """One campaign's decisions as a table artifact."""
     publish_table(
-        f"erinnerungen-{campaign_id}",
+        f"erinnerungen-{report.campaign_id}",
         table_rows(report),
-        f"Erinnerungen {campaign_id}: {summary_line(report)}",
+        f"Erinnerungen {report.campaign_id}: {summary_line(report)}",
     )
-    return report
 
 
 @flow(name=FLOW_NAME, flow_run_name=_flow_run_name, log_prints=False)
@@ -107,9 +87,14 @@ def send_reminders(
     """Queue the due reminders and escalations of every running campaign (or the one named)."""
     logger = get_run_logger()
     now = resolve_as_of(as_of)
-    with session_scope(get_engine()) as session:
-        ids = [c.id for c in campaigns_to_remind(session, campaign)]
-    reports = [_remind_campaign(cid, now, dry_run, f"{DEFAULT_ACTOR} ({FLOW_NAME})") for cid in ids]
+    reports = orchestration.remind(
+        campaign_id=campaign,
+        as_of=now,
+        dry_run=dry_run,
+        actor=f"{DEFAULT_ACTOR} ({FLOW_NAME})",
+        runner=TaskRunner(),
+        on_campaign=publish_campaign,
+    )
     for report in reports:
         logger.info(summary_line(report))
     publish_markdown(

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow, tags
+from prefect import flow
 from pydantic import BaseModel, Field
 
-from efa_rollout import engine as core
-from efa_rollout.db import get_engine, session_scope
-from efa_rollout.settings import get_settings
-from flows._prefect import (
-    Progress,
-    campaign_tags,
-    chunks,
-    flow_parameter,
-    local_day,
-    publish_markdown,
-    resolve_as_of,
-    run_name,
-)
-from tasks.engine import enrol_batch, queue_information_requests
+from efa_rollout.services import orchestration
+from efa_rollout.services.clock import local_day, resolve_as_of
+from flows._prefect import Progress, flow_parameter, publish_markdown, run_name
+from tasks.runner import TaskRunner
 
 
 class StartCampaignInput(BaseModel):
@@ -56,41 +46,24 @@ def _name() -> str:
 def start_campaign(params: StartCampaignInput) -> dict[str, int]:
     """Enrol the campaign's municipalities and queue the information request to each; idempotent."""
     now = resolve_as_of(params.as_of)
-    actor = f"start-campaign ({get_settings().actor})"
-    engine = get_engine()
-    core.mark_started(engine, params.campaign, now=now, actor=actor)
-    with session_scope(engine) as session:
-        campaign = core.get_campaign(session, params.campaign)
-        pending = core.pending_enrolment_ags(session, campaign)
-        service_key = campaign.definition.get("service_key")
-    result = core.BatchResult()
     progress = Progress(f"{params.campaign}-start-progress", f"{params.campaign}: Start")
-    with tags(*campaign_tags(params.campaign, service_key)):
-        for batch in chunks(pending):
-            result.merge(enrol_batch(params.campaign, batch, now, actor))
-        with session_scope(engine) as session:
-            ids = core.enrolment_ids(session, params.campaign)
-        done = 0
-        for batch in chunks(ids):
-            result.merge(queue_information_requests(params.campaign, batch, now))
-            done += len(batch)
-            progress.update(done, len(ids))
-    progress.update(len(ids), len(ids))
+    figures = orchestration.start_campaign(
+        params.campaign,
+        now,
+        runner=TaskRunner(),
+        progress=lambda _campaign, done, total: progress.update(done, total),
+    )
     publish_markdown(
         f"{params.campaign}-start-summary",
         "\n".join(
             [
                 f"# {params.campaign} · start · {local_day(now)}",
                 "",
-                f"- neu aufgenommene Gemeinden: **{result.enrolled}**",
-                f"- teilnehmende Gemeinden insgesamt: **{len(ids)}**",
-                f"- Informationsanfragen in den Postausgang gestellt: **{result.mails_queued}**",
+                f"- neu aufgenommene Gemeinden: **{figures['enrolled']}**",
+                f"- teilnehmende Gemeinden insgesamt: **{figures['enrolments']}**",
+                f"- Informationsanfragen in den Postausgang gestellt: **{figures['mails_queued']}**",
             ]
         ),
         "Kampagnenstart",
     )
-    return {
-        "enrolled": result.enrolled,
-        "enrolments": len(ids),
-        "mails_queued": result.mails_queued,
-    }
+    return figures

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from prefect import flow
 
-from efa_rollout.settings import get_settings
+from efa_rollout.services.clock import resolve_as_of
 from flows._advance import advance_campaigns
-from flows._prefect import flow_parameter, resolve_as_of, run_name
+from flows._prefect import flow_parameter, run_name
 
 
 def _name() -> str:
@@ -21,6 +21,4 @@ def tick(
 ) -> dict[str, dict[str, object]]:
     """Advance CAMPAIGN (or every running campaign) to AS_OF; idempotent."""
     now = resolve_as_of(as_of)
-    return advance_campaigns(
-        campaign, now, action="tick", actor=f"tick ({get_settings().actor})", include_go_live=False
-    )
+    return advance_campaigns(campaign, now, action="tick", go_live=False)

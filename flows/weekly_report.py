@@ -6,27 +6,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, tags
 
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.reports.model import LIGHTS
 from efa_rollout.reports.weekly import (
     WeeklyReport,
-    build_weekly_report,
     campaigns_for_report,
-    queue_weekly_mail,
 )
-from flows._prefect import (
-    artifact_key,
-    campaign_tags,
-    publish_markdown,
-    publish_table,
-    resolve_as_of,
-    run_name,
-)
+from efa_rollout.services.clock import resolve_as_of
+from flows._prefect import artifact_key, publish_markdown, publish_table, run_name
+from tasks.reports import report_campaign
+from tasks.runner import campaign_tags
 
 FLOW_NAME = "weekly-report"
-MAIL_FORMATS = ("html", "xlsx")
 
 
 def _flow_run_name() -> str:
@@ -37,23 +30,6 @@ def _flow_run_name() -> str:
     if isinstance(as_of, str):
         as_of = datetime.fromisoformat(as_of)
     return run_name(params.get("campaign") or "alle", "wochenbericht", as_of)
-
-
-@task(retries=1, retry_delay_seconds=5)
-def report_campaign(campaign_id: str, now: datetime, send_mail: bool) -> WeeklyReport:
-    """Roll up one campaign, write HTML/XLSX/Markdown, queue the coordinator's mail once a week."""
-    with session_scope(get_engine()) as session:
-        rollup, report = build_weekly_report(session, campaign_id, as_of=now)
-        if send_mail:
-            files = {fmt: report.files[fmt] for fmt in MAIL_FORMATS}
-            row = queue_weekly_mail(session, rollup, files, now=now)
-            report.outbox_id = row.id if row else None
-            report.mail_note = (
-                "Mail an die Koordination eingereiht"
-                if row
-                else f"Mail für KW {report.week} war bereits eingereiht"
-            )
-    return report
 
 
 def publish_artifacts(report: WeeklyReport) -> None:

@@ -7,31 +7,32 @@ from datetime import datetime
 
 from prefect import task
 
-from efa_rollout import engine as core
-from efa_rollout.db import get_engine
+from efa_rollout.services.orchestration import BatchRunner
+from efa_rollout.services.progression import BatchResult
 
 
 @task(name="enrol-batch", retries=2, retry_delay_seconds=[2, 10])
 def enrol_batch(
     campaign_id: str, ags_list: Sequence[str], now: datetime, actor: str
-) -> core.BatchResult:
+) -> BatchResult:
     """Enrol a batch of municipalities (skips those already enrolled)."""
-    return core.enrol_batch(get_engine(), campaign_id, list(ags_list), now=now, actor=actor)
+    return BatchRunner().enrol(campaign_id, ags_list, now, actor)
 
 
 @task(name="queue-information-requests", retries=2, retry_delay_seconds=[2, 10])
-def queue_information_requests(
-    campaign_id: str, ids: Sequence[int], now: datetime
-) -> core.BatchResult:
+def queue_information_requests(campaign_id: str, ids: Sequence[int], now: datetime) -> BatchResult:
     """Queue the information request for a batch (idempotent per municipality)."""
-    return core.queue_information_requests(get_engine(), campaign_id, list(ids), now=now)
+    return BatchRunner().queue_information_requests(campaign_id, ids, now)
 
 
 @task(name="advance-batch", retries=2, retry_delay_seconds=[2, 10])
 def advance_batch(
-    campaign_id: str, ids: Sequence[int], now: datetime, actor: str, include_go_live: bool
-) -> core.BatchResult:
+    campaign_id: str,
+    ids: Sequence[int],
+    now: datetime,
+    actor: str,
+    include_go_live: bool,
+    send_latest_summary: bool = True,
+) -> BatchResult:
     """Apply the due transitions of a batch of enrolments."""
-    return core.advance_batch(
-        get_engine(), campaign_id, list(ids), now=now, actor=actor, include_go_live=include_go_live
-    )
+    return BatchRunner().advance(campaign_id, ids, now, actor, include_go_live, send_latest_summary)

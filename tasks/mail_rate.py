@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from efa_rollout.orchestration import SMTP_RATE_LIMIT
+from efa_rollout.prefect_api import SMTP_RATE_LIMIT
 
 
 class SharedRate:

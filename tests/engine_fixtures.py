@@ -8,9 +8,9 @@ from pathlib import Path
 from sqlmodel import Session, func, select
 
 from efa_rollout import demo
-from efa_rollout import engine as core
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import get_definition
+from efa_rollout.services import campaigns
 from models import ChecklistItemState, Enrolment, Event, OutboxMessage
 
 VIBA, EWA = demo.VIBA, demo.EWA
@@ -36,7 +36,7 @@ def ostalbkreis_with_campaigns(data_dir: Path) -> None:
 def create_ewa(go_live: str = "2024-10-01", name: str = EWA) -> None:
     """Only the eWA campaign."""
     with session_scope() as session:
-        core.create_campaign(
+        campaigns.create_campaign(
             session,
             definition=get_definition("ewa"),
             area_code="08136",

@@ -8,8 +8,8 @@ from datetime import date, datetime
 from sqlmodel import select
 
 from efa_rollout import demo
-from efa_rollout import engine as core
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.services import campaigns
 from models import Enrolment
 
 #: Per step day: AGS → (stage, status) as stored right after that day's work.
@@ -23,8 +23,8 @@ def run_timeline(
     deliver_mail: bool = True,
 ) -> Truth:
     """Directory, contacts, both campaigns, then every step of demo.TIMELINE; the stored truth."""
-    from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
-    from efa_rollout.summary import distribute_summary
+    from efa_rollout.services.orchestration import advance_campaigns, start_campaign
+    from efa_rollout.services.summary import distribute_summary
     from tests.engine_fixtures import ostalbkreis_with_campaigns
 
     ostalbkreis_with_campaigns(data_dir)  # type: ignore[arg-type]
@@ -34,7 +34,7 @@ def run_timeline(
         for action in step.actions:
             kind, _, rest = action.partition(":")
             if kind == "start":
-                start_without_prefect(rest, now)
+                start_campaign(rest, now)
             elif kind == "answer":
                 campaign_id, _, share = rest.rpartition(":")
                 demo.simulate_answers(campaign_id, float(share), now)
@@ -43,10 +43,10 @@ def run_timeline(
                 demo.simulate_ticks(campaign_id, float(share), now)
             elif kind == "summary":
                 with session_scope() as session:
-                    core.close_collection(session, rest, now=now, actor=demo.SIMULATION)
-                advance_without_prefect(rest, now, go_live=False)
+                    campaigns.close_collection(session, rest, now=now, actor=demo.SIMULATION)
+                advance_campaigns(rest, now, go_live=False)
                 distribute_summary(get_engine(), rest, now=now, actor=demo.SIMULATION)
-        advance_without_prefect(None, now, go_live=True)
+        advance_campaigns(None, now, go_live=True)
         if deliver_mail:
             from efa_rollout.mail.delivery import deliver
 

@@ -25,11 +25,11 @@ from test_portal_support import (  # noqa: F401 (fixtures)
 )
 
 from efa_rollout import TEMPLATES_DIR
-from efa_rollout.portal.links import issue_token
 from efa_rollout.reports.files import render_campaign, render_overview
 from efa_rollout.reports.onepager import district_onepager, render_onepager_html
 from efa_rollout.reports.overview import district_overview
 from efa_rollout.reports.rollup import campaign_rollup
+from efa_rollout.services.links import issue_token
 from tests.axe_support import CHROMIUM, describe, violations
 from tests.test_report_outputs import add_history
 from tests.test_reports import AS_OF, build_known_campaign

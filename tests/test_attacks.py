@@ -235,7 +235,8 @@ def test_terminal_output_shows_escape_sequences_instead_of_running_them(
 
 def test_response_and_checklist_show_print_portal_input_safely(session: Session) -> None:
     from efa_rollout.cli.collection import checklist_app, response_app
-    from efa_rollout.collection import save_answers, set_checklist_item
+    from efa_rollout.services.answers import save_answers
+    from efa_rollout.services.checklist import set_checklist_item
     from models import utcnow
 
     campaign, definition = make_campaign(session)

@@ -20,8 +20,8 @@ from efa_rollout.domain.bounces import parse
 from efa_rollout.errors import UserError
 from efa_rollout.mail.bounce_mailbox import BounceMailbox, parse_imap_url
 from efa_rollout.mail.delivery import deliver
-from efa_rollout.mail.outbox import queue_campaign_mail
 from efa_rollout.services.bounces import process_bounces
+from efa_rollout.services.outbox import queue_campaign_mail
 from efa_rollout.settings import get_settings
 from models import BounceReport, Contact, Event, OutboxMessage, Suppression
 from tests.bounce_samples import SENDER, rfc3464, sample

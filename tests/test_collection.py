@@ -15,18 +15,17 @@ from test_collection_support import (
     make_campaign,
 )
 
-from efa_rollout.collection import (
+from efa_rollout.definitions import CampaignDefinition, get_definition
+from efa_rollout.errors import UserError
+from efa_rollout.services.answers import (
     AnswersInvalid,
-    checklist_view,
-    find_enrolment,
     format_answer,
     latest_response,
     save_answers,
-    set_checklist_item,
     validate_answers,
 )
-from efa_rollout.definitions import CampaignDefinition, get_definition
-from efa_rollout.errors import UserError
+from efa_rollout.services.checklist import checklist_view, set_checklist_item
+from efa_rollout.services.lookup import find_enrolment
 from models import ChecklistItemState, Enrolment, Event, QuestionnaireResponse
 
 AALEN = "08136088"
@@ -63,17 +62,18 @@ def test_email_is_normalised_and_bad_one_refused_in_german(ewa: CampaignDefiniti
 
 @pytest.mark.parametrize("value", ["07361 52-0", "+49 (7361) 52/1234", "0711-123"])
 def test_phone_accepts_digits_spaces_and_separators(value: str) -> None:
-    from efa_rollout.collection import _contact
+    from efa_rollout.services.contacts import parse_contact
 
-    assert _contact({"name": "A", "email": "a@b.de", "phone": value})["phone"] == value
+    assert parse_contact({"name": "A", "email": "a@b.de", "phone": value})["phone"] == value
 
 
 @pytest.mark.parametrize("value", ["07361 52 0 Durchwahl", "abc", "++", "12"])
 def test_phone_refuses_letters_and_too_few_digits(value: str) -> None:
-    from efa_rollout.collection import _contact, _Invalid
+    from efa_rollout.services.contacts import parse_contact
+    from efa_rollout.services.fields import InvalidValue
 
-    with pytest.raises(_Invalid, match="Telefon"):
-        _contact({"name": "A", "email": "a@b.de", "phone": value})
+    with pytest.raises(InvalidValue, match="Telefon"):
+        parse_contact({"name": "A", "email": "a@b.de", "phone": value})
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ from test_collection_support import complete_ewa_answers, enrol, make_campaign
 from typer.testing import CliRunner
 
 from efa_rollout.cli.collection import checklist_app, response_app
-from efa_rollout.collection import latest_response
 from efa_rollout.errors import UserError
 from efa_rollout.importers.validation import ImportErrors
+from efa_rollout.services.answers import latest_response
 from models import Enrolment, Event, QuestionnaireResponse
 
 AALEN = "08136088"

@@ -32,10 +32,10 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from efa_rollout import engine as core
-from efa_rollout.cli.campaign import start_without_prefect
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.domain.stages import Stage
+from efa_rollout.services import overrides
+from efa_rollout.services.orchestration import start_campaign
 from efa_rollout.settings import get_settings
 from models import DeliveryAttempt, Enrolment, Event, OutboxMessage
 from tests.conftest import REPO_ROOT, database_backend
@@ -60,7 +60,7 @@ from datetime import datetime
 from pathlib import Path
 
 mode, go_file = sys.argv[1], Path(sys.argv[2])
-from efa_rollout import engine as core
+from efa_rollout.services import lookup, progression
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.mail import deliver
 
@@ -80,13 +80,13 @@ else:
     work = []
     for campaign_id in campaigns:
         with session_scope(engine) as session:
-            ids = core.enrolment_ids(session, campaign_id)
+            ids = lookup.enrolment_ids(session, campaign_id)
         work += [(campaign_id, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
     if reverse:
         work.reverse()
     changes = mails = 0
     for campaign_id, batch in work:
-        result = core.advance_batch(engine, campaign_id, batch, now=now,
+        result = progression.advance_batch(engine, campaign_id, batch, now=now,
                                     actor=f"tick-{os.getpid()}", include_go_live=True)
         changes += len(result.changes)
         mails += result.mails_queued
@@ -194,7 +194,7 @@ def test_two_delivery_processes_send_every_message_exactly_once(
     for name in EXTRA_CAMPAIGNS:
         create_ewa(name=name)
     for campaign_id in [VIBA, EWA, *EXTRA_CAMPAIGNS]:
-        start_without_prefect(campaign_id, at("2024-04-15"))
+        start_campaign(campaign_id, at("2024-04-15"))
     with Session(get_engine()) as session:
         queued = session.exec(
             select(OutboxMessage.message_id).where(OutboxMessage.status == "queued")
@@ -237,11 +237,11 @@ def test_two_delivery_processes_send_every_message_exactly_once(
 
 def _prepare_ticks() -> None:
     """eWA collecting (deadline 09.07.2024); ViBa BW all in checklist follow-up."""
-    start_without_prefect(EWA, at("2024-04-15"))
-    start_without_prefect(VIBA, at("2023-04-17"))
+    start_campaign(EWA, at("2024-04-15"))
+    start_campaign(VIBA, at("2023-04-17"))
     with session_scope() as session:
         for enrolment in session.exec(select(Enrolment).where(Enrolment.campaign_id == VIBA)):
-            core.set_stage(
+            overrides.set_stage(
                 session,
                 enrolment,
                 Stage.CHECKLIST_FOLLOW_UP,

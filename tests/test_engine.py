@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from efa_rollout import engine as core
-from efa_rollout.cli.campaign import advance_without_prefect, start_without_prefect
-from efa_rollout.collection import save_answers, set_checklist_item
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.demo import SAMPLE_ANSWERS, _fill
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
+from efa_rollout.services import campaigns, lookup, overrides
+from efa_rollout.services.answers import save_answers
+from efa_rollout.services.checklist import set_checklist_item
+from efa_rollout.services.orchestration import advance_campaigns, start_campaign
 from models import Enrolment, Event, OutboxMessage
 from tests.engine_fixtures import EWA, VIBA, at, ostalbkreis_with_campaigns, snapshot
 
@@ -32,8 +33,8 @@ def stages(campaign_id: str) -> dict[str, str]:
 
 def answer(campaign_id: str, ags: str, day: str) -> None:
     with session_scope() as session:
-        enrolment = core.get_enrolment(session, campaign_id, ags)
-        template = core.get_campaign(session, campaign_id).template
+        enrolment = lookup.find_enrolment(session, campaign_id, ags)
+        template = lookup.get_campaign(session, campaign_id).template
         save_answers(
             session,
             enrolment=enrolment,
@@ -46,8 +47,8 @@ def answer(campaign_id: str, ags: str, day: str) -> None:
 
 
 def test_start_enrols_targeted_municipalities_and_queues_one_request_each(district: Path) -> None:
-    viba = start_without_prefect(VIBA, at("2023-04-17"))
-    ewa = start_without_prefect(EWA, at("2024-04-15"))
+    viba = start_campaign(VIBA, at("2023-04-17"))
+    ewa = start_campaign(EWA, at("2024-04-15"))
     assert viba["enrolments"] == 34  # only where the Landratsamt is the building authority
     assert ewa["enrolments"] == 42
     assert viba["mails_queued"] == 34 and ewa["mails_queued"] == 42
@@ -59,28 +60,28 @@ def test_start_enrols_targeted_municipalities_and_queues_one_request_each(distri
 
 
 def test_start_twice_changes_nothing(district: Path) -> None:
-    start_without_prefect(EWA, at("2024-04-15"))
+    start_campaign(EWA, at("2024-04-15"))
     before = snapshot(EWA)
-    again = start_without_prefect(EWA, at("2024-04-16"))
+    again = start_campaign(EWA, at("2024-04-16"))
     assert again == {"enrolled": 0, "enrolments": 42, "mails_queued": 0}
     assert snapshot(EWA) == before
 
 
 def test_tick_moves_answered_municipalities_and_is_idempotent(district: Path) -> None:
-    start_without_prefect(EWA, at("2024-04-15"))
+    start_campaign(EWA, at("2024-04-15"))
     answer(EWA, "08136088", "2024-05-02")
-    first = advance_without_prefect(EWA, at("2024-05-03"), go_live=False)
+    first = advance_campaigns(EWA, at("2024-05-03"), go_live=False)
     assert first[EWA]["changes"] == 1
     assert stages(EWA)["08136088"] == Stage.SUMMARY_DISTRIBUTION
     before = snapshot(EWA)
-    second = advance_without_prefect(EWA, at("2024-05-03"), go_live=False)
+    second = advance_campaigns(EWA, at("2024-05-03"), go_live=False)
     assert second[EWA]["changes"] == 0
     assert snapshot(EWA) == before
 
 
 def test_deadline_moves_the_rest_and_every_transition_is_logged(district: Path) -> None:
-    start_without_prefect(EWA, at("2024-04-15"))
-    advance_without_prefect(EWA, at("2024-07-10"), go_live=False)  # deadline 09.07.2024
+    start_campaign(EWA, at("2024-04-15"))
+    advance_campaigns(EWA, at("2024-07-10"), go_live=False)  # deadline 09.07.2024
     assert set(stages(EWA).values()) == {Stage.SUMMARY_DISTRIBUTION}
     with Session(get_engine()) as session:
         events = session.exec(
@@ -91,11 +92,11 @@ def test_deadline_moves_the_rest_and_every_transition_is_logged(district: Path) 
 
 
 def test_go_live_waits_for_required_items_and_queues_the_notice_once(district: Path) -> None:
-    start_without_prefect(EWA, at("2024-04-15"))
+    start_campaign(EWA, at("2024-04-15"))
     with session_scope() as session:
         enrolments = session.exec(select(Enrolment).where(Enrolment.campaign_id == EWA)).all()
         for enrolment in enrolments:  # skip ahead: everybody in checklist follow-up
-            core.set_stage(
+            overrides.set_stage(
                 session,
                 enrolment,
                 Stage.CHECKLIST_FOLLOW_UP,
@@ -104,8 +105,8 @@ def test_go_live_waits_for_required_items_and_queues_the_notice_once(district: P
                 now=at("2024-08-01"),
             )
         ready = next(e for e in enrolments if e.ags == "08136021")
-        campaign = core.get_campaign(session, EWA)
-        for item in core.campaign_definition(campaign).items_for(ready.role, ready.is_pilot):
+        campaign = lookup.get_campaign(session, EWA)
+        for item in lookup.campaign_definition(campaign).items_for(ready.role, ready.is_pilot):
             if item.required:
                 set_checklist_item(
                     session,
@@ -117,12 +118,12 @@ def test_go_live_waits_for_required_items_and_queues_the_notice_once(district: P
                     author="test",
                     now=at("2024-09-01"),
                 )
-    figures = advance_without_prefect(EWA, at("2024-10-01"), go_live=True)[EWA]
+    figures = advance_campaigns(EWA, at("2024-10-01"), go_live=True)[EWA]
     assert stages(EWA)["08136021"] == Stage.AFTER_CARE  # live, after-care opened
     assert figures["blocked"] == 41
     assert sum(1 for s in stages(EWA).values() if s == Stage.CHECKLIST_FOLLOW_UP) == 41
     before = snapshot(EWA)
-    advance_without_prefect(EWA, at("2024-10-01", 15), go_live=True)
+    advance_campaigns(EWA, at("2024-10-01", 15), go_live=True)
     assert snapshot(EWA) == before
     with Session(get_engine()) as session:
         notices = session.exec(
@@ -134,10 +135,10 @@ def test_go_live_waits_for_required_items_and_queues_the_notice_once(district: P
 
 
 def test_tick_does_not_go_live(district: Path) -> None:
-    start_without_prefect(VIBA, at("2023-04-17"))
+    start_campaign(VIBA, at("2023-04-17"))
     with session_scope() as session:
         for e in session.exec(select(Enrolment).where(Enrolment.campaign_id == VIBA)).all():
-            core.set_stage(
+            overrides.set_stage(
                 session,
                 e,
                 Stage.CHECKLIST_FOLLOW_UP,
@@ -145,18 +146,18 @@ def test_tick_does_not_go_live(district: Path) -> None:
                 actor="t",
                 now=at("2024-01-01"),
             )
-    advance_without_prefect(VIBA, at("2024-08-01"), go_live=False)
+    advance_campaigns(VIBA, at("2024-08-01"), go_live=False)
     assert Stage.GO_LIVE not in set(stages(VIBA).values())
-    advance_without_prefect(VIBA, at("2024-08-01"), go_live=True)
+    advance_campaigns(VIBA, at("2024-08-01"), go_live=True)
     # ViBa goes live without waiting for the checklist; pilots were moved to pilot stage before
     assert set(stages(VIBA).values()) == {Stage.AFTER_CARE}
 
 
 def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) -> None:
-    start_without_prefect(EWA, at("2024-04-15"))
+    start_campaign(EWA, at("2024-04-15"))
     with session_scope() as session:
-        enrolment = core.get_enrolment(session, EWA, "08136088")
-        core.set_status(
+        enrolment = lookup.find_enrolment(session, EWA, "08136088")
+        overrides.set_status(
             session,
             enrolment,
             EnrolmentStatus.PAUSED,
@@ -164,8 +165,8 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
             actor="Koordination",
             now=at("2024-05-01"),
         )
-        excluded = core.get_enrolment(session, EWA, "08136002")
-        core.set_status(
+        excluded = lookup.find_enrolment(session, EWA, "08136002")
+        overrides.set_status(
             session,
             excluded,
             EnrolmentStatus.NOT_APPLICABLE,
@@ -173,13 +174,13 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
             actor="Koordination",
             now=at("2024-05-01"),
         )
-    advance_without_prefect(EWA, at("2024-07-10"), go_live=False)
+    advance_campaigns(EWA, at("2024-07-10"), go_live=False)
     assert stages(EWA)["08136088"] == Stage.INFORMATION_COLLECTION
     assert stages(EWA)["08136002"] == Stage.INFORMATION_COLLECTION
     with session_scope() as session:
-        enrolment = core.get_enrolment(session, EWA, "08136088")
+        enrolment = lookup.find_enrolment(session, EWA, "08136088")
         assert (
-            core.set_status(
+            overrides.set_status(
                 session,
                 enrolment,
                 EnrolmentStatus.PAUSED,
@@ -189,7 +190,7 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
             )
             is None
         )
-        core.set_status(
+        overrides.set_status(
             session,
             enrolment,
             EnrolmentStatus.ACTIVE,
@@ -197,7 +198,7 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
             actor="Koordination",
             now=at("2024-07-11"),
         )
-        core.set_stage(
+        overrides.set_stage(
             session,
             enrolment,
             Stage.CHECKLIST_FOLLOW_UP,
@@ -218,11 +219,11 @@ def test_overrides_are_logged_and_paused_enrolments_do_not_move(district: Path) 
 
 
 def test_set_stage_refuses_a_stage_the_campaign_does_not_have(district: Path) -> None:
-    start_without_prefect(EWA, at("2024-04-15"))
+    start_campaign(EWA, at("2024-04-15"))
     with session_scope() as session, pytest.raises(UserError, match="silent_go_live"):
-        core.set_stage(
+        overrides.set_stage(
             session,
-            core.get_enrolment(session, EWA, "08136088"),
+            lookup.find_enrolment(session, EWA, "08136088"),
             Stage.SILENT_GO_LIVE,
             reason="x",
             actor="x",
@@ -234,7 +235,7 @@ def test_create_refuses_duplicates_and_unknown_areas(district: Path) -> None:
     from efa_rollout.definitions import get_definition
 
     with session_scope() as session, pytest.raises(UserError, match="gibt es schon"):
-        core.create_campaign(
+        campaigns.create_campaign(
             session,
             definition=get_definition("ewa"),
             area_code="08136",
@@ -244,7 +245,7 @@ def test_create_refuses_duplicates_and_unknown_areas(district: Path) -> None:
             actor="t",
         )
     with session_scope() as session, pytest.raises(UserError, match="keine Gemeinden"):
-        core.create_campaign(
+        campaigns.create_campaign(
             session,
             definition=get_definition("ewa"),
             area_code="08999",
@@ -255,15 +256,15 @@ def test_create_refuses_duplicates_and_unknown_areas(district: Path) -> None:
 
 
 def test_late_arrival_gets_the_latest_summary_once(district: Path) -> None:
-    from efa_rollout.summary import distribute_summary
+    from efa_rollout.services.summary import distribute_summary
 
-    start_without_prefect(EWA, at("2024-04-15"))
+    start_campaign(EWA, at("2024-04-15"))
     with session_scope() as session:
-        late = core.get_enrolment(session, EWA, "08136088")
-        core.set_status(
+        late = lookup.find_enrolment(session, EWA, "08136088")
+        overrides.set_status(
             session, late, EnrolmentStatus.PAUSED, reason="Urlaub", actor="K", now=at("2024-07-01")
         )
-    advance_without_prefect(EWA, at("2024-07-10"), go_live=False)  # deadline passed
+    advance_campaigns(EWA, at("2024-07-10"), go_live=False)  # deadline passed
     distribute_summary(get_engine(), EWA, now=at("2024-07-10"), actor="test")
 
     def summaries(ags: str) -> list[int]:
@@ -278,12 +279,12 @@ def test_late_arrival_gets_the_latest_summary_once(district: Path) -> None:
 
     assert summaries("08136088") == [] and summaries("08136002") == [1]
     with session_scope() as session:
-        late = core.get_enrolment(session, EWA, "08136088")
-        core.set_status(
+        late = lookup.find_enrolment(session, EWA, "08136088")
+        overrides.set_status(
             session, late, EnrolmentStatus.ACTIVE, reason="zurück", actor="K", now=at("2024-07-15")
         )
-    advance_without_prefect(EWA, at("2024-07-15"), go_live=False)
-    advance_without_prefect(EWA, at("2024-07-16"), go_live=False)
+    advance_campaigns(EWA, at("2024-07-15"), go_live=False)
+    advance_campaigns(EWA, at("2024-07-16"), go_live=False)
     assert summaries("08136088") == [1]  # the version that went out, once
     assert summaries("08136002") == [1]  # nobody else gets it again
     assert stages(EWA)["08136088"] == Stage.CHECKLIST_FOLLOW_UP

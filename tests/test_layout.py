@@ -47,3 +47,10 @@ def test_every_command_upgrades_an_empty_database(efa_env: Path) -> None:
 
     assert result.exit_code == 0 and f"→ {head_revision()}" in result.output
     assert (efa_env / "efa.db").exists()
+
+
+def test_event_kinds_match_the_reminder_policy() -> None:
+    from efa_rollout.domain.audit import EventKind
+    from efa_rollout.domain.reminders import DROPPED_EVENT
+
+    assert EventKind.REMINDER_DROPPED == DROPPED_EVENT

@@ -108,7 +108,7 @@ def test_sink_stores_each_message_and_reports_it(tmp_path: Path) -> None:
 def test_mail_modules_do_not_import_prefect() -> None:
     code = (
         "import sys; import efa_rollout.cli.mail, efa_rollout.mail.delivery, "
-        "efa_rollout.mail.outbox, efa_rollout.mail.transport, efa_rollout.mail.sink; "
+        "efa_rollout.services.outbox, efa_rollout.mail.transport, efa_rollout.mail.sink; "
         "sys.exit('prefect' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

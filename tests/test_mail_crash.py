@@ -26,8 +26,9 @@ from sqlmodel import Session, select
 
 from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.message import Recipient, build_message, message_bytes
-from efa_rollout.mail.outbox import retry_messages, sample_extra, sample_objects
 from efa_rollout.mail.render import render_mail
+from efa_rollout.services.mail_preview import sample_extra, sample_objects
+from efa_rollout.services.outbox import retry_messages
 from efa_rollout.settings import get_settings
 from models import OutboxMessage
 from tests.smtp_fault_server import FaultServer

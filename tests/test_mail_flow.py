@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session
 
 import flows.deliver_outbox as module
-from efa_rollout.mail.outbox import queue_test_mail
+from efa_rollout.services.mail_preview import queue_test_mail
 from tasks.delivery import deliver_batch
 from tests.mail_support import NOW
 

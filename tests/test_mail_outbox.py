@@ -10,15 +10,14 @@ import pytest
 from sqlmodel import Session, func, select
 
 from efa_rollout.mail.ledger import cancel_late
-from efa_rollout.mail.outbox import (
+from efa_rollout.mail.render import MailRenderError
+from efa_rollout.services.mail_preview import preview_campaign_mail, queue_test_mail
+from efa_rollout.services.outbox import (
     cancel_messages,
-    preview_campaign_mail,
     queue_campaign_mail,
     queue_coordinator_mail,
-    queue_test_mail,
     retry_messages,
 )
-from efa_rollout.mail.render import MailRenderError
 from models import Event, OutboxMessage, PortalToken
 from tests.mail_support import (
     NOW,
@@ -93,7 +92,7 @@ def test_concurrent_duplicate_does_not_poison_the_callers_transaction(
         )
         other.commit()
     session.add(Event(campaign_id=campaign.id, actor="test", kind="before"))
-    import efa_rollout.mail.outbox as outbox
+    import efa_rollout.services.outbox as outbox
 
     original = outbox._existing
     outbox._existing = lambda *args: None  # pretend the check ran before the other commit

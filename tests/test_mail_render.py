@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 
 from efa_rollout.mail.context import municipality_label, salutation_for
-from efa_rollout.mail.outbox import sample_extra, sample_objects
 from efa_rollout.mail.render import (
     MAIL_KINDS,
     MailRenderError,
@@ -15,6 +14,7 @@ from efa_rollout.mail.render import (
     render_mail,
     render_paragraph,
 )
+from efa_rollout.services.mail_preview import sample_extra, sample_objects
 from efa_rollout.settings import get_settings
 from models import Contact, Municipality
 from tests.mail_support import NOW

@@ -14,7 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlmodel import Session
 
 from efa_rollout.mail.delivery import deliver
-from efa_rollout.mail.outbox import queue_test_mail
+from efa_rollout.services.mail_preview import queue_test_mail
 from efa_rollout.settings import get_settings
 from tests.mail_support import NOW
 from tests.smtp_fault_server import FaultHandler, free_port

@@ -26,7 +26,7 @@ from test_portal_support import (  # noqa: F401 (fixtures)
 )
 from typer.testing import CliRunner
 
-from efa_rollout.portal.links import hash_token
+from efa_rollout.services.links import hash_token
 from models import ChecklistItemState, Contact, Enrolment, Event, OutboxMessage, PortalToken
 
 

@@ -30,13 +30,13 @@ from test_portal_support import (  # noqa: F401 (fixtures)
     world,
 )
 
-from efa_rollout.portal.links import check_token, hash_token, issue_token, revoke_tokens
 from efa_rollout.portal.security import (
     FailureBrake,
     RedactTokens,
     install_log_redaction,
     redact,
 )
+from efa_rollout.services.links import check_token, hash_token, issue_token, revoke_tokens
 from models import Contact, PortalToken
 
 #: Words that only appear on a page with data (never on an error page).

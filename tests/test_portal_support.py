@@ -23,11 +23,11 @@ import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from efa_rollout.collection import save_answers
 from efa_rollout.definitions import get_definition
 from efa_rollout.portal.app import create_app
-from efa_rollout.portal.links import issue_token
 from efa_rollout.portal.security import FailureBrake
+from efa_rollout.services.answers import save_answers
+from efa_rollout.services.links import issue_token
 from models import (
     Campaign,
     ChecklistItemState,

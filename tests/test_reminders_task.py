@@ -1,6 +1,6 @@
 """Reminders over the database: candidates in batches, history, dropped days, the CLI, the flow.
 
-The mail layer (`efa_rollout.mail.outbox.queue_campaign_mail`) is replaced by a recording fake
+The mail layer (`efa_rollout.services.outbox.queue_campaign_mail`) is replaced by a recording fake
 in most tests, so the contract with it is checked on its own; the tests marked `real_mail` use
 the real module and are skipped while it does not exist.
 """
@@ -23,6 +23,8 @@ from sqlmodel import Session, select
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.reminders import Action
 from efa_rollout.errors import UserError
+from efa_rollout.services.orchestration import remind
+from efa_rollout.services.reminders import process_batch
 from models import (
     Campaign,
     ChecklistItemState,
@@ -32,7 +34,6 @@ from models import (
     Municipality,
     OutboxMessage,
 )
-from tasks.reminders import process_batch, remind
 
 BERLIN = ZoneInfo("Europe/Berlin")
 GO_LIVE = date(2025, 4, 25)  # 'schulung' (-6w) is due Friday 14.03.2025
@@ -158,7 +159,7 @@ def seeded(engine: Engine) -> Engine:
 
 
 class FakeMail:
-    """Stands in for efa_rollout.mail.outbox: records calls, writes idempotent outbox rows."""
+    """Stands in for efa_rollout.services.outbox: records calls, writes idempotent outbox rows."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -214,9 +215,9 @@ def outbox_row(
 @pytest.fixture
 def fake_mail(monkeypatch: pytest.MonkeyPatch) -> FakeMail:
     fake = FakeMail()
-    module = types.ModuleType("efa_rollout.mail.outbox")
+    module = types.ModuleType("efa_rollout.services.outbox")
     module.queue_campaign_mail = fake.queue_campaign_mail  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "efa_rollout.mail.outbox", module)
+    monkeypatch.setitem(sys.modules, "efa_rollout.services.outbox", module)
     return fake
 
 
@@ -452,8 +453,8 @@ def test_cli_queues_and_reports_counts(seeded: Engine, fake_mail: FakeMail) -> N
 # --- with the real mail layer ----------------------------------------------------------------
 
 real_mail = pytest.mark.skipif(
-    importlib.util.find_spec("efa_rollout.mail.outbox") is None,
-    reason="efa_rollout.mail.outbox (queue_campaign_mail) is not written yet",
+    importlib.util.find_spec("efa_rollout.services.outbox") is None,
+    reason="efa_rollout.services.outbox (queue_campaign_mail) is not written yet",
 )
 
 
@@ -529,8 +530,8 @@ def test_flow_queues_once_and_publishes_artifacts(
 
 
 def test_flow_summary_and_table_rows_are_german() -> None:
+    from efa_rollout.services.reminders import ReminderReport, ReminderRow
     from flows.send_reminders import summary_markdown, table_rows
-    from tasks.reminders import ReminderReport, ReminderRow
 
     report = ReminderReport(CAMPAIGN, reminders=1, evaluated=2)
     report.rows.append(

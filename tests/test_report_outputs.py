@@ -284,8 +284,8 @@ def test_a_campaign_without_enrolments_renders_in_every_format(session: Session)
 def test_weekly_mail_hands_attachments_to_the_outbox_when_it_takes_them(
     session: Session, rollup: CampaignRollup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from efa_rollout.mail import outbox
     from efa_rollout.reports.weekly import queue_weekly_mail
+    from efa_rollout.services import outbox
 
     seen: dict[str, object] = {}
 

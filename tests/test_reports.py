@@ -584,17 +584,17 @@ def test_district_overview(session: Session, known: Builder) -> None:
 
 def test_rollup_of_a_campaign_started_by_the_engine(efa_env: Path) -> None:
     """The engine's own rows (all items un-ticked, 'enrolled' events) roll up as expected."""
-    from efa_rollout import engine as core
     from efa_rollout.db import get_engine, session_scope
+    from efa_rollout.services import campaigns, enrolment, lookup
     from tests.engine_fixtures import VIBA, at, ostalbkreis_with_campaigns
 
     ostalbkreis_with_campaigns(efa_env)
     engine = get_engine()
     start = at("2023-04-17")
-    core.mark_started(engine, VIBA, now=start, actor="test")
+    campaigns.mark_started(engine, VIBA, now=start, actor="test")
     with session_scope(engine) as session:
-        pending = core.pending_enrolment_ags(session, core.get_campaign(session, VIBA))
-    core.enrol_batch(engine, VIBA, pending, now=start, actor="test")
+        pending = campaigns.pending_enrolment_ags(session, lookup.get_campaign(session, VIBA))
+    enrolment.enrol_batch(engine, VIBA, pending, now=start, actor="test")
     with session_scope(engine) as session:
         rollup = campaign_rollup(session, VIBA, as_of=at("2023-04-20"))
     assert rollup.total == 34  # the municipalities whose building authority is the Landratsamt

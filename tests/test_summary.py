@@ -18,8 +18,8 @@ from test_collection_support import (
     make_campaign,
 )
 
-from efa_rollout.collection import save_answers
-from efa_rollout.summary import (
+from efa_rollout.services.answers import save_answers
+from efa_rollout.services.summary import (
     build_summary,
     build_summary_data,
     content_hash,
@@ -281,7 +281,7 @@ def test_distribute_without_contacts_reports_and_retries_later(
 def test_distribute_passes_the_pdf_to_the_mail_layer(
     session: Session, ewa: tuple[Campaign, dict[str, Enrolment]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from efa_rollout.mail import outbox
+    from efa_rollout.services import outbox
 
     campaign, _ = ewa
     add_contacts(session)

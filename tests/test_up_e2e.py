@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from deployments.catalog import CATALOG
-from efa_rollout.orchestration import SMTP_RATE_LIMIT
+from efa_rollout.prefect_api import SMTP_RATE_LIMIT
 from tests.conftest import BUILDING_AUTHORITIES, GV100AD, REPO_ROOT, database_backend
 from tests.test_portal_support import basis_of, complete_ewa_form, csrf_of
 

@@ -7,10 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from efa_rollout.domain.text import german_date, german_weekday_date
 from efa_rollout.domain.workdays import (
     WorkCalendar,
-    german_date,
-    german_weekday_date,
     parse_closing_day,
     public_holidays,
 )

@@ -87,7 +87,7 @@ def run_if_served(
 
     Costs nothing when no server is configured (no PREFECT_API_URL, no running `efa up`).
     """
-    from efa_rollout.orchestration import adopt_recorded_server, configured_api_url
+    from efa_rollout.prefect_api import adopt_recorded_server, configured_api_url
 
     if not configured_api_url():
         return False, None
@@ -120,7 +120,7 @@ def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params
         temporary_settings,
     )
 
-    from efa_rollout.orchestration import adopt_recorded_server
+    from efa_rollout.prefect_api import adopt_recorded_server
 
     updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     if api_url := adopt_recorded_server():  # report to the running server, not a local one

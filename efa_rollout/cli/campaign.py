@@ -6,16 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from sqlmodel import col, select
 
-from efa_rollout import engine as core
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.cli._flows import NO_WAIT
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import definition_files, get_definition, load_definition
+from efa_rollout.domain.stages import CAMPAIGN_STATUS_LABELS
+from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
+from efa_rollout.services import campaigns, enrolment, lookup, orchestration
 from efa_rollout.settings import get_settings
-from models import Campaign, Enrolment, Municipality
+from models import Campaign
 
 app = typer.Typer(help="Kampagnen anlegen, starten und verfolgen.", no_args_is_help=True)
 
@@ -106,7 +107,7 @@ def create_command(
         key, _, value = item.partition("=")
         overrides[key.strip()] = parse_date(value.strip(), option=f"--date {key}")
     with session_scope() as session:
-        campaign = core.create_campaign(
+        campaign = campaigns.create_campaign(
             session,
             definition=definition,
             area_code=(district or state or ""),
@@ -117,10 +118,10 @@ def create_command(
             pilots=pilots,
             actor=get_settings().actor,
         )
-        count = len(core.targeted_municipalities(session, definition, campaign.area_code))
+        count = len(campaigns.targeted_municipalities(session, definition, campaign.area_code))
         typer.echo(
             f"Kampagne »{campaign.id}« angelegt: {campaign.title}, {campaign.area_name}, "
-            f"{count} Gemeinden, Go-Live {campaign.go_live:%d.%m.%Y}.\n"
+            f"{count} Gemeinden, Go-Live {german_date(campaign.go_live)}.\n"
             f"Starten mit: efa campaign start {campaign.id}"
         )
 
@@ -129,8 +130,8 @@ def create_command(
 def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben.")) -> None:
     """Listet alle Kampagnen."""
     with session_scope() as session:
-        campaigns = session.exec(select(Campaign).order_by(Campaign.id)).all()
-        counts = {c.id: sum(core.stage_counts(session, c.id).values()) for c in campaigns}
+        found = lookup.all_campaigns(session)
+        counts = {c.id: sum(lookup.stage_counts(session, c.id).values()) for c in found}
     rows = [
         {
             "id": c.id,
@@ -141,7 +142,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
             "status": c.status,
             "enrolments": counts[c.id],
         }
-        for c in campaigns
+        for c in found
     ]
     if as_json:
         print_json(rows)
@@ -158,11 +159,11 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
                 r["id"],
                 r["service"],
                 r["area"],
-                c.go_live.strftime("%d.%m.%Y"),
-                core.CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
+                german_date(c.go_live),
+                CAMPAIGN_STATUS_LABELS.get(r["status"], r["status"]),
                 r["enrolments"],
             ]
-            for r, c in zip(rows, campaigns, strict=True)
+            for r, c in zip(rows, found, strict=True)
         ],
     )
 
@@ -174,9 +175,9 @@ def show_command(
 ) -> None:
     """Zeigt eine Kampagne: Termine, Stufen, Fragebogen, Checkliste."""
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
-        definition = core.campaign_definition(campaign)
-        targeted = core.targeted_municipalities(session, definition, campaign.area_code)
+        campaign = lookup.get_campaign(session, campaign_id)
+        definition = lookup.campaign_definition(campaign)
+        targeted = campaigns.targeted_municipalities(session, definition, campaign.area_code)
     data = {
         "id": campaign.id,
         "title": campaign.title,
@@ -200,10 +201,14 @@ def show_command(
         return
     typer.echo(f"{campaign.title}  ({campaign.id})")
     typer.echo(f"Gebiet: {campaign.area_name} ({campaign.area_code}), {len(targeted)} Gemeinden")
-    typer.echo(f"Status: {core.CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
+    typer.echo(f"Status: {CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
     typer.echo("Termine:")
     for key, value in campaign.dates.items():
-        shown = ", ".join(_de(v) for v in value) if isinstance(value, list) else _de(value)
+        shown = (
+            ", ".join(german_date(v) for v in value)
+            if isinstance(value, list)
+            else german_date(value)
+        )
         typer.echo(f"  {DATE_LABELS.get(key, key)}: {shown}")
     typer.echo("Stufen: " + " → ".join(s.label for s in definition.ordered_stages()))
     typer.echo(
@@ -223,10 +228,6 @@ DATE_LABELS = {
 }
 
 
-def _de(iso: str) -> str:
-    return datetime.fromisoformat(iso).strftime("%d.%m.%Y")
-
-
 @app.command("start")
 def start_command(
     campaign_id: str = typer.Argument(..., metavar="KAMPAGNE"),
@@ -237,10 +238,10 @@ def start_command(
     """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
     now = parse_as_of(as_of) or datetime.now(UTC)
     with session_scope() as session:
-        campaign = core.get_campaign(session, campaign_id)
+        campaign = lookup.get_campaign(session, campaign_id)
         tags = _tags(campaign)
     if no_prefect:
-        figures = start_without_prefect(campaign_id, now)
+        figures = orchestration.start_campaign(campaign_id, now)
     else:
         from efa_rollout.cli._flows import run_flow
         from flows.start_campaign import StartCampaignInput, start_campaign
@@ -258,7 +259,8 @@ def start_command(
         f"Kampagne »{campaign_id}« gestartet: {figures['enrolments']} Gemeinden "
         f"({figures['enrolled']} neu), {figures['mails_queued']} Informationsanfragen im Postausgang."
     )
-    missing = _without_information_request(campaign_id)
+    with session_scope() as session:
+        missing = enrolment.without_information_request(session, campaign_id)
     if missing:
         typer.echo(
             f"Hinweis: {len(missing)} Gemeinden haben keine zustellbare Ansprechperson und erhalten "
@@ -268,44 +270,8 @@ def start_command(
     typer.echo("Versenden mit: efa mail deliver")
 
 
-def _without_information_request(campaign_id: str) -> list[str]:
-    """Names of enrolled municipalities that have no information request in the outbox."""
-    from models import OutboxMessage
-
-    with session_scope() as session:
-        asked = select(OutboxMessage.ags).where(
-            OutboxMessage.campaign_id == campaign_id, OutboxMessage.kind == "information_request"
-        )
-        rows = session.exec(
-            select(Municipality.name)
-            .join(Enrolment, col(Enrolment.ags) == col(Municipality.ags))
-            .where(Enrolment.campaign_id == campaign_id, col(Enrolment.ags).not_in(asked))
-            .order_by(col(Municipality.name))
-        ).all()
-    return list(rows)
-
-
-def start_without_prefect(campaign_id: str, now: datetime) -> dict[str, int]:
-    """The start flow's work as plain function calls."""
-    from efa_rollout.db import get_engine
-
-    engine, actor = get_engine(), f"start-campaign ({get_settings().actor})"
-    core.mark_started(engine, campaign_id, now=now, actor=actor)
-    with session_scope(engine) as session:
-        pending = core.pending_enrolment_ags(session, core.get_campaign(session, campaign_id))
-    result = core.enrol_batch(engine, campaign_id, pending, now=now, actor=actor)
-    with session_scope(engine) as session:
-        ids = core.enrolment_ids(session, campaign_id)
-    result.merge(core.queue_information_requests(engine, campaign_id, ids, now=now))
-    return {
-        "enrolled": result.enrolled,
-        "enrolments": len(ids),
-        "mails_queued": result.mails_queued,
-    }
-
-
 def _tags(campaign: Campaign) -> list[str]:
-    from flows._prefect import campaign_tags
+    from tasks.runner import campaign_tags
 
     return campaign_tags(campaign.id, campaign.definition.get("service_key"))
 
@@ -321,7 +287,7 @@ def _advance(
     now = parse_as_of(as_of) or datetime.now(UTC)
     action = "go-live" if go_live else "tick"
     if no_prefect:
-        figures = advance_without_prefect(campaign_id, now, go_live=go_live)
+        figures = orchestration.advance_campaigns(campaign_id, now, go_live=go_live)
     else:
         from efa_rollout.cli._flows import run_flow
 
@@ -332,7 +298,7 @@ def _advance(
         tags = None
         if campaign_id:
             with session_scope() as session:
-                tags = _tags(core.get_campaign(session, campaign_id))
+                tags = _tags(lookup.get_campaign(session, campaign_id))
         figures = run_flow(
             flow_fn,
             flow_tags=tags,
@@ -356,38 +322,6 @@ def _advance(
             )
         if len(fig["change_list"]) > 20:  # type: ignore[arg-type]
             typer.echo(f"  … und {len(fig['change_list']) - 20} weitere")  # type: ignore[arg-type]
-
-
-def advance_without_prefect(
-    campaign_id: str | None, now: datetime, *, go_live: bool
-) -> dict[str, dict]:
-    """The tick's (or go-live's) work as plain function calls."""
-    from efa_rollout.db import get_engine
-    from flows._prefect import chunks
-
-    engine = get_engine()
-    actor = f"{'go-live' if go_live else 'tick'} ({get_settings().actor})"
-    with session_scope(engine) as session:
-        campaign_ids = core.running_campaign_ids(session, campaign_id)
-    figures = {}
-    for cid in campaign_ids:
-        with session_scope(engine) as session:
-            ids = core.enrolment_ids(session, cid)
-        total = core.BatchResult()
-        for batch in chunks(ids):
-            total.merge(
-                core.advance_batch(
-                    engine, cid, batch, now=now, actor=actor, include_go_live=go_live
-                )
-            )
-        figures[cid] = {
-            "enrolments": len(ids),
-            "changes": len(total.changes),
-            "mails_queued": total.mails_queued,
-            "blocked": len(total.blocked),
-            "change_list": [c.as_row() for c in total.changes],
-        }
-    return figures
 
 
 @app.command("tick")
@@ -430,7 +364,7 @@ def status_command(
         print_json(data)
         return
     typer.echo(
-        f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {rollup.today:%d.%m.%Y}"
+        f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {german_date(rollup.today)}"
     )
     typer.echo(f"Status: {rollup.status_label} · {_key_dates_line(rollup)}")
     for entry in data["stages"].values():

@@ -9,6 +9,8 @@ import typer
 
 from efa_rollout.cli._common import print_json, print_table
 from efa_rollout.db import session_scope
+from efa_rollout.domain.stages import ResponseStatus
+from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
 
 response_app = typer.Typer(
@@ -69,7 +71,8 @@ def set_response_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Erfasst einzelne Antworten einer Gemeinde (neue Version, übrige Antworten bleiben)."""
-    from efa_rollout.collection import find_enrolment, save_answers
+    from efa_rollout.services.answers import save_answers
+    from efa_rollout.services.lookup import find_enrolment
 
     answers = parse_assignments(assignments)
     with session_scope() as session:
@@ -85,7 +88,7 @@ def set_response_command(
         )
         missing = _missing_required(session, enrolment, response.answers)
         name = _name(session, enrolment.ags)
-    status = "eingereicht" if response.status == "submitted" else "Entwurf"
+    status = "eingereicht" if response.status == ResponseStatus.SUBMITTED else "Entwurf"
     typer.echo(
         f"Antworten von {name} gespeichert: Version {response.version} ({status}), "
         f"vollständig: {'ja' if response.complete else 'nein'}."
@@ -101,17 +104,16 @@ def show_response_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die neueste Version der Antworten einer Gemeinde."""
-    from efa_rollout.collection import definition_of, find_enrolment, format_answer
-    from efa_rollout.collection import latest_response as latest
-    from models import Campaign
+    from efa_rollout.services.answers import format_answer
+    from efa_rollout.services.answers import latest_response as latest
+    from efa_rollout.services.lookup import campaign_definition, find_enrolment, get_campaign
 
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
         assert enrolment.id is not None
         response = latest(session, enrolment.id)
-        campaign_row = session.get(Campaign, campaign)
-        assert campaign_row is not None
-        definition = definition_of(campaign_row)
+        campaign_row = get_campaign(session, campaign)
+        definition = campaign_definition(campaign_row)
         name = _name(session, enrolment.ags)
     if as_json:
         print_json(
@@ -131,7 +133,7 @@ def show_response_command(
     if response is None:
         typer.echo(f"Von {name} liegen noch keine Antworten vor.")
         return
-    status = "eingereicht" if response.status == "submitted" else "Entwurf"
+    status = "eingereicht" if response.status == ResponseStatus.SUBMITTED else "Entwurf"
     typer.echo(
         f"{name}: Version {response.version} ({status}), "
         f"vollständig: {'ja' if response.complete else 'nein'}"
@@ -153,7 +155,7 @@ def import_responses_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Importiert Antworten aus einer Tabelle (Spalte AGS + je Feld eine Spalte) – ganz oder gar nicht."""
-    from efa_rollout.collection import import_answers
+    from efa_rollout.importers.answers import import_answers
 
     with session_scope() as session:
         result = import_answers(
@@ -180,7 +182,8 @@ def checklist_done_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Hakt einen Checklistenpunkt einer Gemeinde ab (oder öffnet ihn mit --undo wieder)."""
-    from efa_rollout.collection import find_enrolment, set_checklist_item
+    from efa_rollout.services.checklist import set_checklist_item
+    from efa_rollout.services.lookup import find_enrolment
 
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
@@ -207,16 +210,15 @@ def checklist_show_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Checkliste einer Gemeinde mit Fälligkeiten."""
-    from efa_rollout.collection import checklist_view, definition_of, find_enrolment
+    from efa_rollout.services.checklist import checklist_view
+    from efa_rollout.services.lookup import campaign_definition, find_enrolment, get_campaign
     from efa_rollout.settings import get_settings
-    from models import Campaign
 
     today = _now().astimezone(get_settings().zone).date()
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
-        campaign_row = session.get(Campaign, campaign)
-        assert campaign_row is not None
-        view = checklist_view(session, enrolment, definition_of(campaign_row), today=today)
+        campaign_row = get_campaign(session, campaign)
+        view = checklist_view(session, enrolment, campaign_definition(campaign_row), today=today)
     if as_json:
         print_json(view)
         return
@@ -227,7 +229,7 @@ def checklist_show_command(
                 row["key"],
                 row["title"],
                 row["owner"],
-                row["due"].strftime("%d.%m.%Y") + (" (überfällig)" if row["overdue"] else ""),
+                german_date(row["due"]) + (" (überfällig)" if row["overdue"] else ""),
                 "ja" if row["required"] else "nein",
                 "ja" if row["done"] else "nein",
                 row["note"],
@@ -238,19 +240,16 @@ def checklist_show_command(
 
 
 def _name(session: Any, ags: str) -> str:
-    from models import Municipality
+    from efa_rollout.services.lookup import municipality_label
 
-    municipality = session.get(Municipality, ags)
-    return f"{municipality.name} ({ags})" if municipality else ags
+    return municipality_label(session, ags)
 
 
 def _missing_required(session: Any, enrolment: Any, answers: dict[str, Any]) -> list[str]:
     """Keys of required applicable fields not answered in ANSWERS."""
-    from efa_rollout.collection import definition_of
-    from models import Campaign
+    from efa_rollout.services.lookup import campaign_definition, get_campaign
 
-    campaign = session.get(Campaign, enrolment.campaign_id)
-    definition = definition_of(campaign)
+    definition = campaign_definition(get_campaign(session, enrolment.campaign_id))
     return [
         q.key
         for q in definition.fields_for(enrolment.role, enrolment.is_pilot)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import typer
 
-from efa_rollout import engine as core
 from efa_rollout.db import session_scope
 from efa_rollout.domain.stages import STATUS_LABELS, EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
+from efa_rollout.services import lookup, overrides
 from efa_rollout.settings import get_settings
 
 app = typer.Typer(
@@ -36,9 +36,9 @@ def set_stage_command(
             f"Unbekannte Stufe »{stage}« (möglich: {', '.join(s.value for s in Stage)})."
         ) from None
     with session_scope() as session:
-        enrolment = core.get_enrolment(session, campaign_id, ags)
+        enrolment = lookup.find_enrolment(session, campaign_id, ags)
         before = Stage(enrolment.stage)
-        core.set_stage(
+        overrides.set_stage(
             session,
             enrolment,
             target,
@@ -51,8 +51,8 @@ def set_stage_command(
 
 def _status(campaign_id: str, ags: str, status: EnrolmentStatus, reason: str) -> None:
     with session_scope() as session:
-        enrolment = core.get_enrolment(session, campaign_id, ags)
-        event = core.set_status(
+        enrolment = lookup.find_enrolment(session, campaign_id, ags)
+        event = overrides.set_status(
             session,
             enrolment,
             status,

@@ -19,8 +19,8 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Geschichte einer Kampagne: was, wann, wer, warum – mit Zustellversuchen."""
-    from efa_rollout.engine import get_campaign, get_enrolment
     from efa_rollout.services.history import campaign_history
+    from efa_rollout.services.lookup import find_enrolment, get_campaign
     from efa_rollout.settings import get_settings
 
     with session_scope() as session:
@@ -28,7 +28,7 @@ def history(
         if ags is not None:
             if not (ags.isdigit() and len(ags) == 8):
                 raise UserError(f"AGS: »{ags}« ist kein achtstelliger Gemeindeschlüssel.")
-            get_enrolment(session, campaign, ags)
+            find_enrolment(session, campaign, ags)
         entries = campaign_history(
             session, campaign, ags=ags, as_of=parse_as_of(as_of), with_mail=not no_mail
         )

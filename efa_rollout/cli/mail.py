@@ -67,8 +67,8 @@ def outbox_command(
 ) -> None:
     """Zeigt den Postausgang (neueste zuerst)."""
     from efa_rollout.db import session_scope
-    from efa_rollout.mail.outbox import list_messages
     from efa_rollout.services.bounces import suppression_notes
+    from efa_rollout.services.outbox import list_messages
 
     with session_scope() as session:
         rows = list_messages(
@@ -123,7 +123,7 @@ def retry_command(
 ) -> None:
     """Sendet Mails erneut, mit derselben Message-ID (nur an noch nicht bediente Empfänger)."""
     from efa_rollout.db import session_scope
-    from efa_rollout.mail.outbox import retry_messages
+    from efa_rollout.services.outbox import retry_messages
 
     if not ids and not status:
         raise UserError("Bitte IDs oder --status angeben.")
@@ -145,7 +145,7 @@ def retry_command(
 def cancel_command(ids: list[int] = typer.Argument(..., help="IDs aus »efa mail outbox«.")) -> None:
     """Storniert Mails, die noch nicht zugestellt sind."""
     from efa_rollout.db import session_scope
-    from efa_rollout.mail.outbox import cancel_messages
+    from efa_rollout.services.outbox import cancel_messages
 
     with session_scope() as session:
         rows, problems = cancel_messages(session, now=_now(), ids=ids)
@@ -167,7 +167,7 @@ def preview_command(
 ) -> None:
     """Zeigt eine Mail, wie sie versandt würde; stellt nichts in den Postausgang."""
     from efa_rollout.db import session_scope
-    from efa_rollout.mail.outbox import preview_campaign_mail
+    from efa_rollout.services.mail_preview import preview_campaign_mail
 
     with session_scope() as session:
         preview = preview_campaign_mail(
@@ -201,7 +201,7 @@ def test_command(
     """Stellt eine [TEST]-Mail mit Beispieldaten zu (zählt nie als Kampagnenmail)."""
     from efa_rollout.db import session_scope
     from efa_rollout.mail.delivery import deliver
-    from efa_rollout.mail.outbox import queue_test_mail
+    from efa_rollout.services.mail_preview import queue_test_mail
 
     with session_scope() as session:
         row = queue_test_mail(session, address=address, kind=kind, now=_now())

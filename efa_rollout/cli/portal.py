@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import typer
+
+from efa_rollout.domain.text import german_date
 
 app = typer.Typer(
     help="Portal für die Gemeinden: starten, persönliche Links ausgeben oder widerrufen.",
@@ -61,52 +61,21 @@ def link(
     ),
 ) -> None:
     """Gibt einen neuen persönlichen Link für eine Gemeinde aus (nur jetzt sichtbar)."""
-    from efa_rollout.collection import find_enrolment
     from efa_rollout.db import session_scope
-    from efa_rollout.portal.links import issue_token, portal_url, rotate_token
+    from efa_rollout.services.links import issue_link, portal_url
     from efa_rollout.settings import get_settings
-    from models import Event, Municipality, utcnow
+    from models import utcnow
 
     settings = get_settings()
-    now = utcnow()
     with session_scope() as session:
-        enrolment = find_enrolment(session, campaign_id, ags)
-        municipality = session.get(Municipality, enrolment.ags)
-        revoked = 0
-        if rotate:
-            token, revoked = rotate_token(
-                session,
-                campaign_id=campaign_id,
-                ags=enrolment.ags,
-                now=now,
-                valid_days=settings.portal_token_days,
-            )
-        else:
-            token = issue_token(
-                session,
-                campaign_id=campaign_id,
-                ags=enrolment.ags,
-                now=now,
-                valid_days=settings.portal_token_days,
-            )
-        session.add(
-            Event(
-                at=now,
-                campaign_id=campaign_id,
-                ags=enrolment.ags,
-                enrolment_id=enrolment.id,
-                actor=settings.actor,
-                kind="portal_link_issued",
-                reason="Link erneuert, ältere widerrufen" if rotate else "Link ausgegeben",
-                data={"revoked": revoked, "valid_days": settings.portal_token_days},
-            )
+        issued = issue_link(
+            session, campaign_id, ags, rotate=rotate, now=utcnow(), actor=settings.actor
         )
-    name = municipality.name if municipality else enrolment.ags
-    until = (now + timedelta(days=settings.portal_token_days)).astimezone(settings.zone)
-    typer.echo(f"Persönlicher Link für {name} ({enrolment.ags}), gültig bis {until:%d.%m.%Y}:")
-    typer.echo(portal_url(settings.portal_base_url, token))
+    until = german_date(issued.valid_until.astimezone(settings.zone).date())
+    typer.echo(f"Persönlicher Link für {issued.name} ({issued.ags}), gültig bis {until}:")
+    typer.echo(portal_url(settings.portal_base_url, issued.token))
     if rotate:
-        typer.echo(f"{revoked} ältere(r) Link(s) widerrufen.", err=True)
+        typer.echo(f"{issued.revoked} ältere(r) Link(s) widerrufen.", err=True)
 
 
 @app.command("revoke")
@@ -115,26 +84,13 @@ def revoke(
     ags: str = typer.Argument(..., metavar="AGS", help="Gemeindeschlüssel (8 Ziffern)."),
 ) -> None:
     """Widerruft alle persönlichen Links einer Gemeinde für eine Kampagne."""
-    from efa_rollout.collection import find_enrolment
     from efa_rollout.db import session_scope
-    from efa_rollout.portal.links import revoke_tokens
+    from efa_rollout.services.links import revoke_links
     from efa_rollout.settings import get_settings
-    from models import Event, utcnow
+    from models import utcnow
 
-    settings = get_settings()
-    now = utcnow()
     with session_scope() as session:
-        enrolment = find_enrolment(session, campaign_id, ags)
-        revoked = revoke_tokens(session, campaign_id=campaign_id, ags=enrolment.ags, now=now)
-        session.add(
-            Event(
-                at=now,
-                campaign_id=campaign_id,
-                ags=enrolment.ags,
-                enrolment_id=enrolment.id,
-                actor=settings.actor,
-                kind="portal_links_revoked",
-                data={"revoked": revoked},
-            )
+        code, revoked = revoke_links(
+            session, campaign_id, ags, now=utcnow(), actor=get_settings().actor
         )
-    typer.echo(f"{revoked} Link(s) für {enrolment.ags} in »{campaign_id}« widerrufen.")
+    typer.echo(f"{revoked} Link(s) für {code} in »{campaign_id}« widerrufen.")

@@ -35,8 +35,8 @@ def remind(
     no_wait: bool = NO_WAIT,
 ) -> None:
     """Fällige Erinnerungen und Eskalationen zu offenen Punkten vormerken."""
-    from tasks.reminders import remind as run_reminders
-    from tasks.reminders import row_line, summary_line
+    from efa_rollout.services.orchestration import remind as run_reminders
+    from efa_rollout.services.reminders import row_line, summary_line
 
     moment = reminder_moment(as_of)
     served, reports = (False, None)

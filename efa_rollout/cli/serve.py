@@ -12,7 +12,7 @@ def serve(
     only: list[str] = typer.Option([], "--only", help="Nur diese Deployments (mehrfach)."),
 ) -> None:
     """Stellt alle Deployments (Zeitpläne in Europe/Berlin) bereit, bis Strg+C."""
-    from efa_rollout.orchestration import adopt_recorded_server
+    from efa_rollout.prefect_api import adopt_recorded_server
 
     if not adopt_recorded_server() and not os.environ.get("PREFECT_API_URL"):
         typer.echo(

@@ -162,13 +162,13 @@ def up(
     no_portal: bool = typer.Option(False, "--no-portal", help="Das Portal nicht starten."),
 ) -> None:
     """Startet Prefect-Server, alle Deployments (mit Zeitplänen) und das Portal, bis Strg+C."""
-    from efa_rollout import orchestration
+    from efa_rollout import prefect_api
     from efa_rollout.db import get_engine
     from efa_rollout.settings import get_settings
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
-    record = orchestration.read_record(data_dir)
+    record = prefect_api.read_record(data_dir)
     if record:
         raise UserError(
             f"»efa up« läuft bereits für {data_dir} (Prozess {record['pid']}, "
@@ -182,7 +182,7 @@ def up(
             f"{'--port' if what == 'Prefect-Server' else '--portal-port'} NUMMER."
         )
     get_engine()  # migrate the campaign database once, before three processes open it
-    home = orchestration.prefect_home(data_dir)
+    home = prefect_api.prefect_home(data_dir)
     api_url = f"http://{host}:{port}/api"
     env = child_environment(data_dir, api_url, home)
     portal_url = None if no_portal else f"http://{host}:{portal_port}"
@@ -240,7 +240,7 @@ def up(
             _wait_healthy(f"{portal_url}/healthz", portal, 60)
         _wait_served(api_url, served, 180)
         ui_url = f"http://{host}:{port}"
-        orchestration.write_record(
+        prefect_api.write_record(
             data_dir,
             api_url=api_url,
             ui_url=ui_url,
@@ -271,7 +271,7 @@ def up(
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        orchestration.clear_record(data_dir)
+        prefect_api.clear_record(data_dir)
         for child in reversed(children):
             _stop(child)
         for signum, handler in previous.items():

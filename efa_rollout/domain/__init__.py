@@ -1,0 +1,1 @@
+"""Domain rules as plain functions: stages, transitions, working days, reminder policy, event kinds, German dates."""

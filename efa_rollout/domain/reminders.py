@@ -19,7 +19,8 @@ from typing import Any
 
 from efa_rollout.definitions import CampaignDefinition, ChecklistItem, ReminderPlan
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
-from efa_rollout.domain.workdays import WorkCalendar, german_date, german_weekday_date
+from efa_rollout.domain.text import german_date, german_weekday_date
+from efa_rollout.domain.workdays import WorkCalendar
 
 #: Outbox kinds that make up the reminder history of a municipality.
 REMINDER = "reminder"

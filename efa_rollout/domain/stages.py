@@ -69,3 +69,30 @@ STATUS_LABELS = {
     EnrolmentStatus.PAUSED: "pausiert",
     EnrolmentStatus.NOT_APPLICABLE: "nicht zutreffend",
 }
+
+
+class CampaignStatus(StrEnum):
+    """Where a campaign stands as a whole (stored as its value)."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        """German label for the CLI and reports."""
+        return CAMPAIGN_STATUS_LABELS[self]
+
+
+CAMPAIGN_STATUS_LABELS = {
+    CampaignStatus.CREATED: "angelegt",
+    CampaignStatus.RUNNING: "läuft",
+    CampaignStatus.CLOSED: "abgeschlossen",
+}
+
+
+class ResponseStatus(StrEnum):
+    """Whether a questionnaire answers version is a draft or was submitted (stored as its value)."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"

@@ -9,25 +9,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from efa_rollout.domain.text import german_date, weekday_name
+
 if TYPE_CHECKING:
     from efa_rollout.settings import Settings
-
-WEEKDAYS_DE = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
 #: Upper bound for day-by-day searches (a year without a working day is a configuration error).
 _MAX_SEARCH_DAYS = 366
-
-
-def german_date(day: date) -> str:
-    """DD.MM.YYYY, e.g. '15.03.2025'."""
-    return day.strftime("%d.%m.%Y")
-
-
-def german_weekday_date(day: date) -> str:
-    """The German weekday and date, e.g. 'Freitag, 15.03.2025'."""
-    return f"{WEEKDAYS_DE[day.weekday()]}, {german_date(day)}"
 
 
 def parse_closing_day(value: str) -> tuple[int, int]:
@@ -93,7 +83,7 @@ class WorkCalendar:
     def non_working_reason(self, day: date) -> str | None:
         """Why DAY is no working day ('Samstag', 'Feiertag Fronleichnam', 'Schließtag'), or None."""
         if day.weekday() >= 5:
-            return WEEKDAYS_DE[day.weekday()]
+            return weekday_name(day)
         name = self.holiday_name(day)
         if name is not None:
             return f"Feiertag {name}"

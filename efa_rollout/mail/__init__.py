@@ -1,6 +1,7 @@
 """Mail that municipalities can rely on: templates, message building, the outbox, delivery.
 
-Queue with `queue_campaign_mail` (idempotent), deliver with `deliver` (or the Prefect flow
+Queueing is a use case (`efa_rollout.services.outbox.queue_campaign_mail`, idempotent); this
+package renders, builds, records and delivers: `deliver` (or the Prefect flow
 `flows.deliver_outbox`). Rendering and building never talk to a server.
 """
 
@@ -13,16 +14,6 @@ from efa_rollout.mail.message import (
     make_message_id,
     normalize_address,
 )
-from efa_rollout.mail.outbox import (
-    MailPreview,
-    cancel_messages,
-    list_messages,
-    preview_campaign_mail,
-    queue_campaign_mail,
-    queue_coordinator_mail,
-    queue_test_mail,
-    retry_messages,
-)
 from efa_rollout.mail.render import MAIL_KINDS, MailRenderError, RenderedMail, render_mail
 
 __all__ = [
@@ -30,20 +21,12 @@ __all__ = [
     "Attachment",
     "DeliveryReport",
     "InvalidAddressError",
-    "MailPreview",
     "MailRenderError",
     "Recipient",
     "RenderedMail",
     "build_message",
-    "cancel_messages",
     "deliver",
-    "list_messages",
     "make_message_id",
     "normalize_address",
-    "preview_campaign_mail",
-    "queue_campaign_mail",
-    "queue_coordinator_mail",
-    "queue_test_mail",
     "render_mail",
-    "retry_messages",
 ]

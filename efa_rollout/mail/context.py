@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.text import signature
 from efa_rollout.mail.render import MailRenderError, as_date, render_paragraph
 from efa_rollout.settings import Settings
 from models import Campaign, ChecklistItemState, Contact, Enrolment, Municipality
@@ -76,19 +77,6 @@ def _surname(name: str) -> str:
     if start == 1 and rest[0].lower() in _NAME_PARTICLES:
         start = 0
     return " ".join([*titles, *rest[start:]])
-
-
-def signature(settings: Settings) -> dict[str, str]:
-    """The coordinator's signature block."""
-    return {
-        "name": settings.coordinator_name,
-        "function": settings.coordinator_function,
-        "office": settings.coordinator_office,
-        "department": settings.coordinator_department,
-        "address": settings.coordinator_address,
-        "phone": settings.coordinator_phone,
-        "email": settings.coordinator_email,
-    }
 
 
 def campaign_definition(campaign: Campaign) -> CampaignDefinition | None:

@@ -1,0 +1,1 @@
+"""Database migrations (Alembic): one revision per schema change, matching `models/`."""

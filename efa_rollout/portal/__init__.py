@@ -1,1 +1,1 @@
-"""The municipalities' self-service portal and its personal links."""
+"""The municipalities' self-service portal (Starlette): pages, forms and security; the use cases it calls live in `efa_rollout.services`."""

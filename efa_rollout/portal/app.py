@@ -8,7 +8,6 @@ a redirect (303) or, when something is wrong, the same page with the errors mark
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -31,19 +30,10 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from efa_rollout import TEMPLATES_DIR
-from efa_rollout.collection import (
-    CONTACT_KEYS,
-    AnswersInvalid,
-    checklist_view,
-    definition_of,
-    format_answer,
-    latest_response,
-    save_answers,
-    set_checklist_item,
-)
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, QuestionField
-from efa_rollout.domain.stages import Stage
+from efa_rollout.domain.stages import CampaignStatus, ResponseStatus, Stage
+from efa_rollout.domain.text import as_date, german_date, german_weekday_date, signature
 from efa_rollout.mail.message import InvalidAddressError, contact_address
 from efa_rollout.portal.forms import (
     CONTACT_LABELS,
@@ -58,7 +48,6 @@ from efa_rollout.portal.forms import (
     values_from_answers,
     values_from_form,
 )
-from efa_rollout.portal.links import TokenState, check_token
 from efa_rollout.portal.security import (
     MAX_BODY_BYTES,
     SECURITY_HEADERS,
@@ -72,12 +61,30 @@ from efa_rollout.portal.security import (
     origin_of,
     parse_trusted_proxies,
 )
+from efa_rollout.services.answers import (
+    AnswersInvalid,
+    format_answer,
+    latest_response,
+    response_versions,
+    save_answers,
+)
+from efa_rollout.services.checklist import checklist_view, set_checklist_item
+from efa_rollout.services.contacts import (
+    CONTACT_KEYS,
+    MAX_CONTACT_TEXT,
+    SALUTATIONS,
+    ContactChange,
+    apply_contact_changes,
+    contacts_of,
+)
+from efa_rollout.services.fields import is_phone
+from efa_rollout.services.links import TokenState, check_token
+from efa_rollout.services.lookup import campaign_definition, enrolment_of_link
 from efa_rollout.settings import Settings, get_settings
 from models import (
     Campaign,
     Contact,
     Enrolment,
-    Event,
     Municipality,
     PortalToken,
     QuestionnaireResponse,
@@ -91,8 +98,6 @@ STATIC_DIR = PORTAL_TEMPLATES / "static"
 
 _log = logging.getLogger("efa_rollout.portal")
 
-_PHONE = re.compile(r"^\+?[0-9 ()/\-]{3,40}$")
-WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
 #: Key dates shown on the page, with their German labels.
 DATE_LABELS = {
@@ -180,25 +185,14 @@ ERROR_PAGES = {
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_date(value: date | datetime | str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
-
-
 def fmt_date(value: date | datetime | str | None) -> str:
     """DD.MM.YYYY."""
-    return "" if value is None else _as_date(value).strftime("%d.%m.%Y")
+    return "" if value is None else german_date(value)
 
 
 def fmt_long_date(value: date | datetime | str | None) -> str:
     """Weekday, DD.MM.YYYY."""
-    if value is None:
-        return ""
-    day = _as_date(value)
-    return f"{WEEKDAYS[day.weekday()]}, {day.strftime('%d.%m.%Y')}"
+    return "" if value is None else german_weekday_date(value)
 
 
 _TOWN_TYPES = {"60": "Markt", "61": "Stadt", "62": "Stadt", "63": "Stadt", "67": "Stadt"}
@@ -230,7 +224,7 @@ class Target:
 
     @property
     def read_only_reason(self) -> str | None:
-        if self.campaign.status == "closed":
+        if self.campaign.status == CampaignStatus.CLOSED:
             return (
                 "Diese Kampagne ist abgeschlossen. Ihre Angaben können nicht mehr geändert werden."
             )
@@ -303,15 +297,7 @@ class Portal:
         self.env.filters["datum_lang"] = fmt_long_date
         self.env.filters["zeitpunkt"] = self.fmt_moment
         self.env.globals["contact_labels"] = CONTACT_LABELS
-        self.env.globals["office"] = {
-            "name": settings.coordinator_name,
-            "function": settings.coordinator_function,
-            "office": settings.coordinator_office,
-            "department": settings.coordinator_department,
-            "address": settings.coordinator_address,
-            "phone": settings.coordinator_phone,
-            "email": settings.coordinator_email,
-        }
+        self.env.globals["office"] = signature(settings)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -320,7 +306,7 @@ class Portal:
         if value is None:
             return ""
         local = value.astimezone(self.settings.zone)
-        return f"{local.strftime('%d.%m.%Y')} um {local.strftime('%H:%M')} Uhr"
+        return f"{german_date(local)} um {local.strftime('%H:%M')} Uhr"
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()
@@ -348,16 +334,11 @@ class Portal:
             return _refusal_for(check.state)
         row = check.row
         assert row is not None
-        campaign = session.get(Campaign, row.campaign_id)
-        municipality = session.get(Municipality, row.ags)
-        enrolment = session.exec(
-            select(Enrolment).where(
-                Enrolment.campaign_id == row.campaign_id, Enrolment.ags == row.ags
-            )
-        ).first()
-        if campaign is None or municipality is None or enrolment is None:
+        found = enrolment_of_link(session, row.campaign_id, row.ags)
+        if found is None:
             return Refusal(410, bad_link=True)
-        return Target(row, campaign, enrolment, municipality, definition_of(campaign))
+        campaign, enrolment, municipality = found
+        return Target(row, campaign, enrolment, municipality, campaign_definition(campaign))
 
     def _check_post(self, request: Request, target: Target, form: FormData) -> Refusal | None:
         own = (origin_of(self.settings.portal_base_url), origin_of(str(request.base_url)))
@@ -478,7 +459,7 @@ class Portal:
     def _queue_confirmation(
         self, session: Session, target: Target, response: QuestionnaireResponse, now: datetime
     ) -> None:
-        from efa_rollout.mail.outbox import queue_campaign_mail
+        from efa_rollout.services.outbox import queue_campaign_mail
 
         fields = {q.key: q for q in target.definition.questionnaire}
         received = [
@@ -554,17 +535,10 @@ class Portal:
         ]
         return list(dict.fromkeys(r for r in roles if r))
 
-    def _contacts(self, session: Session, ags: str) -> list[Contact]:
-        return list(
-            session.exec(
-                select(Contact).where(Contact.ags == ags).order_by(Contact.role, Contact.id)  # type: ignore[arg-type]
-            ).all()
-        )
-
     def save_contacts(
         self, session: Session, target: Target, token: str, form: FormData
     ) -> Response:
-        existing = {c.id: c for c in self._contacts(session, target.municipality.ags)}
+        existing = {c.id: c for c in contacts_of(session, target.municipality.ags)}
         rows = contact_rows_from_form(form)
         roles = self.role_options(target, [c.role for c in existing.values()])
         if str(form.get("aktion") or "") == "zeile":
@@ -581,55 +555,35 @@ class Portal:
         if problem is not None or any(r.errors for r in rows):
             state = Posted(contacts=rows, contacts_error=problem)
             return self.render(session, target, token, state, status=422)
-        now = self.clock()
-        added = changed = deleted = 0
-        for row in rows:
-            if row.blank:
-                continue
-            contact = existing.get(row.id) if row.id is not None else None
-            if row.delete:
-                if contact is not None:
-                    session.delete(contact)
-                    deleted += 1
-                continue
-            data = {
-                "role": row.role,
-                "salutation": row.salutation or None,
-                "name": row.name or None,
-                "function": row.function or None,
-                "email": row.email,
-                "phone": row.phone or None,
-                "is_shared_mailbox": row.shared_mailbox,
-            }
-            if contact is None:
-                session.add(
-                    Contact(ags=target.municipality.ags, source="portal", updated_at=now, **data)
-                )
-                added += 1
-            elif any(getattr(contact, k) != v for k, v in data.items()):
-                if contact.email != row.email:
-                    contact.delivery_failed_at = None
-                    contact.delivery_failure = None
-                for key, value in data.items():
-                    setattr(contact, key, value)
-                contact.source = "portal"
-                contact.updated_at = now
-                session.add(contact)
-                changed += 1
-        if not (added or changed or deleted):
-            return _see_other(token, "unveraendert", "kontakte")
-        session.flush()
-        session.add(
-            Event(
-                at=now,
-                campaign_id=target.campaign.id,
-                ags=target.municipality.ags,
-                enrolment_id=target.enrolment.id,
-                actor=target.author,
-                kind="contacts_changed",
-                data={"added": added, "changed": changed, "deleted": deleted, "source": "portal"},
+        changes = [
+            ContactChange(
+                id=row.id,
+                delete=row.delete,
+                data={
+                    "role": row.role,
+                    "salutation": row.salutation or None,
+                    "name": row.name or None,
+                    "function": row.function or None,
+                    "email": row.email,
+                    "phone": row.phone or None,
+                    "is_shared_mailbox": row.shared_mailbox,
+                },
             )
+            for row in rows
+            if not row.blank
+        ]
+        changed = apply_contact_changes(
+            session,
+            existing,
+            changes,
+            ags=target.municipality.ags,
+            campaign_id=target.campaign.id,
+            enrolment_id=target.enrolment.id,
+            actor=target.author,
+            now=self.clock(),
         )
+        if not changed:
+            return _see_other(token, "unveraendert", "kontakte")
         return _see_other(token, "kontakte", "kontakte")
 
     # -- rendering --------------------------------------------------------------------------
@@ -647,15 +601,9 @@ class Portal:
         """The portal page of TARGET, with POSTED input and errors when shown again."""
         enrolment_id = _id(target.enrolment)
         fields = target.fields
-        versions = list(
-            session.exec(
-                select(QuestionnaireResponse)
-                .where(QuestionnaireResponse.enrolment_id == enrolment_id)
-                .order_by(QuestionnaireResponse.version.desc())  # type: ignore[attr-defined]
-            ).all()
-        )
+        versions = response_versions(session, enrolment_id)
         latest = versions[0] if versions else None
-        submitted = next((v for v in versions if v.status == "submitted"), None)
+        submitted = next((v for v in versions if v.status == ResponseStatus.SUBMITTED), None)
         values = posted.values
         if values is None:
             values = values_from_answers(fields, latest.answers if latest else {})
@@ -681,7 +629,7 @@ class Portal:
             else:
                 item["form_done"], item["form_note"] = item["done"], item["note"] or ""
 
-        contacts = self._contacts(session, target.municipality.ags)
+        contacts = contacts_of(session, target.municipality.ags)
         contact_rows = posted.contacts
         if contact_rows is None:
             contact_rows = [_row_of(c) for c in contacts] + [ContactRow()]
@@ -733,7 +681,7 @@ class Portal:
                     {
                         "key": key,
                         "label": label,
-                        "date": _as_date(day),
+                        "date": as_date(day),
                         "strong": key == "collection_deadline",
                     }
                 )
@@ -802,7 +750,7 @@ def _stage_label(stage: str) -> str:
 def _version_view(response: QuestionnaireResponse, portal: Portal) -> dict[str, Any]:
     return {
         "version": response.version,
-        "submitted": response.status == "submitted",
+        "submitted": response.status == ResponseStatus.SUBMITTED,
         "complete": response.complete,
         "at": portal.fmt_moment(response.created_at),
         "source": SOURCE_LABELS.get(response.source, response.source),
@@ -839,16 +787,18 @@ def _validate_contacts(
         remaining += 1
         if row.role not in roles:
             row.errors["role"] = "Bitte wählen Sie eine Aufgabe aus der Liste."
-        if row.salutation not in {"", "Frau", "Herr"}:
+        if row.salutation and row.salutation not in SALUTATIONS:
             row.errors["salutation"] = "Bitte wählen Sie Frau, Herr oder keine Anrede."
         if not row.shared_mailbox and not row.name:
             row.errors["name"] = (
                 "Bitte geben Sie den Namen an (bei einem Funktionspostfach nicht nötig)."
             )
-        if len(row.name) > 200:
-            row.errors["name"] = "Der Name ist zu lang (höchstens 200 Zeichen)."
-        if len(row.function) > 200:
-            row.errors["function"] = "Die Funktion ist zu lang (höchstens 200 Zeichen)."
+        if len(row.name) > MAX_CONTACT_TEXT:
+            row.errors["name"] = f"Der Name ist zu lang (höchstens {MAX_CONTACT_TEXT} Zeichen)."
+        if len(row.function) > MAX_CONTACT_TEXT:
+            row.errors["function"] = (
+                f"Die Funktion ist zu lang (höchstens {MAX_CONTACT_TEXT} Zeichen)."
+            )
         if not row.email:
             row.errors["email"] = "Bitte geben Sie die dienstliche E-Mail-Adresse an."
         else:
@@ -856,7 +806,7 @@ def _validate_contacts(
                 row.email = contact_address(row.email)
             except InvalidAddressError as error:
                 row.errors["email"] = error.message
-        if row.phone and not (_PHONE.match(row.phone) and sum(c.isdigit() for c in row.phone) >= 3):
+        if row.phone and not is_phone(row.phone):
             row.errors["phone"] = (
                 f"»{row.phone}« ist keine gültige Telefonnummer (z. B. 07361 503-1234)."
             )

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from efa_rollout.collection import CONTACT_KEYS
 from efa_rollout.definitions import QuestionField
+from efa_rollout.domain.text import german_date
+from efa_rollout.services.contacts import CONTACT_KEYS
 
 __all__ = [
     "CONTACT_LABELS",
@@ -60,7 +61,7 @@ def _display(question: QuestionField, value: Any) -> str:
         return "ja" if value else "nein"
     if question.type == "date":
         try:
-            return date.fromisoformat(str(value)).strftime("%d.%m.%Y")
+            return german_date(date.fromisoformat(str(value)))
         except ValueError:
             return str(value)
     if question.type == "number":

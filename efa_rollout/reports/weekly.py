@@ -192,7 +192,7 @@ def queue_weekly_mail(
     session: Session, rollup: CampaignRollup, files: dict[str, Path], *, now: datetime
 ) -> OutboxMessage | None:
     """Queue the coordinator's weekly mail with the report files attached; None if already queued."""
-    from efa_rollout.mail.outbox import queue_coordinator_mail
+    from efa_rollout.services.outbox import queue_coordinator_mail
 
     campaign = session.get(Campaign, rollup.campaign_id)
     if campaign is None:

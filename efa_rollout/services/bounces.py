@@ -477,7 +477,7 @@ def ask_for_working_address(
     session: Session, row: OutboxMessage, address: str, now: datetime
 ) -> OutboxMessage | None:
     """Once per campaign and municipality: ask its other contacts for a working address."""
-    from efa_rollout.mail.outbox import queue_campaign_mail
+    from efa_rollout.services.outbox import queue_campaign_mail
 
     if not row.campaign_id or not row.ags or row.is_test or row.kind == ADDRESS_REQUEST_KIND:
         return None

@@ -17,38 +17,26 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from efa_rollout import TEMPLATES_DIR
-from efa_rollout.collection import definition_of, format_answer, latest_response
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
-from efa_rollout.errors import UserError
+from efa_rollout.domain.text import german_date, signature
+from efa_rollout.services.answers import format_answer, latest_response
+from efa_rollout.services.lookup import campaign_definition, get_campaign
+from efa_rollout.services.summary_document import render_html, render_pdf
 from models import Campaign, Enrolment, Event, Municipality, OutboxMessage, SummaryDocument
 
-__all__ = [
-    "MAIL_KIND",
-    "build_summary",
-    "build_summary_data",
-    "content_hash",
-    "distribute_summary",
-    "eligible_enrolments",
-    "latest_summary",
-    "pdf_filename",
-    "render_html",
-    "render_pdf",
-]
-
-SUMMARY_DIR = TEMPLATES_DIR / "summary"
-FONT_DIR = SUMMARY_DIR / "fonts"
 MAIL_KIND = "summary"
+
+
 OPEN_POINTS_FIELD = "offene_punkte"
 
-WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
 #: Labels of the central dates, in the order used when two fall on the same day.
 DATE_LABELS = {
@@ -60,6 +48,7 @@ DATE_LABELS = {
     "after_care_until": "Ende der Nachbetreuung",
     "mandatory_from": "Verpflichtende digitale Nutzung ab",
 }
+
 
 #: Phases shown in the summary. Stages before the pilot or go-live look alike: how far the
 #: answers are is its own column, and a stage move alone must not make a new version that
@@ -76,20 +65,11 @@ PHASES: dict[Stage, str] = {
     Stage.COMPLETED: "Live",
 }
 
+
 _TYPE_LABELS = {"60": "Markt", "61": "Stadt", "62": "Stadt", "63": "Stadt", "67": "Stadt"}
+
+
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "Ä": "a", "Ö": "o", "Ü": "u"})
-
-
-# ---------------------------------------------------------------------------------------------
-# Content
-# ---------------------------------------------------------------------------------------------
-
-
-def german_date(value: date | str, *, weekday: bool = False) -> str:
-    """DD.MM.YYYY (with weekday: 'Freitag, 01.08.2025')."""
-    day = date.fromisoformat(value) if isinstance(value, str) else value
-    text = day.strftime("%d.%m.%Y")
-    return f"{WEEKDAYS[day.weekday()]}, {text}" if weekday else text
 
 
 def _label(municipality: Municipality) -> str:
@@ -150,7 +130,7 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
     """
     from efa_rollout.settings import get_settings
 
-    definition = definition_of(campaign)
+    definition = campaign_definition(campaign)
     rows = session.exec(
         select(Enrolment, Municipality)
         .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
@@ -241,15 +221,7 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
         "key_rows": key_rows,
         "open_points": open_points,
         "next_steps": _next_steps(definition, campaign.go_live),
-        "coordinator": {
-            "name": settings.coordinator_name,
-            "function": settings.coordinator_function,
-            "office": settings.coordinator_office,
-            "department": settings.coordinator_department,
-            "address": settings.coordinator_address,
-            "phone": settings.coordinator_phone,
-            "email": settings.coordinator_email,
-        },
+        "coordinator": signature(settings),
     }
 
 
@@ -259,45 +231,10 @@ def content_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-# ---------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def render_html(data: dict[str, Any], *, version: int, generated: date) -> str:
-    """The summary as a standalone HTML page (autoescaped, with print CSS)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    env = Environment(
-        loader=FileSystemLoader(str(SUMMARY_DIR)),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("summary.html").render(
-        **data,
-        version=version,
-        generated=german_date(generated),
-        intro=intro_text(data),
-        next_steps_text=next_steps_text(data),
-    )
-
-
-def render_pdf(data: dict[str, Any], *, version: int, generated: date) -> bytes:
-    """The summary as PDF (A4; the key answers on landscape pages), fonts embedded."""
-    return _SummaryPdf(data, version=version, generated=german_date(generated)).build()
-
-
 def pdf_filename(campaign: Campaign, version: int) -> str:
     """E.g. 'Zusammenfassung-ewa-ostalbkreis-v2.pdf'."""
     slug = re.sub(r"[^A-Za-z0-9-]+", "-", campaign.id).strip("-")
     return f"Zusammenfassung-{slug}-v{version}.pdf"
-
-
-# ---------------------------------------------------------------------------------------------
-# Versions
-# ---------------------------------------------------------------------------------------------
 
 
 def latest_summary(session: Session, campaign_id: str) -> SummaryDocument | None:
@@ -343,7 +280,7 @@ def _build(session: Session, campaign: Campaign, *, now: datetime) -> tuple[Summ
             at=now,
             campaign_id=campaign.id,
             actor="zusammenfassung",
-            kind="summary_built",
+            kind=EventKind.SUMMARY_BUILT,
             reason=f"Zusammenfassung Version {version} erstellt",
             data={"version": version, "content_hash": digest, **data["counts"]},
         )
@@ -351,10 +288,6 @@ def _build(session: Session, campaign: Campaign, *, now: datetime) -> tuple[Summ
     session.flush()
     return document, True
 
-
-# ---------------------------------------------------------------------------------------------
-# Distribution
-# ---------------------------------------------------------------------------------------------
 
 _FROM_SUMMARY = Stage.pipeline()[Stage.pipeline().index(Stage.SUMMARY_DISTRIBUTION) :]
 
@@ -399,7 +332,7 @@ def queue_summary_mail(
     now: datetime,
 ) -> OutboxMessage | None:
     """Queue DOCUMENT (PDF attached) to one municipality; None when it already has it."""
-    from efa_rollout.mail.outbox import queue_campaign_mail
+    from efa_rollout.services.outbox import queue_campaign_mail
 
     attachment = (pdf_filename(campaign, document.version), document.pdf, "application/pdf")
     extra: dict[str, Any] = {"summary_version": document.version}
@@ -456,7 +389,7 @@ def _distribute(
                 ags=municipality.ags,
                 enrolment_id=enrolment.id,
                 actor=actor,
-                kind="summary_queued",
+                kind=EventKind.SUMMARY_QUEUED,
                 reason=f"Zusammenfassung Version {document.version} in den Postausgang gestellt",
                 data={"version": document.version, "outbox_id": message.id},
             )
@@ -482,7 +415,7 @@ def distribute_summary(
     """
     if isinstance(engine_or_session, Session):
         session = engine_or_session
-        campaign = _campaign(session, campaign_id)
+        campaign = get_campaign(session, campaign_id)
         document, created = _build(session, campaign, now=now)
         pairs = eligible_enrolments(session, campaign_id)
         rows = _distribute(session, campaign, document, pairs, now=now, actor=actor)
@@ -490,14 +423,14 @@ def distribute_summary(
         from efa_rollout.db import session_scope
 
         with session_scope(engine_or_session) as session:
-            campaign = _campaign(session, campaign_id)
+            campaign = get_campaign(session, campaign_id)
             document, created = _build(session, campaign, now=now)
             ids = [e.id for e, _ in eligible_enrolments(session, campaign_id)]
         rows = []
         for start in range(0, len(ids), DISTRIBUTION_BATCH):
             batch = [i for i in ids[start : start + DISTRIBUTION_BATCH] if i is not None]
             with session_scope(engine_or_session) as session:
-                campaign = _campaign(session, campaign_id)
+                campaign = get_campaign(session, campaign_id)
                 pairs = eligible_enrolments(session, campaign_id, ids=batch)
                 rows.extend(_distribute(session, campaign, document, pairs, now=now, actor=actor))
     queued = sum(1 for r in rows if r["ergebnis"] == "in den Postausgang gestellt")
@@ -511,257 +444,3 @@ def distribute_summary(
         "not_queued": len(rows) - queued - already,
         "rows": rows,
     }
-
-
-def _campaign(session: Session, campaign_id: str) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        known = session.exec(select(Campaign.id).order_by(Campaign.id)).all()
-        raise UserError(
-            f"Die Kampagne »{campaign_id}« gibt es nicht.",
-            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
-        )
-    return campaign
-
-
-# ---------------------------------------------------------------------------------------------
-# PDF (fpdf2, DejaVu Sans embedded as a subset so that umlauts and dashes print everywhere)
-# ---------------------------------------------------------------------------------------------
-
-_INTRO = (
-    "Diese Zusammenfassung gibt allen beteiligten Kommunen den Stand der Informationserhebung "
-    "zu {service} wieder: wer wie weit ist, die wichtigsten Angaben im Überblick, offene Punkte "
-    "sowie die nächsten Schritte und die zentralen Termine. So muss niemand Informationen "
-    "einzeln zusammensuchen."
-)
-_NEXT = (
-    "Bis zum Go-Live am {go_live} sind die folgenden Punkte zu erledigen. Vor jeder Frist "
-    "erhalten Sie eine kurze Erinnerung; erledigte Punkte haken Sie bitte im Portal ab, dann "
-    "entfällt die Erinnerung dazu."
-)
-_LATE = (
-    "Kommunen, deren Rückmeldung noch aussteht, werden gebeten, den Fragebogen bis zum "
-    "{deadline} über ihren persönlichen Link im Portal auszufüllen."
-)
-
-
-def intro_text(data: dict[str, Any]) -> str:
-    """The opening paragraph (shared by HTML and PDF)."""
-    return _INTRO.format(service=data["campaign"]["service"])
-
-
-def next_steps_text(data: dict[str, Any]) -> list[str]:
-    """The paragraphs of 'Was als Nächstes geschieht' (shared by HTML and PDF)."""
-    paragraphs = [_NEXT.format(go_live=data["go_live"])]
-    if data["counts"]["total"] > data["counts"]["submitted"] and data["collection_deadline"]:
-        paragraphs.append(_LATE.format(deadline=data["collection_deadline"]))
-    return paragraphs
-
-
-class _SummaryPdf:
-    """Lays out the summary data on A4 pages."""
-
-    MARGIN = 18
-
-    def __init__(self, data: dict[str, Any], *, version: int, generated: str) -> None:
-        self.data = data
-        self.version = version
-        self.generated = generated
-
-    def build(self) -> bytes:
-        from fpdf import FPDF
-
-        data, version, generated = self.data, self.version, self.generated
-        title = data["campaign"]["title"]
-        office = data["coordinator"]["office"]
-
-        class Document(FPDF):
-            def header(self) -> None:
-                if self.page_no() == 1:
-                    return
-                self.set_font("DejaVu", "", 8)
-                self.set_text_color(90, 90, 90)
-                self.cell(0, 5, f"Zusammenfassung {title} · Version {version} · Stand {generated}")
-                self.ln(8)
-                self.set_text_color(0, 0, 0)
-
-            def footer(self) -> None:
-                self.set_y(-12)
-                self.set_font("DejaVu", "", 8)
-                self.set_text_color(90, 90, 90)
-                self.cell(0, 5, office, align="L")
-                self.set_x(self.l_margin)
-                self.cell(0, 5, f"Seite {self.page_no()} von {{nb}}", align="R")
-                self.set_text_color(0, 0, 0)
-
-        pdf = Document(orientation="P", unit="mm", format="A4")
-        pdf.set_title(f"Zusammenfassung {title}")
-        pdf.set_author(office)
-        pdf.set_creator("efa-rollout")
-        pdf.set_lang("de-DE")
-        pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))  # same content, same bytes
-        pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
-        pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
-        pdf.set_margins(self.MARGIN, 15, self.MARGIN)
-        pdf.set_auto_page_break(True, margin=18)
-        self.pdf = pdf
-        pdf.add_page()
-        self._title()
-        self._at_a_glance()
-        self._municipalities()
-        self._key_answers()
-        self._open_points()
-        self._next_steps()
-        self._dates()
-        self._contact()
-        return bytes(pdf.output())
-
-    # -- building blocks ----------------------------------------------------------------------
-
-    def _heading(self, text: str) -> None:
-        pdf = self.pdf
-        if pdf.get_y() > pdf.h - 50:
-            pdf.add_page()
-        pdf.ln(4)
-        pdf.set_font("DejaVu", "B", 12)
-        pdf.multi_cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(1)
-        pdf.set_font("DejaVu", "", 9.5)
-
-    def _paragraph(self, text: str, *, size: float = 9.5, bold: bool = False) -> None:
-        pdf = self.pdf
-        pdf.set_font("DejaVu", "B" if bold else "", size)
-        pdf.multi_cell(0, 5, text, align="L", new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(1.5)
-        pdf.set_font("DejaVu", "", 9.5)
-
-    def _table(
-        self, headings: list[str], rows: list[list[str]], widths: list[float], size: float = 8.5
-    ) -> None:
-        from fpdf.fonts import FontFace
-
-        pdf = self.pdf
-        pdf.set_font("DejaVu", "", size)
-        with pdf.table(
-            col_widths=widths,
-            text_align="LEFT",
-            v_align="TOP",
-            line_height=4.2,
-            padding=1.2,
-            headings_style=FontFace(emphasis="BOLD", fill_color=(232, 236, 241)),
-            width=pdf.epw,
-            repeat_headings=1,
-        ) as table:
-            heading = table.row()
-            for text in headings:
-                heading.cell(text)
-            for values in rows:
-                row = table.row()
-                for value in values:
-                    row.cell(value or "–")
-        pdf.ln(2)
-        pdf.set_font("DejaVu", "", 9.5)
-
-    # -- sections -----------------------------------------------------------------------------
-
-    def _title(self) -> None:
-        pdf, data = self.pdf, self.data
-        pdf.set_font("DejaVu", "B", 16)
-        pdf.multi_cell(
-            0, 8, "Zusammenfassung der Informationserhebung", new_x="LMARGIN", new_y="NEXT"
-        )
-        pdf.set_font("DejaVu", "B", 12)
-        pdf.multi_cell(0, 7, data["campaign"]["title"], new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("DejaVu", "", 9.5)
-        pdf.set_text_color(70, 70, 70)
-        pdf.multi_cell(
-            0,
-            5,
-            f"{data['campaign']['area_name']} · Version {self.version} · Stand {self.generated}",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        pdf.set_text_color(0, 0, 0)
-        pdf.ln(3)
-        self._paragraph(intro_text(data))
-
-    def _at_a_glance(self) -> None:
-        data = self.data
-        counts = data["counts"]
-        lines = [f"Go-Live: {data['go_live']}"]
-        if data["collection_deadline"]:
-            lines.append(f"Rückmeldefrist: {data['collection_deadline']}")
-        lines.append(
-            f"Rückmeldungen eingereicht: {counts['submitted']} von {counts['total']} Kommunen"
-        )
-        pdf = self.pdf
-        pdf.set_fill_color(244, 246, 248)
-        pdf.set_font("DejaVu", "B", 9.5)
-        pdf.multi_cell(
-            0, 5.5, "\n".join(lines), fill=True, padding=2, new_x="LMARGIN", new_y="NEXT"
-        )
-        pdf.set_font("DejaVu", "", 9.5)
-
-    def _municipalities(self) -> None:
-        data = self.data
-        self._heading("1. Stand der Kommunen")
-        if not data["municipalities"]:
-            self._paragraph("Es nehmen noch keine Kommunen teil.")
-            return
-        rows = []
-        for m in data["municipalities"]:
-            rows.append([m["name"], m["phase"], m["answers"], "Pilotkommune" if m["pilot"] else ""])
-        self._table(["Kommune", "Phase", "Rückmeldung", "Hinweis"], rows, [36, 22, 28, 14])
-
-    def _key_answers(self) -> None:
-        data = self.data
-        pdf = self.pdf
-        if data["key_rows"] and data["key_fields"]:
-            pdf.add_page(orientation="L")
-        self._heading("2. Wichtige Angaben im Überblick")
-        if not data["key_fields"]:
-            self._paragraph("Für diese Kampagne sind keine Schlüsselangaben festgelegt.")
-            return
-        if not data["key_rows"]:
-            self._paragraph("Es liegen noch keine eingereichten Rückmeldungen vor.")
-            return
-        widths = [16.0] + [84.0 / len(data["key_fields"])] * len(data["key_fields"])
-        rows = [[r["name"], *r["values"]] for r in data["key_rows"]]
-        self._table(["Kommune", *data["key_fields"]], rows, widths, size=7.5)
-        pdf.add_page(orientation="P")
-
-    def _open_points(self) -> None:
-        self._heading("3. Offene Punkte")
-        points = self.data["open_points"]
-        if not points:
-            self._paragraph("Derzeit sind keine offenen Punkte gemeldet.")
-            return
-        rows = [[p["name"], p["text"], ", ".join(p["missing"])] for p in points]
-        self._table(["Kommune", "Offene Punkte und Fragen", "Fehlende Angaben"], rows, [25, 50, 25])
-
-    def _next_steps(self) -> None:
-        self._heading("4. Was als Nächstes geschieht")
-        for paragraph in next_steps_text(self.data):
-            self._paragraph(paragraph)
-        rows = [[s["due"], s["title"], s["owner"], s["note"]] for s in self.data["next_steps"]]
-        if rows:
-            self._table(["Frist", "Punkt", "Zuständig", "Hinweis"], rows, [14, 54, 14, 18])
-
-    def _dates(self) -> None:
-        self._heading("5. Zentrale Termine")
-        rows = [[d["date"], d["label"]] for d in self.data["dates"]]
-        self._table(["Datum", "Termin"], rows, [30, 70])
-
-    def _contact(self) -> None:
-        c = self.data["coordinator"]
-        self._heading("Ansprechpartnerin bzw. Ansprechpartner")
-        self._paragraph(
-            "\n".join(
-                [
-                    f"{c['name']}, {c['function']}",
-                    f"{c['office']}, {c['department']}",
-                    c["address"],
-                    f"Telefon {c['phone']} · E-Mail {c['email']}",
-                ]
-            )
-        )

@@ -1,21 +1,20 @@
 """The queueing side of the outbox: one row per logical mail, rendered and built up front.
 
-Engine and reminder flows call `queue_campaign_mail`; it is idempotent per
+Engine and reminder use cases call `queue_campaign_mail`; it is idempotent per
 (campaign, municipality, kind, sequence), so a flow may run twice without sending twice.
-Nothing here talks SMTP: `efa_rollout.mail.delivery` does that later.
+Nothing here talks SMTP: `efa_rollout.mail.delivery` does that later. Also the coordinator's
+admin actions on queued mail: list, retry, cancel.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from efa_rollout.errors import UserError
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -31,26 +30,18 @@ from efa_rollout.mail.message import (
     message_bytes,
     normalize_address,
 )
-from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
-from efa_rollout.portal.links import issue_token, portal_url
+from efa_rollout.mail.render import RenderedMail, render_mail
+from efa_rollout.services.links import issue_token, portal_url
 from efa_rollout.settings import Settings, get_settings
 from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
 
 ACTOR = "postausgang"
+
+
 RETRYABLE_STATUSES = ("unknown", "failed_permanently", "retrying")
+
+
 CANCELLABLE_STATUSES = ("queued", "retrying", "unknown", "failed_permanently")
-PREVIEW_LINK_TOKEN = "VORSCHAU-KEIN-GUELTIGER-LINK"
-
-
-@dataclass
-class MailPreview:
-    """A mail as it would be queued: headers, text, HTML; nothing stored."""
-
-    headers: dict[str, str]
-    text: str
-    html: str
-    raw: bytes
-    warnings: list[str] = field(default_factory=list)
 
 
 def _existing(
@@ -124,7 +115,7 @@ def _record_not_queued(
             ags=enrolment.ags,
             enrolment_id=enrolment.id,
             actor=ACTOR,
-            kind="mail_not_queued",
+            kind=EventKind.MAIL_NOT_QUEUED,
             reason="keine zustellbare Ansprechperson",
             data=data,
         )
@@ -145,7 +136,7 @@ def _ensure_outer_transaction(session: Session) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def _store(
+def store_message(
     session: Session,
     *,
     rendered: RenderedMail,
@@ -282,7 +273,7 @@ def queue_campaign_mail(
                 extra=extra,
             )
             rendered = render_mail(kind, context)
-            return _store(
+            return store_message(
                 session,
                 rendered=rendered,
                 to=[Recipient(c.email, c.name) for c in contacts],
@@ -291,7 +282,9 @@ def queue_campaign_mail(
                 ags=municipality.ags,
                 kind=kind,
                 sequence=sequence,
-                message_id=_message_id(campaign.id, municipality.ags, kind, sequence, settings),
+                message_id=logical_message_id(
+                    campaign.id, municipality.ags, kind, sequence, settings
+                ),
                 now=now,
                 not_after=not_after,
                 is_test=False,
@@ -335,7 +328,7 @@ def queue_coordinator_mail(
     _ensure_outer_transaction(session)
     try:
         with session.begin_nested():
-            return _store(
+            return store_message(
                 session,
                 rendered=rendered,
                 to=[Recipient(a) for a in addresses],
@@ -344,7 +337,7 @@ def queue_coordinator_mail(
                 ags=None,
                 kind=kind,
                 sequence=sequence,
-                message_id=_message_id(campaign.id, None, kind, sequence, settings),
+                message_id=logical_message_id(campaign.id, None, kind, sequence, settings),
                 now=now,
                 not_after=None,
                 is_test=False,
@@ -359,7 +352,7 @@ def _coordinator_cc(settings: Settings) -> list[Recipient]:
     return [Recipient(settings.coordinator_email, settings.coordinator_name)]
 
 
-def _message_id(
+def logical_message_id(
     campaign_id: str | None, ags: str | None, kind: str, sequence: int | str, settings: Settings
 ) -> str:
     return make_message_id(
@@ -369,201 +362,6 @@ def _message_id(
         sequence=sequence,
         domain=settings.effective_message_id_domain,
     )
-
-
-def sample_objects(now: datetime) -> tuple[Campaign, Enrolment, Municipality]:
-    """A made-up campaign and municipality for test mails; never stored."""
-    go_live = (now + timedelta(days=70)).date()
-    go_live += timedelta(days=(7 - go_live.weekday()) % 7)  # a Monday, like real go-lives
-    campaign = Campaign(
-        id="beispiel",
-        template="beispiel",
-        title="ViBa BW im Musterkreis (Beispiel)",
-        service="ViBa BW",
-        area_code="08999",
-        go_live=go_live,
-        dates={
-            "collection_deadline": (go_live - timedelta(days=49)).isoformat(),
-            "trainings": [(go_live - timedelta(days=21)).isoformat()],
-            "mandatory_from": (go_live + timedelta(days=150)).isoformat(),
-        },
-    )
-    municipality = Municipality(
-        ags="08999999", name="Musterhausen", type_code="64", district_code="08999", state_code="08"
-    )
-    enrolment = Enrolment(
-        campaign_id="beispiel", ags="08999999", stage="checklist_follow_up", stage_entered_at=now
-    )
-    return campaign, enrolment, municipality
-
-
-def sample_extra(kind: str, now: datetime) -> dict[str, Any]:
-    """Made-up variables a kind needs, for test mails and template checks."""
-    today = now.date()
-    items = [
-        {
-            "title": "Ansprechpersonen und Funktionspostfach gemeldet",
-            "due": today - timedelta(days=3),
-        },
-        {"title": "Schulung besucht", "due": today + timedelta(days=10)},
-    ]
-    samples: dict[str, dict[str, Any]] = {
-        "information_request": {
-            "questions": [
-                {"label": "Ansprechperson im Bauamt", "required": True},
-                {"label": "Funktionspostfach für Benachrichtigungen", "required": True},
-            ]
-        },
-        "summary": {
-            "checklist": [{**i, "done": False, "overdue": False} for i in items],
-        },
-        "reminder": {"open_items": items, "open_questions": ["Sitzungsrhythmus des Gemeinderats"]},
-        "escalation": {"open_items": items, "reminders_sent": 3},
-        "submission_confirmation": {
-            "submitted_at": now,
-            "version": 2,
-            "complete": False,
-            "missing": ["Funktionspostfach für Benachrichtigungen"],
-        },
-        "weekly_report": {
-            "week": f"{now.isocalendar().week}/{now.isocalendar().year}",
-            "as_of": today,
-            "rows": [
-                {
-                    "municipality": "Gemeinde Musterhausen",
-                    "stage": "Checklisten-Nachverfolgung",
-                    "open_items": 2,
-                    "overdue_items": 1,
-                },
-                {
-                    "municipality": "Stadt Beispielstadt",
-                    "stage": "Go-Live",
-                    "open_items": 0,
-                    "overdue_items": 0,
-                },
-            ],
-            "undeliverable": [
-                {
-                    "municipality": "Gemeinde Musterhausen",
-                    "contact": "bauamt@musterhausen.example",
-                    "reason": "550 Mailbox unavailable",
-                }
-            ],
-            "mail_stats": {"zugestellt": 40, "ungewiss": 0},
-        },
-    }
-    return samples.get(kind, {})
-
-
-def queue_test_mail(session: Session, *, address: str, kind: str, now: datetime) -> OutboxMessage:
-    """Queue a '[TEST] ' copy of KIND with sample data to ADDRESS; never counts as campaign mail."""
-    if kind not in MAIL_KINDS:
-        raise UserError(f"Unbekannte Mail-Art »{kind}« (bekannt: {', '.join(MAIL_KINDS)}).")
-    settings = get_settings()
-    normalize_address(address)
-    campaign, enrolment, municipality = sample_objects(now)
-    link = portal_url(settings.portal_base_url, "TESTLINK") if kind in KINDS_WITH_LINK else None
-    context = build_context(
-        None,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        contacts=[],
-        kind=kind,
-        sequence=1,
-        now=now,
-        settings=settings,
-        portal_link=link,
-        extra=sample_extra(kind, now),
-    )
-    rendered = render_mail(kind, context)
-    rendered = RenderedMail(f"[TEST] {rendered.subject}", rendered.text, rendered.html)
-    unique = f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
-    return _store(
-        session,
-        rendered=rendered,
-        to=[Recipient(address)],
-        cc=[],
-        campaign_id=None,
-        ags=None,
-        kind=kind,
-        sequence=1,
-        message_id=make_message_id(
-            campaign_id="test",
-            ags=None,
-            kind=kind,
-            sequence=unique,
-            domain=settings.effective_message_id_domain,
-        ),
-        now=now,
-        not_after=None,
-        is_test=True,
-        meta={"test": True},
-        settings=settings,
-    )
-
-
-def preview_campaign_mail(
-    session: Session,
-    *,
-    campaign_id: str,
-    ags: str,
-    kind: str,
-    now: datetime,
-    sequence: int = 1,
-    extra: dict[str, Any] | None = None,
-) -> MailPreview:
-    """How KIND would look for AGS in CAMPAIGN_ID; nothing is queued, no link is issued."""
-    settings = get_settings()
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise UserError(f"Kampagne »{campaign_id}« gibt es nicht.")
-    municipality = session.get(Municipality, ags)
-    if municipality is None:
-        raise UserError(f"Gemeinde mit AGS {ags} ist nicht im Verzeichnis.")
-    enrolment = session.exec(
-        select(Enrolment).where(Enrolment.campaign_id == campaign_id, Enrolment.ags == ags)
-    ).first()
-    if enrolment is None:
-        raise UserError(f"Die Gemeinde {ags} nimmt an der Kampagne »{campaign_id}« nicht teil.")
-    definition = campaign_definition(campaign)
-    roles = definition.contact_roles if definition else ["Hauptamt"]
-    contacts = select_recipients(session, ags=ags, roles=roles, fallback_to_any=True)
-    warnings = [] if contacts else ["Keine zustellbare Ansprechperson: es würde nichts versandt."]
-    link = (
-        portal_url(settings.portal_base_url, PREVIEW_LINK_TOKEN)
-        if kind in KINDS_WITH_LINK
-        else None
-    )
-    context = build_context(
-        session,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        contacts=contacts,
-        kind=kind,
-        sequence=sequence,
-        now=now,
-        settings=settings,
-        portal_link=link,
-        extra=extra,
-    )
-    rendered = render_mail(kind, context)
-    to = [Recipient(c.email, c.name) for c in contacts] or [
-        Recipient("keine-ansprechperson@example.invalid")
-    ]
-    message = build_message(
-        rendered,
-        to=to,
-        message_id=_message_id(campaign.id, ags, kind, sequence, settings),
-        date=now,
-        kind=kind,
-        campaign_id=campaign.id,
-        ags=ags,
-        settings=settings,
-    )
-    headers = {name: str(value) for name, value in message.items()}
-    return MailPreview(headers, rendered.text, rendered.html, message_bytes(message), warnings)
 
 
 def list_messages(
@@ -631,7 +429,9 @@ def retry_messages(
             "manual_retries": int((row.meta or {}).get("manual_retries", 0)) + 1,
         }
         session.add(row)
-        session.add(_action_event(row, "mail_retry_requested", f"vorher: {previous}", now, actor))
+        session.add(
+            _action_event(row, EventKind.MAIL_RETRY_REQUESTED, f"vorher: {previous}", now, actor)
+        )
         retried.append(row)
     return retried, problems
 
@@ -650,13 +450,13 @@ def cancel_messages(
         row.status = "cancelled"
         row.next_attempt_at = None
         session.add(row)
-        session.add(_action_event(row, "mail_cancelled", f"vorher: {previous}", now, actor))
+        session.add(_action_event(row, EventKind.MAIL_CANCELLED, f"vorher: {previous}", now, actor))
         cancelled.append(row)
     return cancelled, problems
 
 
 def _action_event(
-    row: OutboxMessage, kind: str, reason: str, now: datetime, actor: str | None
+    row: OutboxMessage, kind: EventKind, reason: str, now: datetime, actor: str | None
 ) -> Event:
     return Event(
         at=now,

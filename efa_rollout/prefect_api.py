@@ -23,10 +23,14 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from efa_rollout.domain.audit import EventKind
+
 _log = logging.getLogger(__name__)
 
 #: Event-log kinds that mean "a municipality did its part": they trigger a tick.
-PROGRESS_KINDS = frozenset({"answers_submitted", "checklist_item_done", "checklist_item_reopened"})
+PROGRESS_KINDS = frozenset(
+    {EventKind.ANSWERS_SUBMITTED, EventKind.CHECKLIST_ITEM_DONE, EventKind.CHECKLIST_ITEM_REOPENED}
+)
 PROGRESS_EVENT = "efa.enrolment.progress"
 MAIL_EVENT = "efa.outbox.queued"
 #: The Prefect global concurrency limit (with slot decay) that carries EFA_SMTP_RATE_PER_SECOND.

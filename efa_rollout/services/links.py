@@ -1,4 +1,4 @@
-"""Personal portal links: random tokens, stored only as SHA-256 hashes.
+"""Personal portal links: random tokens, stored only as SHA-256 hashes; issuing and revoking.
 
 A token is bound to one campaign and one municipality (AGS), expires after
 ``portal_token_days`` and can be revoked; rotating a link revokes every older one.
@@ -15,17 +15,23 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
-from models import PortalToken
+from efa_rollout.domain.audit import EventKind
+from efa_rollout.services.lookup import find_enrolment
+from efa_rollout.settings import get_settings
+from models import Event, Municipality, PortalToken
 
 __all__ = [
     "TOKEN_BYTES",
+    "IssuedLink",
     "TokenCheck",
     "TokenState",
     "check_token",
     "hash_token",
+    "issue_link",
     "issue_token",
     "looks_like_token",
     "portal_url",
+    "revoke_links",
     "revoke_tokens",
     "rotate_token",
 ]
@@ -126,3 +132,68 @@ def check_token(session: Session, token: str, *, now: datetime) -> TokenCheck:
     if row.expires_at <= now:
         return TokenCheck(TokenState.EXPIRED)
     return TokenCheck(TokenState.VALID, row)
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """A link the coordinator just issued: the token is visible only now."""
+
+    ags: str
+    name: str
+    token: str
+    revoked: int
+    valid_until: datetime
+
+
+def issue_link(
+    session: Session, campaign_id: str, ags: str, *, rotate: bool, now: datetime, actor: str
+) -> IssuedLink:
+    """Issue a personal link for AGS in CAMPAIGN_ID (ROTATE: revoke the older ones), logged."""
+
+    valid_days = get_settings().portal_token_days
+    enrolment = find_enrolment(session, campaign_id, ags)
+    municipality = session.get(Municipality, enrolment.ags)
+    revoked = 0
+    if rotate:
+        token, revoked = rotate_token(
+            session, campaign_id=campaign_id, ags=enrolment.ags, now=now, valid_days=valid_days
+        )
+    else:
+        token = issue_token(
+            session, campaign_id=campaign_id, ags=enrolment.ags, now=now, valid_days=valid_days
+        )
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign_id,
+            ags=enrolment.ags,
+            enrolment_id=enrolment.id,
+            actor=actor,
+            kind=EventKind.PORTAL_LINK_ISSUED,
+            reason="Link erneuert, ältere widerrufen" if rotate else "Link ausgegeben",
+            data={"revoked": revoked, "valid_days": valid_days},
+        )
+    )
+    name = municipality.name if municipality else enrolment.ags
+    return IssuedLink(enrolment.ags, name, token, revoked, now + timedelta(days=valid_days))
+
+
+def revoke_links(
+    session: Session, campaign_id: str, ags: str, *, now: datetime, actor: str
+) -> tuple[str, int]:
+    """Revoke every link of AGS in CAMPAIGN_ID (logged); returns (AGS, how many were revoked)."""
+
+    enrolment = find_enrolment(session, campaign_id, ags)
+    revoked = revoke_tokens(session, campaign_id=campaign_id, ags=enrolment.ags, now=now)
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign_id,
+            ags=enrolment.ags,
+            enrolment_id=enrolment.id,
+            actor=actor,
+            kind=EventKind.PORTAL_LINKS_REVOKED,
+            data={"revoked": revoked},
+        )
+    )
+    return enrolment.ags, revoked

@@ -1,0 +1,238 @@
+"""The one contact rule set: parsing and checking contact persons (portal, CLI, imports)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from efa_rollout.domain.audit import EventKind
+from efa_rollout.services.fields import (
+    InvalidValue,
+    is_empty,
+    parse_email,
+    parse_phone,
+    text_parser,
+)
+from models import Contact, Event
+
+#: Longest name or function of a contact person (portal, answers, imports).
+MAX_CONTACT_TEXT = 200
+#: The salutations a contact may have (or none).
+SALUTATIONS = ("Frau", "Herr")
+
+#: The keys of a contact answer, in display order.
+CONTACT_KEYS = ("salutation", "name", "function", "email", "phone")
+
+
+CONTACT_ALIASES = {
+    "salutation": "salutation",
+    "anrede": "salutation",
+    "name": "name",
+    "function": "function",
+    "funktion": "function",
+    "email": "email",
+    "e-mail": "email",
+    "mail": "email",
+    "phone": "phone",
+    "telefon": "phone",
+    "tel": "phone",
+}
+
+
+SALUTATION_ALIASES = {"frau": "Frau", "fr": "Frau", "herr": "Herr", "hr": "Herr"}
+
+
+_MAX_CONTACTS = 200
+
+
+def parse_contact_text(text: str) -> dict[str, Any]:
+    """A contact from JSON (``{"name": ..}``) or ``name=..;email=..`` (German keys too)."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise InvalidValue("Die Angabe ist kein gültiges JSON-Objekt.") from None
+        if not isinstance(data, dict):
+            raise InvalidValue("Die Angabe ist kein JSON-Objekt.")
+        return data
+    data: dict[str, Any] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise InvalidValue(
+                f"»{part.strip()}« hat nicht die Form schlüssel=wert "
+                "(z. B. name=Anna Muster;email=anna.muster@gemeinde.de)."
+            )
+        key, _, value = part.partition("=")
+        data[key.strip().lower()] = value.strip()
+    return data
+
+
+def parse_contacts_text(text: str) -> list[Any]:
+    """Contacts from a JSON list, or several ``name=..;email=..`` separated by ``|`` or lines."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise InvalidValue("Die Angabe ist keine gültige JSON-Liste.") from None
+        if not isinstance(data, list):
+            raise InvalidValue("Die Angabe ist keine JSON-Liste.")
+        return data
+    return [part for part in re.split(r"\s*(?:\||\n)\s*", text) if part.strip()]
+
+
+def parse_contact(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = parse_contact_text(value)
+    if not isinstance(value, Mapping):
+        raise InvalidValue("Bitte geben Sie eine Ansprechperson mit Name und E-Mail-Adresse an.")
+    data: dict[str, Any] = {}
+    unknown: list[str] = []
+    for raw_key, raw_value in value.items():
+        key = CONTACT_ALIASES.get(str(raw_key).strip().lower())
+        if key is None:
+            unknown.append(str(raw_key))
+        elif not is_empty(raw_value):
+            data[key] = raw_value
+    problems: list[str] = []
+    if unknown:
+        problems.append(
+            f"unbekannte Angabe {', '.join(f'»{k}«' for k in unknown)} "
+            "(möglich: Anrede, Name, Funktion, E-Mail, Telefon)"
+        )
+    contact: dict[str, Any] = {}
+    salutation = data.get("salutation")
+    if salutation is not None:
+        text = str(salutation).strip().rstrip(".").lower()
+        if text in SALUTATION_ALIASES:
+            contact["salutation"] = SALUTATION_ALIASES[text]
+        else:
+            problems.append(f"Anrede »{salutation}« ist ungültig (erwartet Frau, Herr oder leer)")
+    for key, label, parser in (
+        ("name", "Name", text_parser(MAX_CONTACT_TEXT)),
+        ("function", "Funktion", text_parser(MAX_CONTACT_TEXT)),
+        ("email", "E-Mail", parse_email),
+        ("phone", "Telefon", parse_phone),
+    ):
+        if key not in data:
+            if key in ("name", "email"):
+                problems.append(f"{label} fehlt")
+            continue
+        try:
+            contact[key] = parser(data[key])
+        except InvalidValue as error:
+            problems.append(f"{label}: {error}")
+    if problems:
+        raise InvalidValue("; ".join(problems).rstrip(".") + ".")
+    return {key: contact[key] for key in CONTACT_KEYS if key in contact}
+
+
+def parse_contacts(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        value = parse_contacts_text(value)
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise InvalidValue(
+            "Bitte geben Sie eine Liste von Personen mit Name und E-Mail-Adresse an."
+        )
+    if len(value) > _MAX_CONTACTS:
+        raise InvalidValue(f"Zu viele Einträge (höchstens {_MAX_CONTACTS}).")
+    contacts: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for number, item in enumerate(value, start=1):
+        if is_empty(item):
+            continue
+        try:
+            contacts.append(parse_contact(item))
+        except InvalidValue as error:
+            problems.append(f"Eintrag {number}: {error}")
+    if problems:
+        raise InvalidValue(" ".join(problems))
+    return contacts
+
+
+def format_contact(value: Any) -> str:
+    if not isinstance(value, Mapping):
+        return str(value)
+    name = " ".join(str(value[k]) for k in ("salutation", "name") if value.get(k))
+    parts = [name]
+    if value.get("function"):
+        parts[0] += f" ({value['function']})"
+    parts.extend(str(value[k]) for k in ("email", "phone") if value.get(k))
+    return ", ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """One checked row of a contact list: keep or update (DATA), add (no ID) or DELETE."""
+
+    id: int | None
+    delete: bool
+    data: dict[str, Any]
+
+
+def apply_contact_changes(
+    session: Session,
+    existing: Mapping[int | None, Contact],
+    changes: Sequence[ContactChange],
+    *,
+    ags: str,
+    campaign_id: str,
+    enrolment_id: int | None,
+    actor: str,
+    now: datetime,
+    source: str = "portal",
+) -> bool:
+    """Store CHANGES to a municipality's contacts (logged once); False when nothing changed."""
+    added = changed = deleted = 0
+    for change in changes:
+        contact = existing.get(change.id) if change.id is not None else None
+        if change.delete:
+            if contact is not None:
+                session.delete(contact)
+                deleted += 1
+            continue
+        if contact is None:
+            session.add(Contact(ags=ags, source=source, updated_at=now, **change.data))
+            added += 1
+        elif any(getattr(contact, k) != v for k, v in change.data.items()):
+            if contact.email != change.data["email"]:
+                contact.delivery_failed_at = None  # a new address gets a fresh chance
+                contact.delivery_failure = None
+            for key, value in change.data.items():
+                setattr(contact, key, value)
+            contact.source = source
+            contact.updated_at = now
+            session.add(contact)
+            changed += 1
+    if not (added or changed or deleted):
+        return False
+    session.flush()
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign_id,
+            ags=ags,
+            enrolment_id=enrolment_id,
+            actor=actor,
+            kind=EventKind.CONTACTS_CHANGED,
+            data={"added": added, "changed": changed, "deleted": deleted, "source": source},
+        )
+    )
+    return True
+
+
+def contacts_of(session: Session, ags: str) -> list[Contact]:
+    """The contacts of a municipality, by role and age."""
+    query = select(Contact).where(Contact.ags == ags).order_by(col(Contact.role), col(Contact.id))
+    return list(session.exec(query).all())

@@ -1,0 +1,282 @@
+"""Progression (the tick): apply due stage transitions per batch, with events and stage mail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, update
+from sqlmodel import Session, col, select
+
+from efa_rollout.db import session_scope
+from efa_rollout.domain.audit import EventKind, event_row
+from efa_rollout.domain.rules import (
+    LIVE_STAGES,
+    Facts,
+    due_transitions,
+    go_live_blocked,
+)
+from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.services.clock import local_today
+from efa_rollout.services.lookup import get_campaign, load_batch, timeline_of
+from models import Campaign, Enrolment, Event, Municipality, OutboxMessage
+
+
+@dataclass
+class Change:
+    """One applied transition, for artifacts and CLI output."""
+
+    ags: str
+    name: str
+    from_stage: str
+    to_stage: str
+    reason: str
+
+    def as_row(self) -> dict[str, str]:
+        """A row for table artifacts (German headers)."""
+        return {
+            "AGS": self.ags,
+            "Gemeinde": self.name,
+            "von": Stage(self.from_stage).label,
+            "nach": Stage(self.to_stage).label,
+            "Grund": self.reason,
+        }
+
+
+@dataclass
+class BatchResult:
+    """What a batch did."""
+
+    enrolled: int = 0
+    mails_queued: int = 0
+    changes: list[Change] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    def merge(self, other: BatchResult) -> BatchResult:
+        """Add OTHER's figures to this one."""
+        self.enrolled += other.enrolled
+        self.mails_queued += other.mails_queued
+        self.changes.extend(other.changes)
+        self.blocked.extend(other.blocked)
+        return self
+
+
+#: What the tick reads per enrolment: plain columns, no ORM objects (10,000+ rows per tick).
+_TICK_COLUMNS = (
+    Enrolment.id,
+    Enrolment.ags,
+    Enrolment.stage,
+    Enrolment.status,
+    Enrolment.is_pilot,
+    Enrolment.answers_complete,
+    Enrolment.required_open,
+    Enrolment.go_live,
+    Enrolment.version,
+    Municipality.name,
+)
+
+
+def _load_tick_rows(session: Session, ids: Sequence[int]) -> list[Any]:
+    """The batch's rows, locked (PostgreSQL: rows another tick holds are skipped)."""
+    query = (
+        select(*_TICK_COLUMNS)
+        .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+        .where(col(Enrolment.id).in_(ids))
+        .order_by(col(Enrolment.id))
+        # PostgreSQL: concurrent ticks skip each other's batches; SQLite: BEGIN IMMEDIATE already.
+        .with_for_update(skip_locked=True, of=Enrolment)
+    )
+    return list(session.execute(query).all())
+
+
+def advance_batch(
+    engine: Engine,
+    campaign_id: str,
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    actor: str,
+    include_go_live: bool,
+    send_latest_summary: bool = True,
+) -> BatchResult:
+    """Apply every due transition to the enrolments IDS, with events and mails, atomically."""
+    result = BatchResult()
+    today = local_today(now)
+    with session_scope(engine) as session:
+        campaign = get_campaign(session, campaign_id)
+        timeline = timeline_of(campaign)
+        rows = _load_tick_rows(session, ids)
+        with_summary = _ags_with_mail(session, campaign_id, [r.ags for r in rows], "summary")
+        events: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        stage_now: dict[int, str] = {}
+        for row in rows:
+            facts = Facts(
+                stage=Stage(row.stage),
+                status=EnrolmentStatus(row.status),
+                is_pilot=row.is_pilot,
+                answers_complete=row.answers_complete,
+                required_open=row.required_open,
+                summary_received=row.ags in with_summary,
+                own_go_live=row.go_live,
+            )
+            transitions = due_transitions(facts, timeline, today, include_go_live=include_go_live)
+            if go_live_blocked(facts, timeline, today):
+                result.blocked.append(row.ags)
+            stage_now[row.id] = row.stage
+            if not transitions:
+                continue
+            stage_now[row.id] = transitions[-1].to_stage.value
+            updates.append(
+                {
+                    "id": row.id,
+                    "stage": stage_now[row.id],
+                    "stage_entered_at": now,
+                    "version": row.version + 1,  # the row is locked: no lost update
+                    "updated_at": now,
+                }
+            )
+            for step in transitions:
+                events.append(
+                    event_row(
+                        campaign_id,
+                        row.ags,
+                        row.id,
+                        actor,
+                        now,
+                        EventKind.STAGE_CHANGED,
+                        step.from_stage,
+                        step.to_stage,
+                        step.reason,
+                    )
+                )
+                result.changes.append(
+                    Change(row.ags, row.name, step.from_stage, step.to_stage, step.reason)
+                )
+        if updates:
+            session.execute(update(Enrolment), updates)  # bulk UPDATE by primary key
+        if events:
+            session.execute(insert(Event), events)
+        live = [
+            (row.id, row.ags, Stage(stage_now[row.id]), row.go_live)
+            for row in rows
+            if row.status == EnrolmentStatus.ACTIVE and Stage(stage_now[row.id]) in LIVE_STAGES
+        ]
+        result.mails_queued += _queue_stage_mail(session, campaign, live, now=now, today=today)
+        if send_latest_summary:
+            waiting = [
+                row.id
+                for row in rows
+                if row.status == EnrolmentStatus.ACTIVE
+                and stage_now[row.id] == Stage.SUMMARY_DISTRIBUTION
+                and row.ags not in with_summary
+            ]
+            result.mails_queued += _queue_latest_summary(session, campaign, waiting, now=now)
+    return result
+
+
+def _ags_with_mail(session: Session, campaign_id: str, ags: Sequence[str], kind: str) -> set[str]:
+    query = select(OutboxMessage.ags).where(
+        OutboxMessage.campaign_id == campaign_id,
+        OutboxMessage.kind == kind,
+        col(OutboxMessage.ags).in_(ags),
+        col(OutboxMessage.status) != "cancelled",
+    )
+    return {a for a in session.exec(query) if a}
+
+
+#: Days after go-live when the after-care question goes out (or the end of after-care).
+AFTER_CARE_QUESTION_DAY = 14
+
+
+def _queue_stage_mail(
+    session: Session,
+    campaign: Campaign,
+    live: list[tuple[int, str, Stage, date | None]],
+    *,
+    now: datetime,
+    today: date,
+) -> int:
+    """Mail that belongs to a stage: go-live notice once live, after-care question later.
+
+    LIVE: (enrolment id, AGS, stage, own go-live) of the batch's active, live enrolments.
+    """
+    from efa_rollout.services.outbox import queue_campaign_mail
+
+    timeline = timeline_of(campaign)
+    wanted: list[tuple[int, str, str]] = []
+    for enrolment_id, ags, stage, own_go_live in live:
+        wanted.append((enrolment_id, ags, "go_live"))
+        if stage == Stage.AFTER_CARE:
+            live_since = own_go_live or timeline.go_live
+            question_day = min(
+                AFTER_CARE_QUESTION_DAY, timeline.after_care_days or AFTER_CARE_QUESTION_DAY
+            )
+            if (today - live_since).days >= question_day:
+                wanted.append((enrolment_id, ags, "after_care"))
+    if not wanted:
+        return 0
+    # One query for the whole batch instead of one per municipality and kind: once a campaign
+    # is live, every tick asks this for every enrolment (queue_campaign_mail checks again).
+    existing = set(
+        session.exec(
+            select(OutboxMessage.ags, OutboxMessage.kind).where(
+                OutboxMessage.campaign_id == campaign.id,
+                col(OutboxMessage.ags).in_({ags for _, ags, _ in wanted}),
+                col(OutboxMessage.kind).in_({kind for _, _, kind in wanted}),
+                OutboxMessage.sequence == 1,
+            )
+        )
+    )
+    missing = [(i, ags, kind) for i, ags, kind in wanted if (ags, kind) not in existing]
+    if not missing:
+        return 0
+    objects = {
+        enrolment.id: (enrolment, municipality)
+        for enrolment, municipality in load_batch(session, sorted({i for i, _, _ in missing}))
+    }
+    queued = 0
+    for enrolment_id, _ags, kind in missing:
+        enrolment, municipality = objects[enrolment_id]
+        message = queue_campaign_mail(
+            session,
+            campaign=campaign,
+            enrolment=enrolment,
+            municipality=municipality,
+            kind=kind,
+            sequence=1,
+            now=now,
+        )
+        queued += message is not None
+    return queued
+
+
+def _queue_latest_summary(
+    session: Session, campaign: Campaign, waiting: list[int], *, now: datetime
+) -> int:
+    """Late arrivals in summary_distribution get the latest summary that already went out.
+
+    WAITING: enrolment ids in that stage without any summary. A new version is only ever made
+    by the summary flow (the coordinator's step), so this never re-sends anything.
+    """
+    if not waiting:
+        return 0
+    from efa_rollout.services.summary import latest_summary, queue_summary_mail
+
+    document = latest_summary(session, campaign.id)
+    if document is None:
+        return 0
+    queued = 0
+    for enrolment, municipality in load_batch(session, waiting):
+        message = queue_summary_mail(
+            session,
+            campaign=campaign,
+            enrolment=enrolment,
+            municipality=municipality,
+            document=document,
+            now=now,
+        )
+        queued += message is not None
+    return queued

@@ -1,0 +1,441 @@
+"""Reminders for a campaign's open items: select candidates in batches, decide, queue the mail.
+
+`process_batch` decides and queues for one batch, `process_ids` runs it in its own transaction;
+the whole-campaign loop is `services.orchestration.remind` (plain calls or Prefect tasks).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, not_, or_
+from sqlmodel import Session, col, select
+
+from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.reminders import (
+    ACTION_LABELS,
+    DROPPED_EVENT,
+    HISTORY_KINDS,
+    REMINDER_STAGES,
+    SLOT_LABELS,
+    Action,
+    DroppedReminder,
+    ReminderDecision,
+    SentMail,
+    SlotKind,
+    decide_reminder,
+    open_items,
+)
+from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
+from efa_rollout.domain.text import german_date
+from efa_rollout.domain.workdays import WorkCalendar
+from efa_rollout.services.batches import BATCH_SIZE, chunks
+from efa_rollout.services.lookup import campaign_definition, get_campaign
+from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
+
+DEFAULT_ACTOR = "erinnerungen"
+
+
+@dataclass
+class ReminderRow:
+    """What was decided for one municipality, for reports and the dry-run listing."""
+
+    ags: str
+    name: str
+    open_items: int
+    action: Action
+    reason: str
+    sequence: int | None = None
+    reminder_kind: str | None = None
+    deadline: date | None = None
+    queued: bool = False
+    dropped: int = 0
+
+    @property
+    def label(self) -> str:
+        """The decision in German, e.g. '2. Erinnerung (Erinnerung am Fristtag)'."""
+        if self.action == Action.REMIND and self.reminder_kind:
+            label = f"{self.sequence}. Erinnerung ({SLOT_LABELS[SlotKind(self.reminder_kind)]})"
+        elif self.action == Action.ESCALATE:
+            label = f"{self.sequence}. Eskalation"
+        else:
+            return ACTION_LABELS[self.action]
+        return label if self.queued else f"{label} – nicht vorgemerkt: keine Ansprechperson"
+
+
+@dataclass
+class ReminderReport:
+    """Counts and rows of one campaign's reminder run (or one batch of it)."""
+
+    campaign_id: str
+    dry_run: bool = False
+    evaluated: int = 0
+    reminders: int = 0
+    escalations: int = 0
+    dropped: int = 0
+    deferred: int = 0
+    without_recipient: int = 0
+    rows: list[ReminderRow] = field(default_factory=list)
+    note: str | None = None
+
+    def add(self, other: ReminderReport) -> None:
+        """Add the counts and rows of a batch."""
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rows.extend(other.rows)
+
+    @property
+    def actions(self) -> list[ReminderRow]:
+        """Rows with something to report (a mail, a dropped day or a deferral)."""
+        return [r for r in self.rows if r.action != Action.NOTHING or r.dropped]
+
+
+_COUNTS = ("evaluated", "reminders", "escalations", "dropped", "deferred", "without_recipient")
+
+
+def campaigns_to_remind(session: Session, campaign_id: str | None) -> list[Campaign]:
+    """The running campaigns, or the one named (a German error when it does not exist)."""
+    if campaign_id is None:
+        query = (
+            select(Campaign).where(Campaign.status == CampaignStatus.RUNNING).order_by(Campaign.id)
+        )
+        return list(session.exec(query).all())
+    return [get_campaign(session, campaign_id)]
+
+
+def _candidate_filter(campaign: Campaign) -> Any:
+    """Active enrolments in a reminder stage; in collection only with incomplete answers."""
+    stages = sorted(s.value for s in REMINDER_STAGES if s != Stage.INFORMATION_COLLECTION)
+    collecting = and_(
+        Enrolment.stage == Stage.INFORMATION_COLLECTION.value,
+        not_(col(Enrolment.answers_complete)),
+    )
+    in_stage = col(Enrolment.stage).in_(stages)
+    if campaign.collection_closed_at is None:
+        in_stage = or_(in_stage, collecting)
+    return and_(
+        Enrolment.campaign_id == campaign.id,
+        Enrolment.status == EnrolmentStatus.ACTIVE.value,
+        in_stage,
+    )
+
+
+def candidate_id_batches(
+    session: Session, campaign: Campaign, size: int = BATCH_SIZE
+) -> list[list[int]]:
+    """The ids of the campaign's reminder candidates, in batches of at most SIZE."""
+    ids = session.exec(
+        select(Enrolment.id).where(_candidate_filter(campaign)).order_by(col(Enrolment.id))
+    ).all()
+    return [list(part) for part in chunks([i for i in ids if i is not None], size)]
+
+
+def _load_candidates(
+    session: Session, campaign: Campaign, ids: Sequence[int]
+) -> list[tuple[Enrolment, Municipality]]:
+    query = (
+        select(Enrolment, Municipality)
+        .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
+        .where(_candidate_filter(campaign), col(Enrolment.id).in_(list(ids)))
+        .order_by(col(Enrolment.ags))
+    )
+    return [(e, m) for e, m in session.exec(query).all()]
+
+
+def _done_keys(session: Session, ids: Sequence[int]) -> dict[int, set[str]]:
+    rows = session.exec(
+        select(ChecklistItemState.enrolment_id, ChecklistItemState.item_key).where(
+            col(ChecklistItemState.enrolment_id).in_(list(ids)),
+            col(ChecklistItemState.done),
+        )
+    ).all()
+    done: dict[int, set[str]] = defaultdict(set)
+    for enrolment_id, key in rows:
+        done[enrolment_id].add(key)
+    return done
+
+
+def _history(
+    session: Session, campaign_id: str, ags_list: Sequence[str], calendar: WorkCalendar
+) -> dict[str, list[SentMail]]:
+    rows = session.exec(
+        select(
+            OutboxMessage.ags,
+            OutboxMessage.kind,
+            OutboxMessage.sequence,
+            OutboxMessage.not_after,
+            OutboxMessage.queued_at,
+        ).where(
+            OutboxMessage.campaign_id == campaign_id,
+            col(OutboxMessage.kind).in_(HISTORY_KINDS),
+            col(OutboxMessage.ags).in_(list(ags_list)),
+            not_(col(OutboxMessage.is_test)),
+        )
+    ).all()
+    history: dict[str, list[SentMail]] = defaultdict(list)
+    for ags, kind, sequence, not_after, queued_at in rows:
+        day = calendar.local_date(not_after or queued_at)
+        history[ags or ""].append(SentMail(kind, sequence, day))
+    return history
+
+
+def _logged_drops(session: Session, campaign_id: str, ids: Sequence[int]) -> set[tuple[int, str]]:
+    """(enrolment id, ISO day) of every reminder day already logged as dropped."""
+    rows = session.exec(
+        select(Event.enrolment_id, Event.data).where(
+            Event.campaign_id == campaign_id,
+            Event.kind == DROPPED_EVENT,
+            col(Event.enrolment_id).in_(list(ids)),
+        )
+    ).all()
+    return {
+        (eid, str(day)) for eid, data in rows if eid is not None for day in data.get("days", [])
+    }
+
+
+@dataclass(frozen=True)
+class _CampaignFacts:
+    campaign: Campaign
+    definition: CampaignDefinition
+    collection_deadline: date
+
+
+def _campaign_facts(campaign: Campaign) -> _CampaignFacts:
+    definition = campaign_definition(campaign)
+    value = (campaign.dates or {}).get("collection_deadline")
+    deadline = (
+        date.fromisoformat(value)
+        if value
+        else campaign.go_live + timedelta(days=definition.dates.collection_deadline)
+    )
+    return _CampaignFacts(campaign, definition, deadline)
+
+
+def _decide(
+    facts: _CampaignFacts,
+    enrolment: Enrolment,
+    done: set[str],
+    history: list[SentMail],
+    now: datetime,
+    calendar: WorkCalendar,
+) -> tuple[ReminderDecision, int]:
+    items = open_items(
+        facts.definition,
+        stage=enrolment.stage,
+        role=enrolment.role,
+        is_pilot=enrolment.is_pilot,
+        go_live=enrolment.go_live or facts.campaign.go_live,
+        collection_deadline=facts.collection_deadline,
+        answers_complete=enrolment.answers_complete,
+        done_keys=done,
+        collection_closed=facts.campaign.collection_closed_at is not None,
+    )
+    decision = decide_reminder(
+        now=now,
+        items=items,
+        history=history,
+        plan=facts.definition.reminders,
+        calendar=calendar,
+        stage=enrolment.stage,
+        status=enrolment.status,
+        active_since=calendar.local_date(enrolment.stage_entered_at),
+    )
+    return decision, len(items)
+
+
+def _new_drops(
+    enrolment: Enrolment, decision: ReminderDecision, logged: set[tuple[int, str]]
+) -> list[DroppedReminder]:
+    """The dropped reminder days of DECISION not logged before."""
+    return [d for d in decision.dropped if (enrolment.id, d.day.isoformat()) not in logged]
+
+
+def drop_event(
+    enrolment: Enrolment, drops: Sequence[DroppedReminder], now: datetime, actor: str
+) -> Event:
+    """One event for the reminder days of ENROLMENT that passed without a mail."""
+    days = ", ".join(german_date(d.day) for d in drops)
+    return Event(
+        at=now,
+        campaign_id=enrolment.campaign_id,
+        ags=enrolment.ags,
+        enrolment_id=enrolment.id,
+        actor=actor,
+        kind=EventKind.REMINDER_DROPPED,
+        reason=(
+            f"Erinnerung(en) vom {days} nicht versandt: der Tag ist verstrichen, "
+            "Erinnerungen werden nicht nachgeholt."
+        ),
+        data={
+            "days": [d.day.isoformat() for d in drops],
+            "reminder_kinds": [d.kind.value for d in drops],
+            "deadline": drops[0].deadline.isoformat(),
+        },
+    )
+
+
+def _queue(
+    session: Session,
+    facts: _CampaignFacts,
+    enrolment: Enrolment,
+    municipality: Municipality,
+    decision: ReminderDecision,
+    now: datetime,
+    calendar: WorkCalendar,
+) -> bool:
+    """Queue the decided mail through the mail layer; False when nobody could receive it."""
+    from efa_rollout.services.outbox import queue_campaign_mail
+
+    assert decision.mail_kind is not None and decision.sequence is not None
+    message = queue_campaign_mail(
+        session,
+        campaign=facts.campaign,
+        enrolment=enrolment,
+        municipality=municipality,
+        kind=decision.mail_kind,
+        sequence=decision.sequence,
+        now=now,
+        extra=decision.mail_extra(calendar.local_date(now)),
+        not_after=decision.not_after,
+        cc_coordinator=decision.cc_coordinator,
+        recipient_roles=list(decision.recipient_roles) if decision.recipient_roles else None,
+    )
+    if message is not None:
+        return True
+    return _already_queued(session, facts.campaign.id, enrolment.ags, decision)
+
+
+def _already_queued(
+    session: Session, campaign_id: str, ags: str, decision: ReminderDecision
+) -> bool:
+    """Whether the mail layer returned None because the logical mail exists (a race)."""
+    existing = session.exec(
+        select(OutboxMessage.id).where(
+            OutboxMessage.campaign_id == campaign_id,
+            OutboxMessage.ags == ags,
+            OutboxMessage.kind == decision.mail_kind,
+            OutboxMessage.sequence == decision.sequence,
+        )
+    ).first()
+    return existing is not None
+
+
+def process_batch(
+    session: Session,
+    campaign: Campaign,
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    actor: str = DEFAULT_ACTOR,
+    calendar: WorkCalendar | None = None,
+) -> ReminderReport:
+    """Decide and (unless DRY_RUN) queue reminders for the enrolments IDS; flushes only."""
+    calendar = calendar or WorkCalendar.from_settings()
+    facts = _campaign_facts(campaign)
+    report = ReminderReport(campaign.id, dry_run=dry_run)
+    candidates = _load_candidates(session, campaign, ids)
+    if not candidates:
+        return report
+    enrolment_ids = [e.id for e, _ in candidates if e.id is not None]
+    done = _done_keys(session, enrolment_ids)
+    history = _history(session, campaign.id, [e.ags for e, _ in candidates], calendar)
+    logged = _logged_drops(session, campaign.id, enrolment_ids)
+    for enrolment, municipality in candidates:
+        assert enrolment.id is not None
+        decision, open_count = _decide(
+            facts, enrolment, done[enrolment.id], history[enrolment.ags], now, calendar
+        )
+        row = ReminderRow(
+            ags=enrolment.ags,
+            name=municipality.name,
+            open_items=open_count,
+            action=decision.action,
+            reason=decision.reason,
+            sequence=decision.sequence,
+            reminder_kind=decision.reminder_kind,
+            deadline=decision.deadline,
+        )
+        report.evaluated += 1
+        drops = _new_drops(enrolment, decision, logged)
+        if drops and not dry_run:
+            session.add(drop_event(enrolment, drops, now, actor))
+        row.dropped = len(drops)
+        report.dropped += row.dropped
+        if decision.action == Action.WAIT:
+            report.deferred += 1
+        if decision.sends:
+            row.queued = dry_run or _queue(
+                session, facts, enrolment, municipality, decision, now, calendar
+            )
+            _count_mail(report, decision, row.queued)
+        report.rows.append(row)
+    session.flush()
+    return report
+
+
+def _count_mail(report: ReminderReport, decision: ReminderDecision, queued: bool) -> None:
+    if not queued:
+        report.without_recipient += 1
+    elif decision.action == Action.ESCALATE:
+        report.escalations += 1
+    else:
+        report.reminders += 1
+
+
+def not_running_note(campaign: Campaign) -> str | None:
+    """Why a campaign gets no reminders, or None when it is running."""
+    if campaign.status == CampaignStatus.RUNNING:
+        return None
+    return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
+
+
+def process_ids(
+    engine: Engine,
+    campaign_id: str,
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    actor: str = DEFAULT_ACTOR,
+) -> ReminderReport:
+    """One batch in its own transaction (rolled back in a dry run)."""
+    with Session(engine, expire_on_commit=False) as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        report = process_batch(session, campaign, ids, now=now, dry_run=dry_run, actor=actor)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    return report
+
+
+def summary_line(report: ReminderReport) -> str:
+    """One German line of counts for a campaign's run."""
+    verb = "würden vorgemerkt" if report.dry_run else "vorgemerkt"
+    line = (
+        f"{report.campaign_id}: {report.reminders} Erinnerung(en) und "
+        f"{report.escalations} Eskalation(en) {verb}, {report.dropped} verpasste "
+        f"Erinnerung(en) verworfen, {report.deferred} zurückgestellt"
+    )
+    if report.without_recipient:
+        line += f", {report.without_recipient} ohne Empfänger"
+    if report.note:
+        line += f" – {report.note}"
+    return line + "."
+
+
+def row_line(row: ReminderRow) -> str:
+    """One German line for a municipality, e.g. for the dry-run listing."""
+    deadline = f", Frist {german_date(row.deadline)}" if row.deadline else ""
+    dropped = f", {row.dropped} verpasste verworfen" if row.dropped else ""
+    return (
+        f"{row.ags} {row.name}: {row.label} – {row.open_items} offene(r) Punkt(e)"
+        f"{deadline}{dropped}. {row.reason}"
+    )
