@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import Engine
 
-from efa_rollout import prefect_api
+from efa_rollout import prefect_api as server_api
 from efa_rollout.db import session_scope
 from models import Event
 
@@ -44,7 +44,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, list[dict[s
 
 
 def _events(received: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    prefect_api.flush(5)
+    server_api.flush(5)
     assert all(path == "/api/events" for path, _ in received)
     return [event for _, batch in received for event in batch]
 
@@ -57,11 +57,11 @@ def test_progress_is_emitted_once_after_the_commit_per_campaign(
             session.add(Event(campaign_id="ewa-x", actor="test", kind=kind))
         with session.begin_nested():  # a SAVEPOINT commit is not yet durable: nothing sent
             session.add(Event(campaign_id="viba-x", actor="test", kind="checklist_item_done"))
-        prefect_api.flush(1)
+        server_api.flush(1)
         assert api == []
     events = _events(api)
     assert sorted(e["payload"]["campaign"] for e in events) == ["ewa-x", "viba-x"]
-    assert {e["event"] for e in events} == {prefect_api.PROGRESS_EVENT}
+    assert {e["event"] for e in events} == {server_api.PROGRESS_EVENT}
     assert {e["resource"]["prefect.resource.id"] for e in events} == {
         "efa.campaign.ewa-x",
         "efa.campaign.viba-x",
@@ -86,26 +86,26 @@ def test_without_a_server_nothing_is_sent_and_a_dead_server_fails_nobody(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, efa_env: Path
 ) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert prefect_api.configured_api_url() is None
-    assert prefect_api.emit([prefect_api.make_event("x", "y", {})]) is False
+    assert server_api.configured_api_url() is None
+    assert server_api.emit([server_api.make_event("x", "y", {})]) is False
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
     with session_scope(engine) as session:
         session.add(Event(campaign_id="ewa-x", actor="portal", kind="answers_submitted"))
-    prefect_api.flush(5)  # the post failed in the background; the commit stands
+    server_api.flush(5)  # the post failed in the background; the commit stands
     with session_scope(engine) as session:
         assert session.get(Event, 1) is not None
 
 
 def test_the_record_of_efa_up_counts_only_while_its_process_lives(efa_env: Path) -> None:
-    prefect_api.write_record(efa_env, api_url="http://127.0.0.1:1/api")
-    assert prefect_api.read_record(efa_env)["api_url"] == "http://127.0.0.1:1/api"
-    path = prefect_api.record_path(efa_env)
+    server_api.write_record(efa_env, api_url="http://127.0.0.1:1/api")
+    assert server_api.read_record(efa_env)["api_url"] == "http://127.0.0.1:1/api"
+    path = server_api.record_path(efa_env)
     path.write_text(json.dumps({"api_url": "x", "pid": 2**22 + 12345}), encoding="utf-8")
-    assert prefect_api.read_record(efa_env) is None
-    prefect_api.clear_record(efa_env)
+    assert server_api.read_record(efa_env) is None
+    server_api.clear_record(efa_env)
     assert not path.exists()
 
 
@@ -125,7 +125,7 @@ def test_the_shared_rate_holds_across_concurrent_delivery_runs(prefect_api: None
 
     async def read() -> Any:
         async with get_client() as client:
-            return await client.read_global_concurrency_limit_by_name(prefect_api.SMTP_RATE_LIMIT)
+            return await client.read_global_concurrency_limit_by_name(server_api.SMTP_RATE_LIMIT)
 
     limit = asyncio.run(read())
     assert (limit.limit, limit.slot_decay_per_second, limit.active) == (5, 5.0, True)
