@@ -80,6 +80,7 @@ def test_approval_from_the_cli_with_rejection_and_note(ewa: str) -> None:
     assert "wartet auf: Freigabe der Zusammenfassung" in status
     tick = efa("campaign", "tick", ewa, "--no-prefect", "--as-of", "2024-07-16T10:00:00+02:00")
     assert "0 Stufenwechsel" in tick and "Warum keine: 42 × wartet auf: Freigabe" in tick
+    assert f"Freigeben mit: efa summary approve {ewa}" in tick
     rejected = efa("summary", "reject", ewa, "--note", "Termine prüfen", "--as-of", "2024-07-16")
     assert "abgelehnt (Termine prüfen)" in rejected and summary_mails() == 0
     status = efa("campaign", "status", ewa, "--as-of", "2024-07-16T11:00:00+02:00")

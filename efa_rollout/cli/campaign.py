@@ -321,6 +321,9 @@ def _advance(
             reasons = _why_no_change(cid, now)
             if reasons:
                 typer.echo("  Warum keine: " + "; ".join(reasons))
+            hint = _summary_hint(cid, reasons)
+            if hint:
+                typer.echo(f"  {hint}")
         for row in fig["change_list"][:20]:  # type: ignore[index]
             typer.echo(
                 f"  {row['AGS']} {row['Gemeinde']}: {row['von']} → {row['nach']} ({row['Grund']})"
@@ -417,6 +420,16 @@ def _echo_waits(waits: list, flag: str | None, limit: int = 30) -> None:
         typer.echo(f"  {row.ags} {row.name} ({row.stage.label}): {row.waiting.text}")
     if len(stuck) > limit:
         typer.echo(f"  … und {len(stuck) - limit} weitere")
+
+
+def _summary_hint(campaign_id: str, reasons: list[str]) -> str | None:
+    """The command that moves municipalities waiting for the summary, if any wait for it."""
+    text = " ".join(reasons)
+    if "Freigabe der Zusammenfassung" in text or "überarbeitete Zusammenfassung" in text:
+        return f"Freigeben mit: efa summary approve {campaign_id} (Vorschau: efa summary preview)"
+    if "Versand der Zusammenfassung" in text:
+        return f"Versenden mit: efa summary send {campaign_id}"
+    return None
 
 
 def _why_no_change(campaign_id: str, now: datetime) -> list[str]:
