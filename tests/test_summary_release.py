@@ -159,3 +159,8 @@ def test_the_scheduled_flow_waits_for_approval_in_the_prefect_ui(
             select(Event).where(Event.campaign_id == ewa, Event.kind == "summary_approved")
         ).one()
     assert decision.actor == "Koordination (Prefect-Oberfläche)" and decision.reason == "passt"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    waiting = [a for a in artifacts if a.key == f"{ewa}-wartet-auf-summary"]
+    assert waiting and "wartet auf" in str(waiting[-1].data)
+    assert "ohne weiteres Zutun voran" in str(waiting[-1].data)  # all moved on after approval
