@@ -82,6 +82,13 @@ CATALOG: tuple[DeploymentSpec, ...] = (
         "Zusammenfassung erstellen und an alle teilnehmenden Gemeinden versenden.",
     ),
     DeploymentSpec(
+        "zusammenfassung-nach-plan",
+        "flows.release_summary:release_summaries",
+        "Arbeitstags um 07:15: Zusammenfassungen am geplanten Tag versenden (nach Freigabe, "
+        "wenn die Kampagne sie verlangt); wer wartet worauf.",
+        crons=("15 7 * * 1-5",),
+    ),
+    DeploymentSpec(
         "rueckmeldung-erfassen",
         "flows.record_response:record_response",
         "Rückmeldung erfassen: Antworten oder Checklistenpunkte einer Gemeinde eintragen.",

@@ -107,6 +107,14 @@ class ReminderPlan(_Strict):
     max_reminders: int = Field(8, ge=1, description="Stop reminding after this many")
 
 
+class SummaryPlan(_Strict):
+    """How the summary goes out: on its date by the schedule, optionally after approval."""
+
+    approval: bool = Field(
+        False, description="The coordinator approves the summary before it goes to every town hall"
+    )
+
+
 class Target(_Strict):
     """Which municipalities of the area a campaign applies to."""
 
@@ -159,6 +167,7 @@ class CampaignDefinition(_Strict):
     questionnaire: list[QuestionField]
     checklist: list[ChecklistItem]
     reminders: ReminderPlan = Field(default_factory=ReminderPlan)
+    summary: SummaryPlan = Field(default_factory=SummaryPlan)
     mail: dict[str, str] = Field(
         default_factory=dict, description="Extra paragraphs per mail kind (rendered sandboxed)"
     )

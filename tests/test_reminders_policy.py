@@ -206,30 +206,41 @@ def test_paused_excluded_and_wrong_stage_get_nothing(
 # --- one mail a day, all open items ----------------------------------------------------------
 
 
-def test_one_mail_a_day_lists_all_open_items() -> None:
+def test_one_mail_a_day_lists_every_deadline_whose_step_is_today() -> None:
     later = OpenItem("support", "First-Level-Support eingerichtet", date(2025, 3, 19))
     items = [later, ITEM]
-    decision = decide(date(2025, 3, 11), items)
-    assert decision.action == Action.REMIND
-    assert [i.key for i in decision.items] == ["schulung", "support"]  # earliest first
-    extra = decision.mail_extra(date(2025, 3, 11))
+    # 11.03.: the friendly step of 'schulung' (14.03.) only; 'support' is not due yet
+    first = decide(date(2025, 3, 11), items)
+    assert first.action == Action.REMIND
+    assert [i.key for i in first.items] == ["schulung"]
+    # 14.03.: the deadline of 'schulung' and the friendly step of 'support': one mail, two groups
+    history = [SentMail("reminder", 1, date(2025, 3, 11), (("schulung", ITEM.due),))]
+    both = decide(date(2025, 3, 14), items, history)
+    assert both.action == Action.REMIND and both.sequence == 2
+    assert [i.key for i in both.items] == ["schulung", "support"]  # earliest deadline first
+    extra = both.mail_extra(date(2025, 3, 14))
     assert extra["deadline"] == date(2025, 3, 14)
-    assert extra["reminder_kind"] == "before"
-    assert extra["open_items"] == [
-        {
-            "key": "schulung",
-            "title": "Schulung durchgeführt",
-            "due": date(2025, 3, 14),
-            "overdue": False,
-        },
-        {"key": "support", "title": later.title, "due": date(2025, 3, 19), "overdue": False},
+    assert extra["reminder_kind"] == "deadline"
+    assert [
+        (g["due"], g["reply_by"], [i["key"] for i in g["items"]]) for g in extra["deadline_groups"]
+    ] == [
+        (date(2025, 3, 14), date(2025, 3, 14), ["schulung"]),
+        (date(2025, 3, 19), date(2025, 3, 19), ["support"]),
     ]
-    overdue = decide(date(2025, 3, 21), items, [SentMail("reminder", 1, date(2025, 3, 14))])
-    extra = overdue.mail_extra(date(2025, 3, 21))
-    assert {i["key"]: i["overdue"] for i in extra["open_items"]} == {
-        "schulung": True,
-        "support": True,
+    assert extra["open_items"][0] == {
+        "key": "schulung",
+        "title": "Schulung durchgeführt",
+        "due": date(2025, 3, 14),
+        "overdue": False,
     }
+    assert both.covered == (("schulung", ITEM.due), ("support", later.due))
+    # 21.03.: the first repeat of 'schulung' (past: reply by the next step), 'support' overdue
+    history.append(SentMail("reminder", 2, date(2025, 3, 14), both.covered))
+    history.append(SentMail("reminder", 3, date(2025, 3, 19), (("support", later.due),)))
+    overdue = decide(date(2025, 3, 21), items, history)
+    extra = overdue.mail_extra(date(2025, 3, 21))
+    assert [i["key"] for i in extra["open_items"]] == ["schulung"]
+    assert extra["open_items"][0]["overdue"] is True
     # past the deadline the mail asks for a reply by the next reminder day, never a past date
     assert overdue.deadline == date(2025, 3, 14)
     assert extra["deadline"] == date(2025, 3, 28)

@@ -251,11 +251,14 @@ def test_reminds_open_municipalities_only_and_passes_the_contract(
     extra = call["extra"]
     assert extra["reminder_kind"] == "before"
     assert extra["deadline"] == date(2025, 3, 14)
+    # the ladder runs per deadline: 11.03. is the friendly step of 'schulung' (14.03.) only
     assert [(i["key"], i["due"], i["overdue"]) for i in extra["open_items"]] == [
         ("schulung", date(2025, 3, 14), False),
-        ("support", date(2025, 3, 21), False),
-        ("hinweis", date(2025, 5, 9), False),  # optional, after go-live: listed, not urgent
     ]
+    assert [g["due"] for g in extra["deadline_groups"]] == [date(2025, 3, 14)]
+    with Session(seeded) as session:
+        row = session.exec(select(OutboxMessage).where(OutboxMessage.ags == AALEN)).one()
+        assert row.meta["reminder_items"] == [["schulung", "2025-03-14"]]
     collecting = next(c for c in fake_mail.calls if c["municipality"].ags == COLLECTING)
     assert [i["key"] for i in collecting["extra"]["open_items"]] == ["fragebogen"]
 
@@ -281,12 +284,14 @@ def test_month_of_runs_gives_before_deadline_repeat_and_escalation(
         for c in fake_mail.calls
         if c["municipality"].ags == AALEN
     ]
+    # 'schulung' due 14.03., 'support' due 21.03.: each deadline its own steps, one mail a day
     assert aalen == [
-        (date(2025, 3, 11), "reminder", 1),
-        (date(2025, 3, 14), "reminder", 2),
-        (date(2025, 3, 21), "reminder", 3),
-        (date(2025, 3, 28), "reminder", 4),
-        (date(2025, 4, 4), "escalation", 1),
+        (date(2025, 3, 11), "reminder", 1),  # schulung: friendly
+        (date(2025, 3, 14), "reminder", 2),  # schulung: deadline
+        (date(2025, 3, 18), "reminder", 3),  # support: friendly
+        (date(2025, 3, 21), "reminder", 4),  # schulung: repeat, support: deadline
+        (date(2025, 3, 28), "reminder", 5),  # both: repeat
+        (date(2025, 4, 4), "escalation", 1),  # schulung: 3 reminders since its deadline
     ]
     escalation = next(c for c in fake_mail.calls if c["kind"] == "escalation")
     assert escalation["recipient_roles"] == ["Bürgermeister", "Hauptamt"]
@@ -314,19 +319,22 @@ def test_late_send_guard_drops_stale_days_and_logs_them_once(
     seeded: Engine, fake_mail: FakeMail
 ) -> None:
     remind(as_of=at(date(2025, 3, 11)), engine=seeded)
-    # The flow did not run until 25.03.: 14.03. and 21.03. passed without a mail.
+    # The flow did not run until 25.03.: the steps of 14.03., 18.03. and 21.03. passed without a
+    # mail, and both deadlines (14.03., 21.03.) are past: nothing is made up.
     [report] = remind(as_of=at(date(2025, 3, 25)), engine=seeded)
-    assert report.reminders == 0 and report.dropped == 4
+    assert report.reminders == 0 and report.dropped == 6
     assert len(fake_mail.calls) == 2
     expected = [
         (COLLECTING, "2025-03-14"),
         (COLLECTING, "2025-03-21"),
         (AALEN, "2025-03-14"),
+        (AALEN, "2025-03-18"),
         (AALEN, "2025-03-21"),
+        (AALEN, "2025-03-21"),  # the repeat of 14.03. and the deadline of 21.03.
     ]
-    assert drop_events(seeded) == expected
+    assert drop_events(seeded) == sorted(expected)
     [again] = remind(as_of=at(date(2025, 3, 25), 11), engine=seeded)
-    assert again.dropped == 0 and drop_events(seeded) == expected
+    assert again.dropped == 0 and drop_events(seeded) == sorted(expected)
     # Next reminder day: only the current reminder goes out, with the next sequence.
     [current] = remind(as_of=at(date(2025, 3, 28)), engine=seeded)
     assert current.reminders == 2 and current.dropped == 0
@@ -338,9 +346,60 @@ def test_late_send_guard_drops_stale_days_and_logs_them_once(
         logged = session.exec(
             select(Event).where(Event.kind == "reminder_dropped", Event.ags == AALEN)
         ).one()
-        assert logged.reason is not None and "14.03.2025, 21.03.2025" in logged.reason
+        assert logged.reason is not None
+        assert "14.03.2025, 18.03.2025, 21.03.2025" in logged.reason
         assert "verstrichen" in logged.reason
-        assert logged.data["reminder_kinds"] == ["deadline", "repeat"]
+        assert [(d["day"], d["kind"], d["deadline"]) for d in logged.data["drops"]] == [
+            ("2025-03-14", "deadline", "2025-03-14"),
+            ("2025-03-21", "repeat", "2025-03-14"),
+            ("2025-03-18", "before", "2025-03-21"),
+            ("2025-03-21", "deadline", "2025-03-21"),
+        ]
+
+
+def test_a_missed_friendly_step_is_made_up_on_the_next_working_day(
+    seeded: Engine, fake_mail: FakeMail
+) -> None:
+    # Nothing ran on 11.03. (the friendly steps of 14.03.): made up on 12.03., once.
+    [report] = remind(as_of=at(date(2025, 3, 12)), engine=seeded)
+    assert report.reminders == 2 and report.dropped == 0
+    assert {c["extra"]["reminder_kind"] for c in fake_mail.calls} == {"before"}
+    [again] = remind(as_of=at(date(2025, 3, 13)), engine=seeded)
+    assert again.reminders == 0
+    [deadline] = remind(as_of=at(date(2025, 3, 14)), engine=seeded)
+    assert deadline.reminders == 2
+    assert [c["sequence"] for c in fake_mail.calls] == [1, 1, 2, 2]
+
+
+def test_no_reminder_on_a_day_with_a_mail_from_another_campaign(
+    seeded: Engine, fake_mail: FakeMail
+) -> None:
+    with Session(seeded) as session:
+        add_campaign(session, "other-campaign")
+        session.flush()
+        session.add(
+            outbox_row("other-campaign", AALEN, "go_live", 1, queued_at=at(date(2025, 3, 11), 6))
+        )
+        session.add(  # yesterday's mail of the other campaign does not count today
+            outbox_row(
+                "other-campaign", COLLECTING, "go_live", 1, queued_at=at(date(2025, 3, 10), 15)
+            )
+        )
+        session.commit()
+    remind(campaign_id=CAMPAIGN, as_of=at(date(2025, 3, 11)), engine=seeded)
+    assert [c["municipality"].ags for c in fake_mail.calls] == [COLLECTING]
+
+
+def test_no_reminder_on_a_day_with_another_mail_to_the_municipality(
+    seeded: Engine, fake_mail: FakeMail
+) -> None:
+    with Session(seeded) as session:
+        session.add(outbox_row(CAMPAIGN, AALEN, "summary", 1, queued_at=at(date(2025, 3, 11), 7)))
+        session.commit()
+    remind(as_of=at(date(2025, 3, 11)), engine=seeded)
+    assert [c["municipality"].ags for c in fake_mail.calls] == [COLLECTING]
+    remind(as_of=at(date(2025, 3, 12)), engine=seeded)  # made up the next working day
+    assert [c["municipality"].ags for c in fake_mail.calls] == [COLLECTING, AALEN]
 
 
 def test_outside_the_window_everything_is_deferred(seeded: Engine, fake_mail: FakeMail) -> None:
@@ -370,7 +429,7 @@ def test_unknown_campaign_is_a_german_error(engine: Engine) -> None:
 def test_dry_run_writes_nothing(seeded: Engine, fake_mail: FakeMail) -> None:
     remind(as_of=at(date(2025, 3, 11)), engine=seeded)
     [report] = remind(as_of=at(date(2025, 3, 25)), engine=seeded, dry_run=True)
-    assert report.dropped == 4 and drop_events(seeded) == []
+    assert report.dropped == 6 and drop_events(seeded) == []
     [report] = remind(as_of=at(date(2025, 3, 28)), engine=seeded, dry_run=True)
     assert report.reminders == 2
     assert [r.ags for r in report.actions] == [COLLECTING, AALEN]
@@ -481,7 +540,8 @@ def test_real_mail_layer_queues_reminders_and_escalations_once(seeded: Engine) -
 
 @real_mail
 def test_real_mail_layer_reminder_mail_lists_open_items(seeded: Engine) -> None:
-    [report] = remind(as_of=at(date(2025, 3, 11)), engine=seeded)
+    # 21.03.: the repeat of 'schulung' (14.03., overdue) and the deadline of 'support' (21.03.)
+    [report] = remind(as_of=at(date(2025, 3, 21)), engine=seeded)
     assert report.reminders == 2 and report.without_recipient == 0
     with Session(seeded) as session:
         message = session.exec(
@@ -490,12 +550,19 @@ def test_real_mail_layer_reminder_mail_lists_open_items(seeded: Engine) -> None:
             )
         ).one()
         assert message.sequence == 1 and message.status == "queued"
-        assert message.not_after == at(date(2025, 3, 11), 16)
+        assert message.not_after == at(date(2025, 3, 21), 16)
         mail = email.message_from_bytes(message.raw, policy=email.policy.default)
         assert "Erinnerung" in mail["Subject"] and "Aalen" in mail["Subject"]
-        body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert "Schulung durchgeführt" in body and "First-Level-Support eingerichtet" in body
-        assert "14.03.2025" in body
+        body = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+        assert (
+            "Frist Freitag, 14.03.2025 – überschritten, bitte bis spätestens Freitag, 28.03.2025:"
+            "\n- Schulung durchgeführt\n" in body
+        ), body
+        assert "Fällig bis Freitag, 21.03.2025:\n- First-Level-Support eingerichtet\n" in body
+        assert "bis zu den genannten Terminen" in body
+        assert "Hinweis im Amtsblatt" not in body  # due after go-live: not yet asked for
+        html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "<li>Schulung durchgeführt</li>" in html and "überschritten" in html
 
 
 # --- the Prefect flow ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from efa_rollout.cli import (
     remind,
     report,
     serve,
+    summary,
     up,
 )
 from efa_rollout.errors import UserError
@@ -50,6 +51,7 @@ app.command("remind")(remind.remind)
 app.command("report")(report.report)
 app.command("history")(history.history)
 app.add_typer(portal.app, name="portal")
+app.add_typer(summary.app, name="summary")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from efa_rollout.domain.stages import CAMPAIGN_STATUS_LABELS
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
 from efa_rollout.services import campaigns, enrolment, lookup, orchestration
+from efa_rollout.services.clock import local_today
 from efa_rollout.settings import get_settings
 from models import Campaign
 
@@ -316,6 +317,13 @@ def _advance(
             f"{cid} · {action}: {fig['enrolments']} Gemeinden geprüft, {fig['changes']} Stufenwechsel, "
             f"{fig['mails_queued']} Mails in den Postausgang, {fig['blocked']} mit offenen Pflichtpunkten."
         )
+        if not fig["changes"]:
+            reasons = _why_no_change(cid, now)
+            if reasons:
+                typer.echo("  Warum keine: " + "; ".join(reasons))
+            hint = _summary_hint(cid, reasons)
+            if hint:
+                typer.echo(f"  {hint}")
         for row in fig["change_list"][:20]:  # type: ignore[index]
             typer.echo(
                 f"  {row['AGS']} {row['Gemeinde']}: {row['von']} → {row['nach']} ({row['Grund']})"
@@ -354,12 +362,15 @@ def status_command(
 ) -> None:
     """Zeigt, wie viele Gemeinden in welcher Stufe sind, welche, und was überfällig ist."""
     from efa_rollout.reports.rollup import campaign_rollup
+    from efa_rollout.services.waiting import campaign_waits, flag_of
 
+    moment = parse_as_of(as_of) or datetime.now(UTC)
     with session_scope() as session:
-        rollup = campaign_rollup(
-            session, campaign_id, as_of=parse_as_of(as_of) or datetime.now(UTC)
-        )
+        rollup = campaign_rollup(session, campaign_id, as_of=moment)
+        waits = campaign_waits(session, campaign_id, today=local_today(moment))
     data = rollup.to_json()
+    data["waiting"] = [w.as_row() for w in waits]
+    data["flag"] = flag_of(waits)
     if as_json:
         print_json(data)
         return
@@ -384,6 +395,7 @@ def status_command(
     )
     for entry in data["without_contact"]:
         typer.echo(f"  nicht erreichbar: {entry['name']} ({entry['ags']}) – {entry['reason']}")
+    _echo_waits(waits, data["flag"])
     typer.echo(f"Ausführlich: efa report {campaign_id} --format html")
 
 
@@ -397,3 +409,36 @@ def _key_dates_line(rollup: Any) -> str:
         )
         parts.append(f"{key.label}: {planned}{reached}")
     return "; ".join(parts)
+
+
+def _echo_waits(waits: list, flag: str | None, limit: int = 30) -> None:
+    """The municipalities that cannot move and what they wait for; the flag first."""
+    if flag:
+        typer.echo(flag)
+    stuck = [w for w in waits if w.waiting.needs_action]
+    for row in stuck[:limit]:
+        typer.echo(f"  {row.ags} {row.name} ({row.stage.label}): {row.waiting.text}")
+    if len(stuck) > limit:
+        typer.echo(f"  … und {len(stuck) - limit} weitere")
+
+
+def _summary_hint(campaign_id: str, reasons: list[str]) -> str | None:
+    """The command that moves municipalities waiting for the summary, if any wait for it."""
+    text = " ".join(reasons)
+    if "Freigabe der Zusammenfassung" in text or "überarbeitete Zusammenfassung" in text:
+        return f"Freigeben mit: efa summary approve {campaign_id} (Vorschau: efa summary preview)"
+    if "Versand der Zusammenfassung" in text:
+        return f"Versenden mit: efa summary send {campaign_id}"
+    return None
+
+
+def _why_no_change(campaign_id: str, now: datetime) -> list[str]:
+    """Why a run moved nobody: what the municipalities wait for, most frequent first."""
+    from efa_rollout.services.waiting import campaign_waits
+
+    with session_scope() as session:
+        waits = campaign_waits(session, campaign_id, today=local_today(now))
+    counts: dict[str, int] = {}
+    for row in waits:
+        counts[row.waiting.text] = counts.get(row.waiting.text, 0) + 1
+    return [f"{n} × {what}" for what, n in sorted(counts.items(), key=lambda x: -x[1])[:5]]

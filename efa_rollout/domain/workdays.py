@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -175,3 +175,11 @@ def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("naive datetime given; use an aware datetime")
     return moment
+
+
+def iter_working_days(calendar: WorkCalendar, start: date, end: date) -> Iterator[date]:
+    """The working days from START to END (both inclusive), in order."""
+    day = start if calendar.is_working_day(start) else calendar.next_working_day(start)
+    while day <= end:
+        yield day
+        day = calendar.next_working_day(day)

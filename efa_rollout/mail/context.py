@@ -263,6 +263,7 @@ def build_context(
     }
     context.update(extra)
     context.setdefault("reminder_kind", None)
+    context.setdefault("deadline_groups", [])  # reminders: the open items per deadline
     context["reminder_topic"] = reminder_topic(context["open_items"], context["open_questions"])
     context["paragraph"] = paragraph_for(definition, kind, context)
     return context

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, not_, or_
@@ -20,7 +20,6 @@ from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.reminders import (
     ACTION_LABELS,
     DROPPED_EVENT,
-    HISTORY_KINDS,
     REMINDER_STAGES,
     SLOT_LABELS,
     Action,
@@ -39,6 +38,8 @@ from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
 
 DEFAULT_ACTOR = "erinnerungen"
+#: Outbox meta key: the (item key, due date) pairs a reminder or escalation asked for.
+COVERED_META = "reminder_items"
 
 
 @dataclass
@@ -163,6 +164,7 @@ def _done_keys(session: Session, ids: Sequence[int]) -> dict[int, set[str]]:
 def _history(
     session: Session, campaign_id: str, ags_list: Sequence[str], calendar: WorkCalendar
 ) -> dict[str, list[SentMail]]:
+    """Every campaign mail per municipality (its local day; for reminders what they asked for)."""
     rows = session.exec(
         select(
             OutboxMessage.ags,
@@ -170,22 +172,62 @@ def _history(
             OutboxMessage.sequence,
             OutboxMessage.not_after,
             OutboxMessage.queued_at,
+            OutboxMessage.meta,
         ).where(
             OutboxMessage.campaign_id == campaign_id,
-            col(OutboxMessage.kind).in_(HISTORY_KINDS),
             col(OutboxMessage.ags).in_(list(ags_list)),
             not_(col(OutboxMessage.is_test)),
         )
     ).all()
     history: dict[str, list[SentMail]] = defaultdict(list)
-    for ags, kind, sequence, not_after, queued_at in rows:
+    for ags, kind, sequence, not_after, queued_at, meta in rows:
         day = calendar.local_date(not_after or queued_at)
-        history[ags or ""].append(SentMail(kind, sequence, day))
+        history[ags or ""].append(SentMail(kind, sequence, day, covered_of(meta)))
     return history
 
 
-def _logged_drops(session: Session, campaign_id: str, ids: Sequence[int]) -> set[tuple[int, str]]:
-    """(enrolment id, ISO day) of every reminder day already logged as dropped."""
+#: History kind of a mail from another campaign: it counts for the one-mail-a-day rule only.
+OTHER_CAMPAIGN = "other_campaign"
+
+
+def _other_campaigns_today(
+    session: Session,
+    campaign_id: str,
+    ags_list: Sequence[str],
+    now: datetime,
+    calendar: WorkCalendar,
+) -> dict[str, list[SentMail]]:
+    """Today's mails to these municipalities from other campaigns (one mail a day in all)."""
+    today = calendar.local_date(now)
+    start = calendar.local_moment(today, time(0))
+    end = calendar.local_moment(today + timedelta(days=1), time(0))
+    rows = session.exec(
+        select(OutboxMessage.ags).where(
+            OutboxMessage.campaign_id != campaign_id,
+            col(OutboxMessage.ags).in_(list(ags_list)),
+            not_(col(OutboxMessage.is_test)),
+            col(OutboxMessage.queued_at) >= start,
+            col(OutboxMessage.queued_at) < end,
+        )
+    ).all()
+    found: dict[str, list[SentMail]] = defaultdict(list)
+    for ags in rows:
+        found[ags or ""].append(SentMail(OTHER_CAMPAIGN, 0, today))
+    return found
+
+
+def covered_of(meta: dict[str, Any] | None) -> tuple[tuple[str, date], ...] | None:
+    """The (item key, due) pairs a reminder asked for, from its outbox meta (None: unknown)."""
+    pairs = (meta or {}).get(COVERED_META)
+    if pairs is None:
+        return None
+    return tuple((str(key), date.fromisoformat(due)) for key, due in pairs)
+
+
+def _logged_drops(
+    session: Session, campaign_id: str, ids: Sequence[int]
+) -> set[tuple[int, str, str | None]]:
+    """(enrolment id, ISO day, ISO deadline) of every step already logged as dropped."""
     rows = session.exec(
         select(Event.enrolment_id, Event.data).where(
             Event.campaign_id == campaign_id,
@@ -193,9 +235,15 @@ def _logged_drops(session: Session, campaign_id: str, ids: Sequence[int]) -> set
             col(Event.enrolment_id).in_(list(ids)),
         )
     ).all()
-    return {
-        (eid, str(day)) for eid, data in rows if eid is not None for day in data.get("days", [])
-    }
+    logged: set[tuple[int, str, str | None]] = set()
+    for eid, data in rows:
+        if eid is None:
+            continue
+        for drop in data.get("drops", []):
+            logged.add((eid, drop["day"], drop["deadline"]))
+        if "drops" not in data:  # logged before steps were kept per deadline
+            logged.update((eid, str(day), None) for day in data.get("days", []))
+    return logged
 
 
 @dataclass(frozen=True)
@@ -249,17 +297,23 @@ def _decide(
 
 
 def _new_drops(
-    enrolment: Enrolment, decision: ReminderDecision, logged: set[tuple[int, str]]
+    enrolment: Enrolment, decision: ReminderDecision, logged: set[tuple[int, str, str | None]]
 ) -> list[DroppedReminder]:
-    """The dropped reminder days of DECISION not logged before."""
-    return [d for d in decision.dropped if (enrolment.id, d.day.isoformat()) not in logged]
+    """The dropped steps of DECISION not logged before."""
+    assert enrolment.id is not None
+    return [
+        d
+        for d in decision.dropped
+        if (enrolment.id, d.day.isoformat(), d.deadline.isoformat()) not in logged
+        and (enrolment.id, d.day.isoformat(), None) not in logged
+    ]
 
 
 def drop_event(
     enrolment: Enrolment, drops: Sequence[DroppedReminder], now: datetime, actor: str
 ) -> Event:
     """One event for the reminder days of ENROLMENT that passed without a mail."""
-    days = ", ".join(german_date(d.day) for d in drops)
+    days = ", ".join(sorted({german_date(d.day) for d in drops}, key=_day_key))
     return Event(
         at=now,
         campaign_id=enrolment.campaign_id,
@@ -268,13 +322,17 @@ def drop_event(
         actor=actor,
         kind=EventKind.REMINDER_DROPPED,
         reason=(
-            f"Erinnerung(en) vom {days} nicht versandt: der Tag ist verstrichen, "
-            "Erinnerungen werden nicht nachgeholt."
+            f"Erinnerung(en) vom {days} nicht versandt: der Tag ist verstrichen und die Frist "
+            "auch, daher nicht nachgeholt."
         ),
         data={
             "days": [d.day.isoformat() for d in drops],
             "reminder_kinds": [d.kind.value for d in drops],
             "deadline": drops[0].deadline.isoformat(),
+            "drops": [
+                {"day": d.day.isoformat(), "kind": d.kind.value, "deadline": d.deadline.isoformat()}
+                for d in drops
+            ],
         },
     )
 
@@ -306,6 +364,12 @@ def _queue(
         recipient_roles=list(decision.recipient_roles) if decision.recipient_roles else None,
     )
     if message is not None:
+        # what this mail asked for, per deadline: the ladder's history (cap, escalation, make-up)
+        message.meta = {
+            **(message.meta or {}),
+            COVERED_META: [[key, due.isoformat()] for key, due in decision.covered],
+        }
+        session.add(message)
         return True
     return _already_queued(session, facts.campaign.id, enrolment.ags, decision)
 
@@ -344,7 +408,10 @@ def process_batch(
         return report
     enrolment_ids = [e.id for e, _ in candidates if e.id is not None]
     done = _done_keys(session, enrolment_ids)
-    history = _history(session, campaign.id, [e.ags for e, _ in candidates], calendar)
+    ags_list = [e.ags for e, _ in candidates]
+    history = _history(session, campaign.id, ags_list, calendar)
+    for ags, other in _other_campaigns_today(session, campaign.id, ags_list, now, calendar).items():
+        history[ags].extend(other)
     logged = _logged_drops(session, campaign.id, enrolment_ids)
     for enrolment, municipality in candidates:
         assert enrolment.id is not None
@@ -377,6 +444,11 @@ def process_batch(
         report.rows.append(row)
     session.flush()
     return report
+
+
+def _day_key(text: str) -> str:
+    """Sort key for DD.MM.YYYY."""
+    return text[6:] + text[3:5] + text[:2]
 
 
 def _count_mail(report: ReminderReport, decision: ReminderDecision, queued: bool) -> None:
