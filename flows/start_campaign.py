@@ -29,6 +29,12 @@ class StartCampaignInput(BaseModel):
         title="Stichzeitpunkt",
         description="Leer lassen für jetzt; für Simulationen ein Datum",
     )
+    refresh_definition: bool = Field(
+        False,
+        title="Definition neu übernehmen",
+        description="Nach einem korrigierten Fehler in der Definitionsdatei; nur solange "
+        "keine Mail der Kampagne im Postausgang steht",
+    )
 
 
 def _name() -> str:
@@ -51,6 +57,7 @@ def start_campaign(params: StartCampaignInput) -> dict[str, int]:
         params.campaign,
         now,
         runner=TaskRunner(),
+        refresh_definition=params.refresh_definition,
         progress=lambda _campaign, done, total: progress.update(done, total),
     )
     publish_markdown(

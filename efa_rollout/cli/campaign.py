@@ -235,6 +235,11 @@ def start_command(
     as_of: str | None = AS_OF,
     no_prefect: bool = NO_PREFECT,
     no_wait: bool = NO_WAIT,
+    refresh_definition: bool = typer.Option(
+        False,
+        "--refresh-definition",
+        help="Definitionsdatei neu übernehmen (nur solange keine Mail der Kampagne existiert)",
+    ),
 ) -> None:
     """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
     now = parse_as_of(as_of) or datetime.now(UTC)
@@ -242,7 +247,9 @@ def start_command(
         campaign = lookup.get_campaign(session, campaign_id)
         tags = _tags(campaign)
     if no_prefect:
-        figures = orchestration.start_campaign(campaign_id, now)
+        figures = orchestration.start_campaign(
+            campaign_id, now, refresh_definition=refresh_definition
+        )
     else:
         from efa_rollout.cli._flows import run_flow
         from flows.start_campaign import StartCampaignInput, start_campaign
@@ -252,7 +259,9 @@ def start_command(
             flow_tags=tags,
             deployment="kampagne-starten",
             wait=not no_wait,
-            params=StartCampaignInput(campaign=campaign_id, as_of=now),
+            params=StartCampaignInput(
+                campaign=campaign_id, as_of=now, refresh_definition=refresh_definition
+            ),
         )
     if figures is None:  # --no-wait, or the server kept no result
         return

@@ -15,6 +15,7 @@ class EventKind(StrEnum):
 
     CAMPAIGN_CREATED = "campaign_created"
     CAMPAIGN_STARTED = "campaign_started"
+    DEFINITION_REFRESHED = "definition_refreshed"
     COLLECTION_CLOSED = "collection_closed"
     ENROLLED = "enrolled"
     STAGE_CHANGED = "stage_changed"

@@ -16,7 +16,15 @@ from typing import Any
 from sqlalchemy import Engine
 
 from efa_rollout.db import get_engine, session_scope
-from efa_rollout.services import campaigns, enrolment, lookup, progression, reminders, summary
+from efa_rollout.services import (
+    campaigns,
+    enrolment,
+    lookup,
+    progression,
+    reminders,
+    start_check,
+    summary,
+)
 from efa_rollout.services.batches import chunks
 from efa_rollout.services.clock import resolve_as_of
 from efa_rollout.services.progression import BatchResult
@@ -113,10 +121,17 @@ def start_campaign(
     *,
     runner: BatchRunner | None = None,
     progress: Progress | None = None,
+    refresh_definition: bool = False,
 ) -> dict[str, int]:
-    """Mark CAMPAIGN_ID started, enrol the targeted municipalities, queue the requests."""
+    """Check every mail renders, mark CAMPAIGN_ID started, enrol, queue the requests.
+
+    REFRESH_DEFINITION re-takes the definition file first (only while no mail exists).
+    """
     runner = runner or BatchRunner()
     actor = _actor("start-campaign")
+    start_check.check_before_start(
+        runner.engine, campaign_id, now, refresh=refresh_definition, actor=actor
+    )
     campaigns.mark_started(runner.engine, campaign_id, now=now, actor=actor)
     with session_scope(runner.engine) as session:
         campaign = lookup.get_campaign(session, campaign_id)
