@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 from efa_rollout.db import session_scope
 from efa_rollout.domain.bounces import verp_address
 from efa_rollout.mail.message import normalize_address
+from efa_rollout.mail.suppression import skip_suppressed
 from efa_rollout.settings import Settings, get_settings
 from models import Contact, DeliveryAttempt, Event, OutboxMessage
 
@@ -41,7 +42,8 @@ DUE_STATUSES = ("queued", "retrying")
 BACKOFF_BASE_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 3600.0
 ACTOR = "zustellung"
-FINAL_RECIPIENT_STATES = frozenset({"sent", "refused"})
+#: "suppressed": left out because the address is on the suppression list (mail.suppression).
+FINAL_RECIPIENT_STATES = frozenset({"sent", "refused", "suppressed"})
 
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _ATTEMPT = DeliveryAttempt.__table__  # type: ignore[attr-defined]
@@ -348,7 +350,8 @@ def claim_batch(
             .where(outbox.id.in_(ids))
             .order_by(outbox.id)
         ).all()
-    return [_claimed(row) for row in rows]
+        # An address suppressed after queueing (or before a retry) is left out here.
+        return skip_suppressed(connection, [_claimed(row) for row in rows], now=now)
 
 
 def release(bind: Bind, *, ids: list[int], worker: str) -> int:
@@ -518,8 +521,17 @@ def _apply_status(
         if delivered:
             row.status, row.next_attempt_at = "sent", None
             row.sent_at = row.sent_at or now
+            suppressed = [
+                a for a, s in row.recipient_status.items() if s.get("status") == "suppressed"
+            ]
+            left_out = [
+                *(f"{a} (abgelehnt)" for a in refused),
+                *(f"{a} (gesperrt)" for a in suppressed),
+            ]
             row.last_error = (
-                f"Teilweise zugestellt; abgelehnt: {', '.join(refused)}"[:1000] if refused else None
+                f"Teilweise zugestellt; nicht an: {', '.join(left_out)}"[:1000]
+                if left_out
+                else None
             )
         else:
             row.status, row.next_attempt_at = "failed_permanently", None

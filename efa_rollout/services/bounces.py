@@ -8,6 +8,7 @@ next run only moves them. Nothing is ever deleted; unrecognised mail is not touc
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from efa_rollout.domain.bounces import (
 )
 from efa_rollout.errors import UserError
 from efa_rollout.mail.bounce_mailbox import BounceMailbox, parse_imap_url
+from efa_rollout.mail.suppression import coordinator_addresses
 from efa_rollout.settings import Settings, get_settings
 from models import (
     BounceReport,
@@ -42,6 +44,9 @@ from models import (
 )
 
 ACTOR = "unzustellbar"
+#: Event of a report about the coordinator's own address (flagged, never suppressed).
+COORDINATOR_BOUNCED = "coordinator_address_bounced"
+logger = logging.getLogger(__name__)
 #: The mail that asks a municipality's other contacts for a working address.
 ADDRESS_REQUEST_KIND = "address_request"
 #: How far back a bounce without Message-ID is matched to mail sent to its address.
@@ -69,6 +74,11 @@ class BounceRun:
             f"{c[TRANSIENT]} vorübergehend, {c[AUTO_REPLY]} automatische Antworten, "
             f"{c['already']} schon verarbeitet, {c['unmatched']} ohne passende Mail, "
             f"{c[UNRECOGNISED]} nicht erkannt (bleiben im Postfach); {self.moved} verschoben."
+        ) + (
+            f" Achtung: {c['coordinator']} Meldung(en) betreffen die Adresse der Koordination "
+            "(nicht gesperrt, bitte prüfen)."
+            if c["coordinator"]
+            else ""
         )
 
 
@@ -126,6 +136,9 @@ def _process_chunk(
                 run.counts["unmatched"] += 1
                 continue
             run.counts[report.kind] += 1
+            run.counts["coordinator"] += sum(
+                1 for o in outcome if o.get("Kontakt gesperrt") == "nein (Koordination)"
+            )
             run.outcomes.extend(outcome)
             done.append(uid)
         if run.dry_run:
@@ -252,7 +265,12 @@ def _apply_failure(
         {"outbox_id": row.id, "recipient": address, "status": failure.status},
     )
     flagged = False
-    if failure.kind == PERMANENT:
+    coordinator = address in coordinator_addresses(settings)
+    if coordinator:
+        # Never suppress our own address: the weekly report, the summaries' copies and every
+        # reply would silently stop. Logged loudly instead, for the coordinator to check.
+        _coordinator_bounced(session, row, address, failure.kind, f"{code}{diagnostic}", now)
+    elif failure.kind == PERMANENT:
         suppress(session, address, reason=diagnostic, status=failure.status, row=row, now=now)
         flagged = _flag_contacts(session, row, address, f"{code}{diagnostic}", now)
     elif _transient_count(session, address, now, settings) >= settings.bounce_transient_threshold:
@@ -269,9 +287,29 @@ def _apply_failure(
         "AGS": row.ags or "",
         "Mail": row.id,
         "Status": failure.status or "",
-        "Kontakt gesperrt": "ja" if flagged else "nein",
+        "Kontakt gesperrt": "ja" if flagged else ("nein (Koordination)" if coordinator else "nein"),
         "Meldung": diagnostic[:200],
     }
+
+
+def _coordinator_bounced(
+    session: Session, row: OutboxMessage, address: str, kind: str, text: str, now: datetime
+) -> None:
+    """A report about the coordinator's own address: an event and a warning, no suppression."""
+    reason = (
+        f"Mail an die Adresse der Koordination {address} als unzustellbar gemeldet "
+        f"({'dauerhaft' if kind == PERMANENT else 'vorübergehend'}): {text}. Die Adresse wird "
+        "nicht gesperrt; bitte EFA_COORDINATOR_EMAIL, EFA_REPLY_TO und EFA_MAIL_FROM prüfen."
+    )
+    logger.warning("%s", reason)
+    _event(
+        session,
+        row,
+        COORDINATOR_BOUNCED,
+        reason,
+        now,
+        {"outbox_id": row.id, "recipient": address, "kind": kind},
+    )
 
 
 def _mark_row(

@@ -20,6 +20,7 @@ from efa_rollout.mail.context import (
     build_context,
     campaign_definition,
 )
+from efa_rollout.mail.ledger import FINAL_RECIPIENT_STATES
 from efa_rollout.mail.message import (
     Attachment,
     InvalidAddressError,
@@ -31,6 +32,8 @@ from efa_rollout.mail.message import (
     normalize_address,
 )
 from efa_rollout.mail.render import RenderedMail, render_mail
+from efa_rollout.mail.suppression import event_row as suppression_event
+from efa_rollout.mail.suppression import suppressed_reasons, suppressed_state
 from efa_rollout.services.links import issue_token, portal_url
 from efa_rollout.settings import Settings, get_settings
 from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
@@ -418,6 +421,17 @@ def retry_messages(
         states = {
             a: s for a, s in (row.recipient_status or {}).items() if s.get("status") == "sent"
         }
+        blocked = _left_out_suppressed(session, row, states, now)
+        for address in blocked:
+            problems.append(
+                f"{row.id}: nicht an {address} – Adresse gesperrt (unzustellbar gemeldet); "
+                f"aufheben mit »efa contacts unsuppress {address}«"
+            )
+        if blocked and not _open_recipients(row, states):
+            row.recipient_status = states
+            session.add(row)
+            problems.append(f"{row.id}: nicht erneut gesendet – kein offener Empfänger ohne Sperre")
+            continue
         previous = row.status
         row.recipient_status = states
         row.status = "retrying"
@@ -434,6 +448,42 @@ def retry_messages(
         )
         retried.append(row)
     return retried, problems
+
+
+def _open_recipients(row: OutboxMessage, states: dict[str, Any]) -> list[str]:
+    """Envelope addresses of ROW not yet final in STATES (sent, refused, suppressed)."""
+    final = {a for a, s in states.items() if s.get("status") in FINAL_RECIPIENT_STATES}
+    return list(dict.fromkeys(a for a in [*row.recipients, *row.cc] if a not in final))
+
+
+def _left_out_suppressed(
+    session: Session, row: OutboxMessage, states: dict[str, Any], now: datetime
+) -> list[str]:
+    """Mark ROW's open recipients that are suppressed in STATES, log each; their addresses."""
+    open_addresses = _open_recipients(row, states)
+    if not open_addresses:
+        return []
+    reasons = suppressed_reasons(session.connection(), open_addresses)
+    blocked = [a for a in open_addresses if a.lower() in reasons]
+    for address in blocked:
+        reason = reasons[address.lower()]
+        states[address] = suppressed_state(reason, now)
+        session.add(
+            Event(
+                **suppression_event(
+                    outbox_id=row.id or 0,
+                    campaign_id=row.campaign_id,
+                    ags=row.ags,
+                    kind=row.kind,
+                    sequence=row.sequence,
+                    address=address.lower(),
+                    reason=reason,
+                    stage="retry",
+                    now=now,
+                )
+            )
+        )
+    return [a.lower() for a in blocked]
 
 
 def cancel_messages(
