@@ -152,6 +152,8 @@ def test_refresh_repairs_a_campaign_left_half_started_by_an_old_failed_start(
         assert session.exec(select(func.count()).select_from(ChecklistItemState)).one() > 0
 
 
+@pytest.mark.prefect
+@pytest.mark.slow
 def test_the_prefect_start_flow_checks_and_resumes_the_same_way(
     broken_campaign: Path, engine: Engine, prefect_harness: None
 ) -> None:
