@@ -98,7 +98,8 @@ def render_problems(
             where = f"Vorlage {MAIL_TEMPLATES_DIR / kind}.(subject.txt|txt|html)"
             render_mail(kind, context)
         except MailRenderError as error:
-            problems.append(f"Mail-Art »{kind}«, {where}: {error.message}")
+            hints = f" ({'; '.join(error.details)})" if error.details else ""
+            problems.append(f"Mail-Art »{kind}«, {where}: {error.message}{hints}")
         except TemplateError as error:
             problems.append(f"Mail-Art »{kind}«, {where}: {type(error).__name__}: {error}")
     return problems
