@@ -14,10 +14,13 @@ from efa_rollout.cli import app
 from efa_rollout.errors import UserError
 from efa_rollout.mail.delivery import deliver
 from efa_rollout.services import orchestration
+from flows.start_campaign import StartCampaignInput, start_campaign
 from models import Campaign, ChecklistItemState, Enrolment, Event, OutboxMessage
 from tests.conftest import GV100AD, REPO_ROOT
 from tests.mail_support import add_contact
 
+# Prefect (imported above, at collection) sets up its log handlers on the real stderr, not on
+# a CliRunner stream that is closed after the command.
 runner = CliRunner()
 NOW = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
 CAMPAIGN = "eigene-ostalbkreis"
@@ -157,8 +160,6 @@ def test_refresh_repairs_a_campaign_left_half_started_by_an_old_failed_start(
 def test_the_prefect_start_flow_checks_and_resumes_the_same_way(
     broken_campaign: Path, engine: Engine, prefect_harness: None
 ) -> None:
-    from flows.start_campaign import StartCampaignInput, start_campaign
-
     with pytest.raises(UserError) as caught:
         start_campaign(params=StartCampaignInput(campaign=CAMPAIGN, as_of=NOW))
     assert "Mail-Art »reminder«" in caught.value.render()
