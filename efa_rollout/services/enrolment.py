@@ -40,12 +40,19 @@ def enrol_batch(
         if not new:
             return result
         rows = [_enrolment_row(campaign, definition, m, now) for m in new]
-        inserted = session.execute(
-            insert(Enrolment).returning(
-                Enrolment.id, Enrolment.ags, Enrolment.role, Enrolment.is_pilot
-            ),
-            rows,
-        ).all()
+        inserted = (
+            session.execute(
+                insert(Enrolment).returning(
+                    col(Enrolment.id),
+                    col(Enrolment.ags),
+                    col(Enrolment.role),
+                    col(Enrolment.is_pilot),
+                ),
+                rows,
+            )
+            .tuples()
+            .all()
+        )
         items, events = [], []
         for enrolment_id, ags, role, is_pilot in inserted:
             for item in definition.items_for(role, is_pilot):
