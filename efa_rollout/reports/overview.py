@@ -96,9 +96,7 @@ def _cells(
     zone = get_settings().zone
     replayed: dict[str, dict[int, PastState]] = {}
     cells: dict[str, dict[str, OverviewCell]] = defaultdict(dict)
-    for enrolment_id, ags, campaign_id, stage, status in (
-        session.connection().execute(query).tuples()
-    ):
+    for enrolment_id, ags, campaign_id, stage, status in session.connection().execute(query):
         assert enrolment_id is not None  # a primary key
         if campaign_id not in replayed:
             replayed[campaign_id] = past_states(session, campaign_id, as_of=as_of)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -41,7 +42,9 @@ def campaign_timeline(
         )
         .order_by(col(Event.at), col(Event.id))
     )
-    rows = session.connection().execute(query).tuples()
+    rows = cast(
+        "Iterable[tuple[Any, ...]]", session.connection().execute(query)
+    )  # mypy unpacks a Row of Any columns as object
     events = []
     for eid, ags, at_raw, kind, to in rows:
         at = utc(at_raw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
@@ -40,7 +40,8 @@ def enrol_batch(
         if not new:
             return result
         rows = [_enrolment_row(campaign, definition, m, now) for m in new]
-        inserted = (
+        inserted = cast(  # mypy unpacks a Row of Any columns as object
+            "Sequence[tuple[Any, ...]]",
             session.execute(
                 insert(Enrolment).returning(
                     col(Enrolment.id),
@@ -49,9 +50,7 @@ def enrol_batch(
                     col(Enrolment.is_pilot),
                 ),
                 rows,
-            )
-            .tuples()
-            .all()
+            ).all(),
         )
         items, events = [], []
         for enrolment_id, ags, role, is_pilot in inserted:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from sqlalchemy import String, select, type_coerce
 from sqlmodel import Session, col
@@ -68,7 +68,10 @@ def past_states(session: Session, campaign_id: str, *, as_of: datetime) -> dict[
         .order_by(col(Event.at), col(Event.id))
     )
     states: dict[int, PastState] = {}
-    for enrolment_id, at_raw, kind, to_stage, data in session.connection().execute(query).tuples():
+    rows = cast(
+        "Iterable[tuple[Any, ...]]", session.connection().execute(query)
+    )  # mypy unpacks a Row of Any columns as object
+    for enrolment_id, at_raw, kind, to_stage, data in rows:
         at = utc(at_raw)
         assert at is not None
         state = states.setdefault(enrolment_id, PastState(enrolment_id=enrolment_id))
@@ -295,6 +298,9 @@ def _attempts(
     if as_of is not None:
         query = query.where(col(da.at) <= as_of)
     result = []
+    rows = cast(
+        "Iterable[tuple[Any, ...]]", session.connection().execute(query)
+    )  # mypy unpacks a Row of Any columns as object
     for (
         at_raw,
         outcome,
@@ -305,7 +311,7 @@ def _attempts(
         m_ags,
         subject,
         recipients,
-    ) in session.connection().execute(query).tuples():
+    ) in rows:
         to = recipient or ", ".join(recipients or [])
         reply = f"{code} {text or ''}".strip() if code else (text or "")
         result.append(
