@@ -110,6 +110,7 @@ def spec_named(name: str) -> DeploymentSpec:
 def event_triggers(spec: DeploymentSpec) -> list[Any]:
     """Deployment triggers of SPEC: one run per burst of events and resource (campaign)."""
     from prefect.events import DeploymentEventTrigger
+    from prefect.events.schemas.automations import Posture
 
     window = timedelta(seconds=DEBOUNCE_SECONDS)
     return [
@@ -119,7 +120,7 @@ def event_triggers(spec: DeploymentSpec) -> list[Any]:
             expect={name},
             match={"prefect.resource.id": resource},
             for_each={"prefect.resource.id"},
-            posture="Reactive",
+            posture=Posture.Reactive,
             threshold=1,
             within=window,
             # Fires at the first event and ignores the rest of the window; starting the run

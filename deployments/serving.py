@@ -85,7 +85,7 @@ async def catch_up_once(deployment_names: list[str], now: datetime | None = None
                     state=FlowRunFilterState(
                         type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
                     ),
-                    expected_start_time=FlowRunFilterExpectedStartTime(before_=cutoff),
+                    expected_start_time=FlowRunFilterExpectedStartTime(before_=cutoff),  # type: ignore[arg-type]  # pydantic turns the datetime into prefect's DateTime (pendulum on 3.11)
                 ),
                 deployment_filter=DeploymentFilter(
                     name=DeploymentFilterName(any_=deployment_names)

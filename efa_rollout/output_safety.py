@@ -131,7 +131,7 @@ class TerminalSafeStream(io.TextIOBase):
         super().__init__()
         self._target = target
 
-    def write(self, text: str) -> int:  # type: ignore[override]
+    def write(self, text: str) -> int:
         if not isinstance(text, str):  # click probes with bytes to tell text from binary
             raise TypeError("text stream: str expected")
         self._target.write(terminal_text(text))
@@ -150,5 +150,5 @@ class TerminalSafeStream(io.TextIOBase):
         return True
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # read-only here; TextIOBase types it as a plain attribute
         return getattr(self._target, "encoding", "utf-8")

@@ -97,24 +97,24 @@ class Settings(BaseSettings):
             raise ValueError(f"unbekannte Zeitzone »{value}« (z. B. Europe/Berlin)") from None
         return value
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property (pydantic docs)
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'efa.db').resolve()}"
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property (pydantic docs)
     @property
     def effective_mail_dir(self) -> Path:
         return (self.mail_dir or self.data_dir / "mail").resolve()
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property (pydantic docs)
     @property
     def effective_reply_to(self) -> str:
         return self.reply_to or self.coordinator_email
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property (pydantic docs)
     @property
     def effective_message_id_domain(self) -> str:
         return self.message_id_domain or self.mail_from.rsplit("@", 1)[-1]

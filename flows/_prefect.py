@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from efa_rollout.output_safety import strip_controls
 from efa_rollout.services.clock import local_day, resolve_as_of
@@ -50,9 +51,9 @@ class Progress:
         from prefect.artifacts import create_progress_artifact
         from prefect.context import FlowRunContext
 
-        self.artifact_id = None
+        self.artifact_id: UUID | None = None
         if FlowRunContext.get() is not None:
-            self.artifact_id = create_progress_artifact(
+            self.artifact_id = create_progress_artifact(  # type: ignore[assignment]  # sync flows: async_dispatch returns the UUID, not a coroutine
                 progress=0.0, key=artifact_key(key), description=description
             )
 

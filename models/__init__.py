@@ -1,6 +1,6 @@
 """What is stored: SQLModel tables. Importing this package registers every table."""
 
-from models._types import UTCDateTime, utcnow
+from models._types import UTCDateTime, table_of, utcnow
 from models.bounces import BounceReport, Suppression
 from models.campaign import (
     Campaign,
@@ -29,5 +29,6 @@ __all__ = [
     "SummaryDocument",
     "Suppression",
     "UTCDateTime",
+    "table_of",
     "utcnow",
 ]

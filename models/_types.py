@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Table, inspect
 from sqlalchemy.types import TypeDecorator
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a table model: its `__table__`, which SQLModel does not declare in types."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -57,8 +57,8 @@ app.add_typer(summary.app, name="summary")
 def main() -> None:
     """Entry point of the `efa` console script."""
     # Every line the CLI prints may carry directory or portal text: one filter for all of it.
-    sys.stdout = TerminalSafeStream(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = TerminalSafeStream(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = TerminalSafeStream(sys.stdout)
+    sys.stderr = TerminalSafeStream(sys.stderr)
     try:
         app()
     except UserError as error:

@@ -185,9 +185,9 @@ async def _trigger_and_follow(
     full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
 
-    flow_run = await run_deployment(
+    flow_run = await arun_deployment(
         full_name,
         parameters=_jsonable(params),
         tags=["efa-rollout", *flow_tags],

@@ -133,7 +133,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
     with session_scope() as session:
         found = lookup.all_campaigns(session)
         counts = {c.id: sum(lookup.stage_counts(session, c.id).values()) for c in found}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": c.id,
             "title": c.title,
@@ -333,12 +333,12 @@ def _advance(
             hint = _summary_hint(cid, reasons)
             if hint:
                 typer.echo(f"  {hint}")
-        for row in fig["change_list"][:20]:  # type: ignore[index]
+        for row in fig["change_list"][:20]:
             typer.echo(
                 f"  {row['AGS']} {row['Gemeinde']}: {row['von']} → {row['nach']} ({row['Grund']})"
             )
-        if len(fig["change_list"]) > 20:  # type: ignore[arg-type]
-            typer.echo(f"  … und {len(fig['change_list']) - 20} weitere")  # type: ignore[arg-type]
+        if len(fig["change_list"]) > 20:
+            typer.echo(f"  … und {len(fig['change_list']) - 20} weitere")
 
 
 @app.command("tick")

@@ -53,7 +53,7 @@ def remind(
         typer.echo("Probelauf: es wird nichts vorgemerkt und nichts protokolliert.")
     if not reports:
         typer.echo("Keine laufende Kampagne: nichts zu erinnern.")
-    for report in reports:
+    for report in reports or []:
         typer.echo(summary_line(report))
         if dry_run:
             for row in report.actions:

@@ -14,6 +14,7 @@ from email import message_from_bytes, policy
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses
+from typing import Any
 
 #: Report kinds (`Report.kind`).
 PERMANENT = "permanent"
@@ -155,7 +156,7 @@ def parse(raw: bytes) -> Report:
     key = report_key(message, raw)
     subject = text_header(message, "Subject")
     to_addresses = [a for _, a in getaddresses(_headers(message, "To", "Delivered-To", "X-Original-To", "Envelope-To", "Return-Path"))]  # fmt: skip
-    base = {"key": key, "subject": subject, "to_addresses": to_addresses}
+    base: dict[str, Any] = {"key": key, "subject": subject, "to_addresses": to_addresses}
     report = _rfc3464(message, base) or _non_standard(message, raw, base)
     if report is not None:
         return report
@@ -290,7 +291,7 @@ def _status_groups(message: Message) -> list[Message] | None:
     return None
 
 
-def _rfc3464(message: Message, base: dict[str, object]) -> Report | None:
+def _rfc3464(message: Message, base: dict[str, Any]) -> Report | None:
     """An RFC 3464 multipart/report; report-type=delivery-status."""
     if message.get_content_type() != "multipart/report":
         return None
@@ -327,7 +328,7 @@ def _rfc3464(message: Message, base: dict[str, object]) -> Report | None:
         recipients=recipients,
         diagnostic="; ".join(r.diagnostic for r in recipients)[:1000],
         detector="rfc3464",
-        **base,  # type: ignore[arg-type]
+        **base,
     )
 
 
@@ -335,7 +336,7 @@ def _overall(recipients: list[RecipientFailure]) -> str:
     return PERMANENT if any(r.kind == PERMANENT for r in recipients) else TRANSIENT
 
 
-def _non_standard(message: Message, raw: bytes, base: dict[str, object]) -> Report | None:
+def _non_standard(message: Message, raw: bytes, base: dict[str, Any]) -> Report | None:
     """Non-standard reports, found by flufl.bounce's detectors (Exchange, qmail, providers...)."""
     from flufl.bounce import all_failures
 
@@ -348,7 +349,7 @@ def _non_standard(message: Message, raw: bytes, base: dict[str, object]) -> Repo
         # The detectors expect header values as str: the default policy gives them that.
         temporary, permanent = all_failures(message_from_bytes(raw, policy=policy.default))
     except Exception:  # a detector choking on odd MIME must not stop the run
-        temporary, permanent = set(), set()
+        temporary = permanent = frozenset[bytes]()
     addresses = {_decode(a): PERMANENT for a in permanent}
     addresses.update({_decode(a): TRANSIENT for a in temporary if _decode(a) not in addresses})
     addresses = {a: k for a, k in addresses.items() if "@" in a}
@@ -372,7 +373,7 @@ def _non_standard(message: Message, raw: bytes, base: dict[str, object]) -> Repo
         recipients=recipients,
         diagnostic=diagnostic[:1000],
         detector="flufl.bounce",
-        **base,  # type: ignore[arg-type]
+        **base,
     )
 
 

@@ -530,7 +530,7 @@ def _decide_today(
         DeadlineStep(
             due=d.due,
             items=d.items,
-            slot=d.step,  # type: ignore[arg-type]
+            slot=d.step,  # type: ignore[arg-type]  # not None: listed comes from due_today
             reply_by=d.reply_by(today),
             made_up=d.made_up,
             escalates=d.escalates,

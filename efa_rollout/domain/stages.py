@@ -84,7 +84,8 @@ class CampaignStatus(StrEnum):
         return CAMPAIGN_STATUS_LABELS[self]
 
 
-CAMPAIGN_STATUS_LABELS = {
+#: Keyed by str: a stored status (plain str) finds its label too.
+CAMPAIGN_STATUS_LABELS: dict[str, str] = {
     CampaignStatus.CREATED: "angelegt",
     CampaignStatus.RUNNING: "läuft",
     CampaignStatus.CLOSED: "abgeschlossen",

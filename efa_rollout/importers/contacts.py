@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.importers.municipalities import CHUNK, MUNICIPALITY_ALIASES
 from efa_rollout.importers.tabular import (
@@ -32,7 +32,7 @@ from efa_rollout.importers.validation import (
     parse_email,
     parse_salutation,
 )
-from models._types import utcnow
+from models._types import table_of, utcnow
 from models.directory import Contact, Municipality
 
 ContactKey = tuple[str, str, str]
@@ -61,7 +61,7 @@ _OPTIONAL_PARSERS: dict[str, Callable[[str], Any]] = {
     "phone": lambda v: max_length(60)(v) or None,
     "is_shared_mailbox": parse_bool,
 }
-_COLUMNS = tuple(c.name for c in Contact.__table__.columns)  # type: ignore[attr-defined]
+_COLUMNS = tuple(c.name for c in table_of(Contact).columns)
 _ABSENT: Any = object()
 _UNKNOWN_AGS = (
     "Gemeinde nicht im Verzeichnis – bitte Gemeindeschlüssel prüfen oder zuerst das "
@@ -184,7 +184,7 @@ def known_ags(session: Session, ags_set: Iterable[str]) -> set[str]:
     known: set[str] = set()
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
-        statement = select(Municipality.ags).where(Municipality.ags.in_(chunk))  # type: ignore[attr-defined]
+        statement = select(col(Municipality.ags)).where(col(Municipality.ags).in_(chunk))
         known.update(session.execute(statement).scalars())
     return known
 
@@ -238,7 +238,7 @@ def _new_row(record: ContactRecord, source: str, now: Any) -> dict[str, Any]:
 
 def load_contact_rows(session: Session, ags_set: Iterable[str]) -> dict[ContactKey, dict[str, Any]]:
     """The stored contacts of the municipalities in AGS_SET, keyed by (AGS, role, e-mail lower)."""
-    table = Contact.__table__  # type: ignore[attr-defined]
+    table = table_of(Contact)
     wanted = sorted(set(ags_set))
     rows: dict[ContactKey, dict[str, Any]] = {}
     for start in range(0, len(wanted), CHUNK):
@@ -250,7 +250,7 @@ def load_contact_rows(session: Session, ags_set: Iterable[str]) -> dict[ContactK
 
 def list_contacts(session: Session, *, ags: str | None = None) -> list[Contact]:
     """The contacts (of the municipality AGS, None: all), ordered by AGS, role and e-mail."""
-    statement = select(Contact).order_by(Contact.ags, Contact.role, Contact.email)  # type: ignore[arg-type]
+    statement = select(Contact).order_by(Contact.ags, Contact.role, Contact.email)
     if ags is not None:
         try:
             ags = parse_ags(ags)
@@ -258,5 +258,5 @@ def list_contacts(session: Session, *, ags: str | None = None) -> list[Contact]:
             from efa_rollout.errors import UserError
 
             raise UserError(f"--ags: »{ags}« – {error}.") from None
-        statement = statement.where(Contact.ags == ags)
+        statement = statement.where(col(Contact.ags) == ags)
     return list(session.execute(statement).scalars())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.importers.gv100ad import STATE_NAMES, TYPE_LABELS, Gv100adDirectory, read_gv100ad
 from efa_rollout.importers.tabular import (
@@ -40,7 +40,7 @@ from efa_rollout.importers.validation import (
     parse_postal_code,
     parse_state_filter,
 )
-from models._types import utcnow
+from models._types import table_of, utcnow
 from models.directory import Municipality
 
 CHUNK = 500
@@ -90,7 +90,7 @@ MUNICIPALITY_ALIASES: dict[str, tuple[str, ...]] = {
     "postal_code": ("PLZ", "Postleitzahl", "Postal code", "Zip code", "Zip"),
 }
 
-_COLUMNS = tuple(c.name for c in Municipality.__table__.columns)  # type: ignore[attr-defined]
+_COLUMNS = tuple(c.name for c in table_of(Municipality).columns)
 _COMPARED = tuple(c for c in _COLUMNS if c not in ("source", "updated_at"))
 
 
@@ -313,7 +313,7 @@ def upsert_municipalities(
 
 def load_municipality_rows(session: Session, ags_list: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The stored columns of the municipalities in AGS_LIST, keyed by AGS (chunked queries)."""
-    table = Municipality.__table__  # type: ignore[attr-defined]
+    table = table_of(Municipality)
     wanted = sorted(set(ags_list))
     rows: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), CHUNK):
@@ -360,7 +360,7 @@ def list_municipalities(
     district, state = parse_district_filter(district), parse_state_filter(state)
     statement = select(Municipality).order_by(Municipality.ags)
     if district:
-        statement = statement.where(Municipality.district_code == district)
+        statement = statement.where(col(Municipality.district_code) == district)
     if state:
-        statement = statement.where(Municipality.state_code == state)
+        statement = statement.where(col(Municipality.state_code) == state)
     return list(session.execute(statement).scalars())

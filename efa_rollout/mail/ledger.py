@@ -20,21 +20,21 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
 from efa_rollout.domain.bounces import verp_address
 from efa_rollout.mail.message import normalize_address
 from efa_rollout.mail.suppression import skip_suppressed
 from efa_rollout.settings import Settings, get_settings
-from models import Contact, DeliveryAttempt, Event, OutboxMessage
+from models import Contact, DeliveryAttempt, Event, OutboxMessage, table_of
 
 #: A claim older than this is considered abandoned even if its process cannot be checked.
 CLAIM_LEASE = timedelta(minutes=15)
@@ -45,8 +45,8 @@ ACTOR = "zustellung"
 #: "suppressed": left out because the address is on the suppression list (mail.suppression).
 FINAL_RECIPIENT_STATES = frozenset({"sent", "refused", "suppressed"})
 
-_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-_ATTEMPT = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+_OUTBOX = table_of(OutboxMessage)
+_ATTEMPT = table_of(DeliveryAttempt)
 _OURS = (
     (_OUTBOX.c.id == bindparam("row_id"))
     & (_OUTBOX.c.status == "sending")
@@ -244,12 +244,12 @@ def _claimed(row: Any) -> Claimed:
 def cancel_late(bind: Bind, *, now: datetime) -> int:
     """Cancel due rows whose not_after has passed: a late reminder is worse than none."""
     with _session(bind) as session:
-        result = session.execute(
+        result = session.exec(  # exec(): typed as a CursorResult, which has rowcount
             update(OutboxMessage)
             .where(
-                OutboxMessage.status.in_(DUE_STATUSES),  # type: ignore[attr-defined]
-                OutboxMessage.not_after.is_not(None),  # type: ignore[union-attr]
-                OutboxMessage.not_after < now,  # type: ignore[operator]
+                col(OutboxMessage.status).in_(DUE_STATUSES),
+                col(OutboxMessage.not_after).is_not(None),
+                col(OutboxMessage.not_after) < now,
             )
             .values(
                 status="cancelled",
@@ -257,7 +257,7 @@ def cancel_late(bind: Bind, *, now: datetime) -> int:
                 last_error="Nicht versandt: spätester Versandzeitpunkt überschritten.",
             )
         )
-        return result.rowcount or 0  # type: ignore[attr-defined]
+        return result.rowcount or 0
 
 
 def recover_stale_claims(bind: Bind, *, now: datetime, lease: timedelta = CLAIM_LEASE) -> Recovery:
@@ -286,7 +286,7 @@ def recover_stale_claims(bind: Bind, *, now: datetime, lease: timedelta = CLAIM_
 
 
 def _mark_unknown_after_crash(
-    session: Session, row: OutboxMessage, in_flight: list[DeliveryAttempt], now: datetime
+    session: Session, row: OutboxMessage, in_flight: Sequence[DeliveryAttempt], now: datetime
 ) -> None:
     text = (
         "Zustellprozess während der Übergabe an den Mailserver abgebrochen; ob der Server "
@@ -333,7 +333,7 @@ def claim_batch(
     if only_ids is not None:
         due = due.where(outbox.id.in_(only_ids))
     with _begin(bind) as connection:
-        ids = (
+        ids: Sequence[int] = (
             connection.execute(
                 update(_OUTBOX)
                 .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
@@ -361,7 +361,7 @@ def release(bind: Bind, *, ids: list[int], worker: str) -> int:
     with _session(bind) as session:
         rows = session.exec(
             select(OutboxMessage).where(
-                OutboxMessage.id.in_(ids),  # type: ignore[union-attr]
+                col(OutboxMessage.id).in_(ids),
                 OutboxMessage.status == "sending",
                 OutboxMessage.claimed_by == worker,
             )
@@ -479,7 +479,7 @@ def _log_attempt(
         session.add(DeliveryAttempt(outbox_id=outbox_id, worker=worker, **values))
     else:
         session.execute(
-            update(DeliveryAttempt).where(DeliveryAttempt.id == attempt_id).values(**values)  # type: ignore[arg-type]
+            update(DeliveryAttempt).where(col(DeliveryAttempt.id) == attempt_id).values(**values)
         )
     for address, state in result.recipients.items():
         if state["status"] in ("refused", "deferred"):

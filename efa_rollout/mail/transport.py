@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -269,6 +270,7 @@ async def _envelope(
             if reused and try_no == 1:
                 continue  # the server closed an idle connection: reconnect once
             return _retry("mail", error, {})
+    assert smtp is not None  # set by the loop's last pass (mypy loses the narrowing across it)
     accepted: list[str] = []
     recipients: RecipientStates = {}
     for address in claimed.pending:
@@ -288,7 +290,9 @@ async def _envelope(
         return accepted, recipients
     await connection.reset()
     deferred = any(r["status"] == "deferred" for r in recipients.values())
-    first = next(iter(recipients.values()), {"code": None, "text": "kein Empfänger angenommen"})
+    first: dict[str, Any] = next(
+        iter(recipients.values()), {"code": None, "text": "kein Empfänger angenommen"}
+    )
     return SendResult(
         "retry" if deferred else "failed", "rcpt", first["code"], str(first["text"]), recipients
     )

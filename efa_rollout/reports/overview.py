@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.domain.stages import STAGE_LABELS
 from efa_rollout.reports.model import (
@@ -62,20 +62,23 @@ def district_overview(
 
 def _in_area(area_code: str | None) -> Any:
     """Filter on the AGS prefix (state '08', district '08136', or everything)."""
-    return M.ags.startswith(area_code) if area_code else M.ags.is_not(None)
+    return col(M.ags).startswith(area_code) if area_code else col(M.ags).is_not(None)
 
 
 def _municipalities(session: Session, area_code: str | None) -> list[dict[str, Any]]:
     """The area's municipalities with a town hall, in name order."""
     query = select(
-        M.ags,
-        M.name,
-        M.association_name,
-        M.district_code,
-        M.district_name,
-        M.state_name,
-        M.source,
-    ).where(_in_area(area_code), or_(M.type_code.is_(None), M.type_code.not_in(UNINCORPORATED)))
+        col(M.ags),
+        col(M.name),
+        col(M.association_name),
+        col(M.district_code),
+        col(M.district_name),
+        col(M.state_name),
+        col(M.source),
+    ).where(
+        _in_area(area_code),
+        or_(col(M.type_code).is_(None), col(M.type_code).not_in(UNINCORPORATED)),
+    )
     rows = [dict(row) for row in session.connection().execute(query).mappings()]
     rows.sort(key=lambda r: (r["district_code"], sort_key(r["name"]), r["ags"]))
     return rows
@@ -86,14 +89,15 @@ def _cells(
 ) -> dict[str, dict[str, OverviewCell]]:
     """AGS → campaign → where the municipality stood at AS_OF (replayed from the event log)."""
     query = (
-        select(E.id, E.ags, E.campaign_id, E.stage, E.status)
-        .join(M, M.ags == E.ags)
+        select(col(E.id), col(E.ags), col(E.campaign_id), col(E.stage), col(E.status))
+        .join(M, col(M.ags) == col(E.ags))
         .where(_in_area(area_code))
     )
     zone = get_settings().zone
     replayed: dict[str, dict[int, PastState]] = {}
     cells: dict[str, dict[str, OverviewCell]] = defaultdict(dict)
     for enrolment_id, ags, campaign_id, stage, status in session.connection().execute(query):
+        assert enrolment_id is not None  # a primary key
         if campaign_id not in replayed:
             replayed[campaign_id] = past_states(session, campaign_id, as_of=as_of)
         state = replayed[campaign_id].get(enrolment_id)
@@ -134,8 +138,8 @@ def _campaigns(
 ) -> list[OverviewCampaign]:
     """The campaigns with enrolments in the area, with active enrolments per stage (SQL)."""
     counts_query = (
-        select(E.campaign_id, E.stage, E.status, func.count())
-        .join(M, M.ags == E.ags)
+        select(col(E.campaign_id), col(E.stage), col(E.status), func.count())
+        .join(M, col(M.ags) == col(E.ags))
         .where(_in_area(area_code))
         .group_by(E.campaign_id, E.stage, E.status)
     )
@@ -145,7 +149,11 @@ def _campaigns(
         bucket = stage if status == "active" else status
         stage_counts[campaign_id][bucket] = stage_counts[campaign_id].get(bucket, 0) + n
         enrolled[campaign_id] += n
-    query = select(Campaign).where(Campaign.id.in_(with_enrolments)).order_by(Campaign.created_at)
+    query = (
+        select(Campaign)
+        .where(col(Campaign.id).in_(with_enrolments))
+        .order_by(col(Campaign.created_at))
+    )
     return [
         OverviewCampaign(
             id=c.id,

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Subquery, and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.stages import STAGE_LABELS
@@ -150,7 +150,7 @@ def _context(session: Session, campaign_id: str, as_of: datetime) -> _Context:
 def _stage_order(definition: CampaignDefinition, session: Session, campaign_id: str) -> list[str]:
     """The definition's stages in pipeline order, plus any stored stage it does not name."""
     order = [stage.value for stage in definition.ordered_stages()]
-    query = select(E.stage).where(E.campaign_id == campaign_id).distinct()
+    query = select(col(E.stage)).where(col(E.campaign_id) == campaign_id).distinct()
     stored = _run(session, query).scalars().all()
     return order + sorted(stage for stage in stored if stage not in order)
 
@@ -170,16 +170,16 @@ def _done(ctx: _Context) -> Subquery:
     """Per enrolment: the checklist keys ticked by AS_OF, aggregated to 'a,b,c'."""
     return (
         select(
-            CIS.enrolment_id,
-            func.aggregate_strings(CIS.item_key, ",").label("done_keys"),
+            col(CIS.enrolment_id),
+            func.aggregate_strings(col(CIS.item_key), ",").label("done_keys"),
         )
-        .join(E, E.id == CIS.enrolment_id)
+        .join(E, col(E.id) == col(CIS.enrolment_id))
         .where(
-            E.campaign_id == ctx.campaign_id,
-            CIS.done.is_(True),
-            or_(CIS.done_at.is_(None), CIS.done_at <= ctx.as_of),
+            col(E.campaign_id) == ctx.campaign_id,
+            col(CIS.done).is_(True),
+            or_(col(CIS.done_at).is_(None), col(CIS.done_at) <= ctx.as_of),
         )
-        .group_by(CIS.enrolment_id)
+        .group_by(col(CIS.enrolment_id))
         .subquery("done")
     )
 
@@ -188,14 +188,14 @@ def _answers(ctx: _Context) -> Subquery:
     """Per enrolment: how many answer versions were submitted by AS_OF."""
     qr = QuestionnaireResponse
     return (
-        select(qr.enrolment_id, func.count().label("submitted"))
-        .join(E, E.id == qr.enrolment_id)
+        select(col(qr.enrolment_id), func.count().label("submitted"))
+        .join(E, col(E.id) == col(qr.enrolment_id))
         .where(
-            E.campaign_id == ctx.campaign_id,
-            qr.status == "submitted",
-            qr.created_at <= ctx.as_of,
+            col(E.campaign_id) == ctx.campaign_id,
+            col(qr.status) == "submitted",
+            col(qr.created_at) <= ctx.as_of,
         )
-        .group_by(qr.enrolment_id)
+        .group_by(col(qr.enrolment_id))
         .subquery("answers")
     )
 
@@ -203,16 +203,20 @@ def _answers(ctx: _Context) -> Subquery:
 def _mail(ctx: _Context) -> Subquery:
     """Per municipality: last mail sent and last failure in this campaign (by AS_OF)."""
     om = OutboxMessage
-    sent = and_(om.status == "sent", om.sent_at <= ctx.as_of)
-    failed = and_(om.status.in_(FAILED_STATUSES), om.queued_at <= ctx.as_of)
+    sent = and_(col(om.status) == "sent", col(om.sent_at) <= ctx.as_of)
+    failed = and_(col(om.status).in_(FAILED_STATUSES), col(om.queued_at) <= ctx.as_of)
     return (
         select(
-            om.ags,
-            raw(func.max(case((sent, om.sent_at)))).label("last_sent"),
-            raw(func.max(case((failed, om.queued_at)))).label("last_failed"),
+            col(om.ags),
+            raw(func.max(case((sent, col(om.sent_at))))).label("last_sent"),
+            raw(func.max(case((failed, col(om.queued_at))))).label("last_failed"),
             _count_if(failed).label("failed"),
         )
-        .where(om.campaign_id == ctx.campaign_id, om.is_test.is_(False), om.ags.is_not(None))
+        .where(
+            col(om.campaign_id) == ctx.campaign_id,
+            col(om.is_test).is_(False),
+            col(om.ags).is_not(None),
+        )
         .group_by(om.ags)
         .subquery("mail")
     )
@@ -220,15 +224,17 @@ def _mail(ctx: _Context) -> Subquery:
 
 def _contacts(ctx: _Context) -> Subquery:
     """Per municipality of the campaign: contacts, and those whose address still works."""
-    working = or_(Contact.delivery_failed_at.is_(None), Contact.delivery_failed_at > ctx.as_of)
-    enrolled = select(E.ags).where(E.campaign_id == ctx.campaign_id)
+    working = or_(
+        col(Contact.delivery_failed_at).is_(None), col(Contact.delivery_failed_at) > ctx.as_of
+    )
+    enrolled = select(col(E.ags)).where(col(E.campaign_id) == ctx.campaign_id)
     return (
         select(
-            Contact.ags,
+            col(Contact.ags),
             func.count().label("contacts"),
             _count_if(working).label("working"),
         )
-        .where(Contact.ags.in_(enrolled))
+        .where(col(Contact.ags).in_(enrolled))
         .group_by(Contact.ags)
         .subquery("contacts")
     )
@@ -246,20 +252,20 @@ def _municipalities(
     done, answers, mail, contacts = _done(ctx), _answers(ctx), _mail(ctx), _contacts(ctx)
     query = (
         select(
-            E.id,
-            E.ags,
-            M.name,
-            M.association_code,
-            M.association_name,
-            M.district_code,
-            M.district_name,
-            E.role,
-            E.is_pilot,
-            E.status,
-            E.stage,
-            raw(E.stage_entered_at).label("stage_entered_at"),
-            E.go_live,
-            E.answers_complete,
+            col(E.id),
+            col(E.ags),
+            col(M.name),
+            col(M.association_code),
+            col(M.association_name),
+            col(M.district_code),
+            col(M.district_name),
+            col(E.role),
+            col(E.is_pilot),
+            col(E.status),
+            col(E.stage),
+            raw(col(E.stage_entered_at)).label("stage_entered_at"),
+            col(E.go_live),
+            col(E.answers_complete),
             done.c.done_keys,
             answers.c.submitted,
             mail.c.last_sent,
@@ -269,12 +275,12 @@ def _municipalities(
             contacts.c.working,
         )
         .select_from(E)
-        .join(M, M.ags == E.ags)
+        .join(M, col(M.ags) == col(E.ags))
         .outerjoin(done, done.c.enrolment_id == E.id)
         .outerjoin(answers, answers.c.enrolment_id == E.id)
         .outerjoin(mail, mail.c.ags == E.ags)
         .outerjoin(contacts, contacts.c.ags == E.ags)
-        .where(E.campaign_id == ctx.campaign_id)
+        .where(col(E.campaign_id) == ctx.campaign_id)
     )
     checklist = ChecklistJudge(ctx.definition, ctx.today)
     zone = get_settings().zone
@@ -322,7 +328,7 @@ def _municipality(
     ) = row
     done_now = done_keys(done)
     entered_at = utc(stage_entered_at)
-    milestones: dict[str, date] = {}
+    milestones: dict[str, Any] = {}  # MunicipalityStatus date fields by name
     if state is not None:
         if state.replayed_stage and state.stage:
             stage, entered_at = state.stage, state.stage_entered
@@ -336,7 +342,7 @@ def _municipality(
             if stage_key in state.milestones
         }
     go_live = own_go_live or ctx.go_live
-    entered = entered_at.astimezone(zone).date()  # type: ignore[union-attr]
+    entered = entered_at.astimezone(zone).date()
     figures = (
         ChecklistFigures()
         if status == "not_applicable"
@@ -495,7 +501,7 @@ def _campaign_status(
 ) -> tuple[str, date | None]:
     """The campaign's status at AS_OF; 'completed' (with the day) once every municipality is."""
     started = ctx.campaign.started_at
-    if started is None or utc(started) > ctx.as_of:  # type: ignore[operator]
+    if started is None or utc(started) > ctx.as_of:
         return "created", None
     taking_part = [m for m in municipalities if m.status != "not_applicable"]
     if taking_part and all(m.stage == "completed" for m in taking_part):
@@ -592,23 +598,23 @@ def _failed_mail(
     om = OutboxMessage
     query = (
         select(
-            om.ags,
-            M.name,
-            om.kind,
-            om.subject,
-            om.recipients,
-            om.status,
-            om.queued_at,
-            om.last_error,
+            col(om.ags),
+            col(M.name),
+            col(om.kind),
+            col(om.subject),
+            col(om.recipients),
+            col(om.status),
+            col(om.queued_at),
+            col(om.last_error),
         )
-        .outerjoin(M, M.ags == om.ags)
+        .outerjoin(M, col(M.ags) == col(om.ags))
         .where(
-            om.campaign_id == ctx.campaign_id,
-            om.is_test.is_(False),
-            om.status.in_(FAILED_STATUSES),
-            om.queued_at <= ctx.as_of,
+            col(om.campaign_id) == ctx.campaign_id,
+            col(om.is_test).is_(False),
+            col(om.status).in_(FAILED_STATUSES),
+            col(om.queued_at) <= ctx.as_of,
         )
-        .order_by(om.queued_at.desc(), om.id.desc())
+        .order_by(col(om.queued_at).desc(), col(om.id).desc())
     )
     last_sent = {m.ags: m.last_contact for m in municipalities}
     return [
@@ -646,9 +652,9 @@ def _without_contact(municipalities: Iterable[MunicipalityStatus]) -> list[Witho
 def _attribution(session: Session, campaign_id: str) -> str | None:
     """The Destatis notice when the campaign's municipalities come from GV100AD."""
     query = (
-        select(M.ags)
-        .join(E, E.ags == M.ags)
-        .where(E.campaign_id == campaign_id, M.source.ilike("%gv100%"))
+        select(col(M.ags))
+        .join(E, col(E.ags) == col(M.ags))
+        .where(col(E.campaign_id) == campaign_id, col(M.source).ilike("%gv100%"))
         .limit(1)
     )
     return GV100AD_ATTRIBUTION if _run(session, query).first() else None

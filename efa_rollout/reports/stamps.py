@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import String, type_coerce
 
@@ -13,6 +13,10 @@ def raw(column: Any) -> Any:
     return type_coerce(column, String())
 
 
+@overload
+def utc(value: str | datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: str | datetime | None) -> datetime | None:
     """An aware UTC datetime from a stored timestamp (SQLite text or a naive UTC datetime)."""
     if value is None:

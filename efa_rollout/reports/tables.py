@@ -94,14 +94,14 @@ def summary_table(rollup: CampaignRollup) -> Table:
     add(["Gemeinden gesamt", total, None])
     for summary in [*rollup.stages.values(), rollup.paused, rollup.not_applicable]:
         add([f"Stufe: {summary.label}", summary.count, summary.share])
-    for key, label in LIGHTS.items():
-        add([f"Ampel: {label}", rollup.lights[key], share(rollup.lights[key])])
+    for light, label in LIGHTS.items():
+        add([f"Ampel: {label}", rollup.lights[light], share(rollup.lights[light])])
     add(["Fragebogen beantwortet", rollup.answered, share(rollup.answered)])
     add(["Überfällige Checklistenpunkte", len(rollup.overdue), None])
     add(["Mailfehler", len(rollup.failed_mail), None])
     add(["Ohne funktionierende Ansprechperson", len(rollup.without_contact), None])
-    for key, label in LIGHTS.items():
-        add([f"Legende {label}", LIGHT_LEGEND[key], None])
+    for light, label in LIGHTS.items():
+        add([f"Legende {label}", LIGHT_LEGEND[light], None])
     add(["Legende Stufe und Ampel", LIGHT_STAGE_RULES, None])
     if rollup.attribution:
         add(["Quelle", rollup.attribution, None])

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.reports.model import TimelinePoint
 from efa_rollout.reports.stamps import raw, utc
@@ -26,19 +27,29 @@ def campaign_timeline(
 ) -> list[TimelinePoint]:
     """Stage counts per day, from the first 'enrolled' event to AS_OF's local day."""
     query = (
-        select(Event.enrolment_id, Event.ags, raw(Event.at), Event.kind, Event.to_stage)
-        .where(
-            Event.campaign_id == campaign_id,
-            Event.kind.in_(STAGE_EVENTS),
-            Event.to_stage.is_not(None),
-            Event.at <= as_of,
+        select(
+            col(Event.enrolment_id),
+            col(Event.ags),
+            raw(col(Event.at)),
+            col(Event.kind),
+            col(Event.to_stage),
         )
-        .order_by(Event.at, Event.id)
+        .where(
+            col(Event.campaign_id) == campaign_id,
+            col(Event.kind).in_(STAGE_EVENTS),
+            col(Event.to_stage).is_not(None),
+            col(Event.at) <= as_of,
+        )
+        .order_by(col(Event.at), col(Event.id))
     )
-    rows = session.connection().execute(query)
-    events = [
-        (eid if eid is not None else ags, utc(at), kind, to) for eid, ags, at, kind, to in rows
-    ]
+    rows = cast(
+        "Iterable[tuple[Any, ...]]", session.connection().execute(query)
+    )  # mypy unpacks a Row of Any columns as object
+    events = []
+    for eid, ags, at_raw, kind, to in rows:
+        at = utc(at_raw)
+        assert at is not None  # Event.at is NOT NULL
+        events.append((eid if eid is not None else ags, at, kind, to))
     zone = get_settings().zone
     return replay(events, stage_order, until=as_of.astimezone(zone).date(), zone=zone)
 

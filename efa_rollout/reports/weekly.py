@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.errors import UserError
 from efa_rollout.reports.files import write_campaign_report
@@ -68,7 +68,9 @@ def campaigns_for_report(session: Session, campaign: str | None) -> list[str]:
         if session.get(Campaign, campaign) is None:
             raise UserError(f"Keine Kampagne »{campaign}« gefunden.")
         return [campaign]
-    query = select(Campaign.id).where(Campaign.status == "running").order_by(Campaign.id)
+    query = (
+        select(col(Campaign.id)).where(col(Campaign.status) == "running").order_by(col(Campaign.id))
+    )
     return list(session.connection().execute(query).scalars())
 
 
@@ -174,13 +176,13 @@ def _mail_stats(session: Session, rollup: CampaignRollup) -> dict[str, int]:
     om = OutboxMessage
     since = rollup.as_of - timedelta(days=7)
     query = (
-        select(om.status, func.count())
+        select(col(om.status), func.count())
         .where(
-            om.campaign_id == rollup.campaign_id,
-            om.is_test.is_(False),
-            om.ags.is_not(None),
-            om.queued_at > since,
-            om.queued_at <= rollup.as_of,
+            col(om.campaign_id) == rollup.campaign_id,
+            col(om.is_test).is_(False),
+            col(om.ags).is_not(None),
+            col(om.queued_at) > since,
+            col(om.queued_at) <= rollup.as_of,
         )
         .group_by(om.status)
     )
@@ -235,7 +237,5 @@ def with_attachments(raw: bytes, attachments: list[tuple[str, bytes, str]]) -> b
     message = email.message_from_bytes(raw, policy=MAIL_POLICY)
     for name, content, mime_type in attachments:
         maintype, subtype = mime_type.split("/", 1)
-        message.add_attachment(  # type: ignore[attr-defined]
-            content, maintype=maintype, subtype=subtype, filename=name
-        )
-    return message_bytes(message)  # type: ignore[arg-type]
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+    return message_bytes(message)

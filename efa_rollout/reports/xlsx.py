@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -63,7 +63,7 @@ def _sheet(workbook: Workbook, table: Table) -> None:
         )
 
 
-def _header(sheet: Any, column: Column) -> WriteOnlyCell:
+def _header(sheet: Any, column: Column) -> Cell:
     cell = WriteOnlyCell(sheet, value=spreadsheet_text(column.header))
     cell.font, cell.fill, cell.alignment = HEADER_FONT, HEADER_FILL, HEADER_ALIGNMENT
     return cell
@@ -85,7 +85,7 @@ def _cell(sheet: Any, value: Any, column: Column, zone: Any) -> Any:
     return value
 
 
-def _formatted(sheet: Any, value: Any, number_format: str) -> WriteOnlyCell:
+def _formatted(sheet: Any, value: Any, number_format: str) -> Cell:
     cell = WriteOnlyCell(sheet, value=value)
     cell.number_format = number_format
     return cell

@@ -143,7 +143,7 @@ def latest_response(
     query = select(QuestionnaireResponse).where(QuestionnaireResponse.enrolment_id == enrolment_id)
     if submitted_only:
         query = query.where(QuestionnaireResponse.status == ResponseStatus.SUBMITTED)
-    query = query.order_by(QuestionnaireResponse.version.desc())  # type: ignore[attr-defined]
+    query = query.order_by(col(QuestionnaireResponse.version).desc())
     return session.exec(query.limit(1)).first()
 
 

@@ -189,7 +189,7 @@ def _latest_to(session: Session, address: str, now: datetime) -> OutboxMessage |
         select(OutboxMessage)
         .where(
             col(OutboxMessage.ags).in_(set(ags)),
-            OutboxMessage.is_test.is_(False),  # type: ignore[union-attr]
+            col(OutboxMessage.is_test).is_(False),
             OutboxMessage.queued_at >= since,
         )
         .order_by(col(OutboxMessage.id).desc())
@@ -425,7 +425,7 @@ def suppressed_addresses(session: Session, addresses: list[str]) -> set[str]:
     rows = session.exec(
         select(Suppression.email).where(
             col(Suppression.email).in_(wanted),
-            Suppression.lifted_at.is_(None),  # type: ignore[union-attr]
+            col(Suppression.lifted_at).is_(None),
         )
     ).all()
     return set(rows)

@@ -56,12 +56,12 @@ def parse_contact_text(text: str) -> dict[str, Any]:
     text = text.strip()
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            parsed = json.loads(text)
         except json.JSONDecodeError:
             raise InvalidValue("Die Angabe ist kein gültiges JSON-Objekt.") from None
-        if not isinstance(data, dict):
+        if not isinstance(parsed, dict):
             raise InvalidValue("Die Angabe ist kein JSON-Objekt.")
-        return data
+        return parsed
     data: dict[str, Any] = {}
     for part in text.split(";"):
         if not part.strip():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
@@ -40,12 +40,18 @@ def enrol_batch(
         if not new:
             return result
         rows = [_enrolment_row(campaign, definition, m, now) for m in new]
-        inserted = session.execute(
-            insert(Enrolment).returning(
-                Enrolment.id, Enrolment.ags, Enrolment.role, Enrolment.is_pilot
-            ),
-            rows,
-        ).all()
+        inserted = cast(  # mypy unpacks a Row of Any columns as object
+            "Sequence[tuple[Any, ...]]",
+            session.execute(
+                insert(Enrolment).returning(
+                    col(Enrolment.id),
+                    col(Enrolment.ags),
+                    col(Enrolment.role),
+                    col(Enrolment.is_pilot),
+                ),
+                rows,
+            ).all(),
+        )
         items, events = [], []
         for enrolment_id, ags, role, is_pilot in inserted:
             for item in definition.items_for(role, is_pilot):

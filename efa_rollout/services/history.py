@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, overload
 
 from sqlalchemy import String, select, type_coerce
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from efa_rollout.domain.stages import STAGE_LABELS
 from models import DeliveryAttempt, Enrolment, Event, Municipality, OutboxMessage
@@ -54,21 +54,24 @@ def past_states(session: Session, campaign_id: str, *, as_of: datetime) -> dict[
     """Enrolment id → its state at AS_OF, replayed from the campaign's events."""
     query = (
         select(
-            Event.enrolment_id,
-            raw(Event.at),
-            Event.kind,
-            Event.to_stage,
-            Event.data,
+            col(Event.enrolment_id),
+            raw(col(Event.at)),
+            col(Event.kind),
+            col(Event.to_stage),
+            col(Event.data),
         )
         .where(
-            Event.campaign_id == campaign_id,
-            Event.enrolment_id.is_not(None),
-            Event.kind.in_(REPLAYED),
+            col(Event.campaign_id) == campaign_id,
+            col(Event.enrolment_id).is_not(None),
+            col(Event.kind).in_(REPLAYED),
         )
-        .order_by(Event.at, Event.id)
+        .order_by(col(Event.at), col(Event.id))
     )
     states: dict[int, PastState] = {}
-    for enrolment_id, at_raw, kind, to_stage, data in session.connection().execute(query):
+    rows = cast(
+        "Iterable[tuple[Any, ...]]", session.connection().execute(query)
+    )  # mypy unpacks a Row of Any columns as object
+    for enrolment_id, at_raw, kind, to_stage, data in rows:
         at = utc(at_raw)
         assert at is not None
         state = states.setdefault(enrolment_id, PastState(enrolment_id=enrolment_id))
@@ -112,6 +115,10 @@ def raw(column: Any) -> Any:
     return type_coerce(column, String())
 
 
+@overload
+def utc(value: str | datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: str | datetime | None) -> datetime | None:
     """An aware UTC datetime from a stored timestamp."""
     if value is None:
@@ -208,19 +215,23 @@ def campaign_history(
 
 
 def _events(session: Session, campaign_id: str, ags: str | None, as_of: datetime | None) -> Any:
-    query = select(Event).where(Event.campaign_id == campaign_id).order_by(Event.at, Event.id)
+    query = (
+        select(Event)
+        .where(col(Event.campaign_id) == campaign_id)
+        .order_by(col(Event.at), col(Event.id))
+    )
     if ags:
-        query = query.where(Event.ags == ags)
+        query = query.where(col(Event.ags) == ags)
     if as_of is not None:
-        query = query.where(Event.at <= as_of)
+        query = query.where(col(Event.at) <= as_of)
     return session.scalars(query).all()
 
 
 def _names(session: Session, campaign_id: str) -> dict[str, str]:
     query = (
-        select(Municipality.ags, Municipality.name)
-        .join(Enrolment, Enrolment.ags == Municipality.ags)
-        .where(Enrolment.campaign_id == campaign_id)
+        select(col(Municipality.ags), col(Municipality.name))
+        .join(Enrolment, col(Enrolment.ags) == col(Municipality.ags))
+        .where(col(Enrolment.campaign_id) == campaign_id)
     )
     return dict(session.connection().execute(query).all())
 
@@ -228,7 +239,7 @@ def _names(session: Session, campaign_id: str) -> dict[str, str]:
 def _entry(event: Any, names: dict[str, str]) -> HistoryEntry:
     """A HistoryEntry from an Event row: 'what' says the change in words."""
     return HistoryEntry(
-        at=utc(event.at),  # type: ignore[arg-type]
+        at=utc(event.at),
         ags=event.ags,
         name=names.get(event.ags or ""),
         kind=event.kind,
@@ -268,25 +279,28 @@ def _attempts(
     om, da = OutboxMessage, DeliveryAttempt
     query = (
         select(
-            raw(da.at),
-            da.outcome,
-            da.smtp_code,
-            da.smtp_text,
-            da.recipient,
-            da.worker,
-            om.ags,
-            om.subject,
-            om.recipients,
+            raw(col(da.at)),
+            col(da.outcome),
+            col(da.smtp_code),
+            col(da.smtp_text),
+            col(da.recipient),
+            col(da.worker),
+            col(om.ags),
+            col(om.subject),
+            col(om.recipients),
         )
-        .join(om, om.id == da.outbox_id)
-        .where(om.campaign_id == campaign_id, om.is_test.is_(False))
-        .order_by(da.at, da.id)
+        .join(om, col(om.id) == col(da.outbox_id))
+        .where(col(om.campaign_id) == campaign_id, col(om.is_test).is_(False))
+        .order_by(col(da.at), col(da.id))
     )
     if ags:
-        query = query.where(om.ags == ags)
+        query = query.where(col(om.ags) == ags)
     if as_of is not None:
-        query = query.where(da.at <= as_of)
+        query = query.where(col(da.at) <= as_of)
     result = []
+    rows = cast(
+        "Iterable[tuple[Any, ...]]", session.connection().execute(query)
+    )  # mypy unpacks a Row of Any columns as object
     for (
         at_raw,
         outcome,
@@ -297,12 +311,12 @@ def _attempts(
         m_ags,
         subject,
         recipients,
-    ) in session.connection().execute(query):
+    ) in rows:
         to = recipient or ", ".join(recipients or [])
         reply = f"{code} {text or ''}".strip() if code else (text or "")
         result.append(
             HistoryEntry(
-                at=utc(at_raw),  # type: ignore[arg-type]
+                at=utc(at_raw),
                 ags=m_ags,
                 name=names.get(m_ags or ""),
                 kind="mail_attempt",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.services.lookup import find_enrolment
@@ -73,7 +73,7 @@ def revoke_tokens(session: Session, *, campaign_id: str, ags: str, now: datetime
         select(PortalToken).where(
             PortalToken.campaign_id == campaign_id,
             PortalToken.ags == ags,
-            PortalToken.revoked_at.is_(None),  # type: ignore[union-attr]
+            col(PortalToken.revoked_at).is_(None),
         )
     ).all()
     for token in tokens:

@@ -129,7 +129,7 @@ def enrolment_stages(session: Session, campaign_id: str) -> list[tuple[str, str,
         .where(Enrolment.campaign_id == campaign_id)
         .order_by(col(Enrolment.ags))
     ).all()
-    return [tuple(row) for row in rows]
+    return [(ags, name, stage, status) for ags, name, stage, status in rows]
 
 
 def municipality_label(session: Session, ags: str) -> str:

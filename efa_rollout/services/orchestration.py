@@ -144,9 +144,9 @@ def start_campaign(
         with session_scope(runner.engine) as session:
             ids = lookup.enrolment_ids(session, campaign_id)
         done = 0
-        for batch in chunks(ids):
-            result.merge(runner.queue_information_requests(campaign_id, batch, now))
-            done += len(batch)
+        for id_batch in chunks(ids):
+            result.merge(runner.queue_information_requests(campaign_id, id_batch, now))
+            done += len(id_batch)
             if progress:
                 progress(campaign_id, done, len(ids))
     if progress:
@@ -169,7 +169,7 @@ class Advanced:
     enrolments: int
     result: BatchResult = field(default_factory=BatchResult)
 
-    def figures(self) -> dict[str, object]:
+    def figures(self) -> dict[str, Any]:
         """The figures flows return and the CLI prints."""
         return {
             "enrolments": self.enrolments,
@@ -217,13 +217,13 @@ def advance_campaigns(
     runner: BatchRunner | None = None,
     progress: Progress | None = None,
     on_campaign: Callable[[Advanced], None] | None = None,
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, Any]]:
     """The tick (or go-live) over CAMPAIGN_ID or every running campaign; figures per campaign."""
     runner = runner or BatchRunner()
     actor = _actor("go-live" if go_live else "tick")
     with session_scope(runner.engine) as session:
         campaign_ids = lookup.running_campaign_ids(session, campaign_id)
-    figures: dict[str, dict[str, object]] = {}
+    figures: dict[str, dict[str, Any]] = {}
     for cid in campaign_ids:
         advanced = advance_campaign(
             cid, now, actor=actor, include_go_live=go_live, runner=runner, progress=progress

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
@@ -65,23 +66,23 @@ class BatchResult:
 
 #: What the tick reads per enrolment: plain columns, no ORM objects (10,000+ rows per tick).
 _TICK_COLUMNS = (
-    Enrolment.id,
-    Enrolment.ags,
-    Enrolment.stage,
-    Enrolment.status,
-    Enrolment.is_pilot,
-    Enrolment.answers_complete,
-    Enrolment.required_open,
-    Enrolment.go_live,
-    Enrolment.version,
-    Municipality.name,
+    col(Enrolment.id),
+    col(Enrolment.ags),
+    col(Enrolment.stage),
+    col(Enrolment.status),
+    col(Enrolment.is_pilot),
+    col(Enrolment.answers_complete),
+    col(Enrolment.required_open),
+    col(Enrolment.go_live),
+    col(Enrolment.version),
+    col(Municipality.name),
 )
 
 
 def _load_tick_rows(session: Session, ids: Sequence[int]) -> list[Any]:
     """The batch's rows, locked (PostgreSQL: rows another tick holds are skipped)."""
     query = (
-        select(*_TICK_COLUMNS)
+        core_select(*_TICK_COLUMNS)  # sqlmodel's select is typed for up to four columns
         .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
         .where(col(Enrolment.id).in_(ids))
         .order_by(col(Enrolment.id))

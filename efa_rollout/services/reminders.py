@@ -7,12 +7,13 @@ the whole-campaign loop is `services.orchestration.remind` (plain calls or Prefe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, not_, or_
+from sqlalchemy import ColumnElement, Engine, and_, not_, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from efa_rollout.definitions import CampaignDefinition
@@ -113,15 +114,15 @@ def _candidate_filter(campaign: Campaign) -> Any:
     """Active enrolments in a reminder stage; in collection only with incomplete answers."""
     stages = sorted(s.value for s in REMINDER_STAGES if s != Stage.INFORMATION_COLLECTION)
     collecting = and_(
-        Enrolment.stage == Stage.INFORMATION_COLLECTION.value,
+        col(Enrolment.stage) == Stage.INFORMATION_COLLECTION.value,
         not_(col(Enrolment.answers_complete)),
     )
-    in_stage = col(Enrolment.stage).in_(stages)
+    in_stage: ColumnElement[bool] = col(Enrolment.stage).in_(stages)
     if campaign.collection_closed_at is None:
         in_stage = or_(in_stage, collecting)
     return and_(
-        Enrolment.campaign_id == campaign.id,
-        Enrolment.status == EnrolmentStatus.ACTIVE.value,
+        col(Enrolment.campaign_id) == campaign.id,
+        col(Enrolment.status) == EnrolmentStatus.ACTIVE.value,
         in_stage,
     )
 
@@ -165,20 +166,24 @@ def _history(
     session: Session, campaign_id: str, ags_list: Sequence[str], calendar: WorkCalendar
 ) -> dict[str, list[SentMail]]:
     """Every campaign mail per municipality (its local day; for reminders what they asked for)."""
-    rows = session.exec(
-        select(
-            OutboxMessage.ags,
-            OutboxMessage.kind,
-            OutboxMessage.sequence,
-            OutboxMessage.not_after,
-            OutboxMessage.queued_at,
-            OutboxMessage.meta,
-        ).where(
-            OutboxMessage.campaign_id == campaign_id,
-            col(OutboxMessage.ags).in_(list(ags_list)),
-            not_(col(OutboxMessage.is_test)),
-        )
-    ).all()
+    # sqlalchemy's select (sqlmodel's is typed for up to four columns): the same rows as exec().
+    rows = cast(  # mypy unpacks a Row of Any columns as object
+        "Iterable[tuple[Any, ...]]",
+        session.execute(
+            core_select(
+                col(OutboxMessage.ags),
+                col(OutboxMessage.kind),
+                col(OutboxMessage.sequence),
+                col(OutboxMessage.not_after),
+                col(OutboxMessage.queued_at),
+                col(OutboxMessage.meta),
+            ).where(
+                col(OutboxMessage.campaign_id) == campaign_id,
+                col(OutboxMessage.ags).in_(list(ags_list)),
+                not_(col(OutboxMessage.is_test)),
+            )
+        ).all(),
+    )
     history: dict[str, list[SentMail]] = defaultdict(list)
     for ags, kind, sequence, not_after, queued_at, meta in rows:
         day = calendar.local_date(not_after or queued_at)
