@@ -53,7 +53,7 @@ def suppressed_reasons(connection: Connection, addresses: Sequence[str]) -> dict
             _SUPPRESSION.c.email.in_(wanted), _SUPPRESSION.c.lifted_at.is_(None)
         )
     ).all()
-    return {email: reason for email, reason in rows}
+    return {str(email): str(reason) for email, reason in rows}
 
 
 def suppressed_state(reason: str, now: datetime) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def _record(
     finished: bool,
     now: datetime,
 ) -> None:
-    sequence = connection.execute(
+    sequence: int = connection.execute(
         select(_OUTBOX.c.sequence).where(_OUTBOX.c.id == item.id)
     ).scalar_one()
     connection.execute(
