@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from efa_rollout.mail import ledger
 from efa_rollout.mail.ledger import Claimed, SendResult
+from efa_rollout.mail.personal_link import LinkSecretError, content_to_send, load_link_secret
 from efa_rollout.private_files import write_private
 from efa_rollout.settings import Settings, get_settings
 
@@ -133,6 +135,21 @@ class _Run:
         self.relay_down: SendResult | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._connection: Connection | None = None
+        self._link_secret: bytes | None = None
+
+    def prepare(self, claimed: Claimed) -> Claimed | SendResult:
+        """CLAIMED with its personal link put in, or the failure when that is impossible."""
+        if not claimed.link:
+            return claimed
+        try:
+            if self._link_secret is None:
+                self._link_secret = load_link_secret(self.settings.data_dir, create=False)
+            content = content_to_send(
+                claimed.raw, {"link": claimed.link}, claimed.message_id, self._link_secret
+            )
+        except LinkSecretError as error:
+            return SendResult("failed", "link", None, str(error))
+        return dataclasses.replace(claimed, content=content)
 
     def _call(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
         """In the database thread: FN on the run's own connection (opened on first use)."""
@@ -209,6 +226,12 @@ async def _smtp_worker(run: _Run, bucket: Any) -> None:
                     await run.record(claimed, run.relay_down, None)
                     batch.pop(0)
                     continue
+                prepared = run.prepare(claimed)
+                if isinstance(prepared, SendResult):
+                    await run.record(claimed, prepared, None)
+                    batch.pop(0)
+                    continue
+                claimed = prepared
                 await bucket.acquire()
                 result, attempt_id = await send_message(
                     connection, claimed, partial(run.handover, claimed)
@@ -245,7 +268,7 @@ def eml_path(folder: Path, claimed: Claimed) -> Path:
 
 def write_eml(folder: Path, claimed: Claimed) -> Path:
     """Write CLAIMED atomically (temp file, fsync, os.replace), readable only by us (0600)."""
-    return write_private(eml_path(folder, claimed), claimed.raw, fsync=True)
+    return write_private(eml_path(folder, claimed), claimed.payload, fsync=True)
 
 
 async def _folder_worker(run: _Run) -> None:
@@ -253,7 +276,11 @@ async def _folder_worker(run: _Run) -> None:
     folder = run.settings.effective_mail_dir
     while batch := await run.claim():
         for claimed in batch:
-            path = await asyncio.to_thread(write_eml, folder, claimed)
+            prepared = run.prepare(claimed)
+            if isinstance(prepared, SendResult):
+                await run.record(claimed, prepared, None)
+                continue
+            path = await asyncio.to_thread(write_eml, folder, prepared)
             recipients = {
                 a: {"status": "sent", "code": None, "text": str(path)} for a in claimed.pending
             }

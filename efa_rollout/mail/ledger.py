@@ -62,6 +62,7 @@ _CLAIMED_COLUMNS = (
     "cc",
     "raw",
     "recipient_status",
+    "meta",
 )
 # Built once: the two statement pairs every delivered message goes through.
 _REFRESH_CLAIM = update(_OUTBOX).where(_OURS).values(claimed_at=bindparam("now"))
@@ -123,6 +124,15 @@ class Claimed:
     pending: tuple[str, ...]
     raw: bytes
     recipient_status: RecipientStates = field(default_factory=dict)
+    #: Nonce and hash of the personal link's token (see efa_rollout.mail.personal_link).
+    link: dict[str, str] | None = None
+    #: What is sent: RAW with the personal link put in (set at hand-over preparation).
+    content: bytes | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """The bytes that go to the server or into the .eml file."""
+        return self.raw if self.content is None else self.content
 
 
 @dataclass
@@ -236,6 +246,7 @@ def _claimed(row: Any) -> Claimed:
         pending=tuple(_pending(row.recipients, row.cc, states)),
         raw=row.raw,
         recipient_status=states,
+        link=(row.meta or {}).get("link"),
     )
 
 
@@ -506,6 +517,10 @@ def _apply_status(
     if result.outcome == "unknown":
         row.status, row.next_attempt_at = "unknown", None
         row.last_error = f"Zustellung ungewiss ({result.stage}): {reply}"[:1000]
+        return
+    if result.stage == "link":
+        row.status, row.next_attempt_at = "failed_permanently", None
+        row.last_error = result.text[:1000]
         return
     if result.outcome == "failed" and result.stage != "rcpt":
         row.status, row.next_attempt_at = "failed_permanently", None

@@ -304,7 +304,7 @@ async def _content(
     smtp = connection.smtp
     assert smtp is not None and smtp.protocol is not None
     try:
-        smtp.protocol.write(smtp_payload(claimed.raw))
+        smtp.protocol.write(smtp_payload(claimed.payload))
         reply = await smtp.protocol.read_response(timeout=connection.config.timeout)
     except (SMTPException, *CONNECTION_ERRORS) as error:
         connection.drop()

@@ -30,8 +30,14 @@ from efa_rollout.mail.message import (
     message_bytes,
     normalize_address,
 )
-from efa_rollout.mail.render import RenderedMail, render_mail
-from efa_rollout.services.links import issue_token, portal_url
+from efa_rollout.mail.personal_link import (
+    PLACEHOLDER,
+    count_placeholders,
+    issue_mail_token,
+    load_link_secret,
+)
+from efa_rollout.mail.render import MailRenderError, RenderedMail, render_mail
+from efa_rollout.services.links import portal_url
 from efa_rollout.settings import Settings, get_settings
 from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
 
@@ -168,6 +174,9 @@ def store_message(
     )
     if attachments:
         meta = {**meta, "attachments": [a.filename for a in attachments]}
+    raw = message_bytes(message)
+    if "link" in meta:
+        _check_placeholders(rendered, raw)
     to_addresses = envelope_recipients(to)
     cc_addresses = [
         a for a in envelope_recipients(cc) if a.lower() not in {t.lower() for t in to_addresses}
@@ -182,7 +191,7 @@ def store_message(
         recipients=to_addresses,
         cc=cc_addresses,
         subject=str(message["Subject"]),
-        raw=message_bytes(message),
+        raw=raw,
         is_test=is_test,
         status="queued",
         next_attempt_at=now,
@@ -193,6 +202,16 @@ def store_message(
     session.add(row)
     session.flush()
     return row
+
+
+def _check_placeholders(rendered: RenderedMail, raw: bytes) -> None:
+    """Every link placeholder must be findable at hand-over (in the body, not the subject)."""
+    expected = rendered.text.count(PLACEHOLDER) + rendered.html.count(PLACEHOLDER)
+    if PLACEHOLDER in rendered.subject or count_placeholders(raw) != expected:
+        raise MailRenderError(
+            "Der persönliche Portal-Link darf nur im Text der Mail stehen, nicht im Betreff.",
+            details=["Es wurde nichts in den Postausgang gestellt."],
+        )
 
 
 def queue_campaign_mail(
@@ -246,19 +265,25 @@ def queue_campaign_mail(
         return None
     files = [Attachment.of(a) for a in attachments or []]
     extra = {**(extra or {}), "attachment_names": [a.filename for a in files]}
+    message_id = logical_message_id(campaign.id, municipality.ags, kind, sequence, settings)
+    meta: dict[str, Any] = {"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id}
     _ensure_outer_transaction(session)
     try:
         with session.begin_nested():
             link = None
             if kind in KINDS_WITH_LINK:
-                token = issue_token(
+                # Only the token's hash and a nonce are stored; the token is derived again
+                # from the link secret when the mail is handed over (personal_link).
+                meta["link"] = issue_mail_token(
                     session,
+                    secret=load_link_secret(settings.data_dir),
                     campaign_id=campaign.id,
                     ags=municipality.ags,
+                    message_id=message_id,
                     now=now,
                     valid_days=settings.portal_token_days,
                 )
-                link = portal_url(settings.portal_base_url, token)
+                link = portal_url(settings.portal_base_url, PLACEHOLDER)
             context = build_context(
                 session,
                 campaign=campaign,
@@ -282,13 +307,11 @@ def queue_campaign_mail(
                 ags=municipality.ags,
                 kind=kind,
                 sequence=sequence,
-                message_id=logical_message_id(
-                    campaign.id, municipality.ags, kind, sequence, settings
-                ),
+                message_id=message_id,
                 now=now,
                 not_after=not_after,
                 is_test=False,
-                meta={"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id},
+                meta=meta,
                 settings=settings,
                 attachments=files,
             )
