@@ -191,7 +191,7 @@ def test_a_long_portal_address_folds_inside_the_token_and_still_works(
     tokens = _links(copy.content)
     assert len(tokens) == 3 and len(set(tokens)) == 1  # text, href, HTML text
     assert check_token(session, tokens[0], now=NOW).valid
-    assert all(len(line) <= 78 for line in copy.content.split(b"\r\n"))
+    assert [line for line in copy.content.split(b"\r\n") if len(line) > 78] == []
 
 
 def test_retry_sends_the_same_link_with_the_same_message_id(
@@ -254,3 +254,14 @@ def test_link_in_the_subject_is_refused(session: Session, tmp_path: Path) -> Non
     rendered = RenderedMail(f"Link {PLACEHOLDER}", "x\n", "<p>x</p>")
     with pytest.raises(MailRenderError, match="Betreff"):
         _check_placeholders(rendered, b"")
+
+
+def test_processes_creating_the_secret_at_once_all_get_the_same_one(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from efa_rollout.mail.personal_link import load_link_secret
+
+    with ProcessPoolExecutor(4) as pool:
+        secrets = set(pool.map(load_link_secret, [tmp_path] * 32))
+    assert len(secrets) == 1 and len(secrets.pop()) == 64
+    assert [p.name for p in tmp_path.iterdir()] == ["link-secret"]  # no temporary file left

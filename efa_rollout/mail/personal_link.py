@@ -13,6 +13,7 @@ A retry of the same row gives the same token, so `efa mail retry` sends the same
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -66,18 +67,31 @@ def load_link_secret(data_dir: Path, *, create: bool = True) -> bytes:
     if not path.exists():
         if not create:
             raise LinkSecretError(f"Das Link-Geheimnis {path} fehlt.")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+        _create_secret_file(path)
     secret = path.read_text(encoding="ascii").strip()
     if len(secret) < 32:
         raise LinkSecretError(f"{path} enthält kein gültiges Link-Geheimnis.")
     return secret.encode()
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a new secret (mode 0600) so that nobody ever reads it half-written.
+
+    Written to a temporary file first and then hard-linked into place, which fails if another
+    process got there first; then theirs is used.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process was first: use theirs
+            os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def derive_token(secret: bytes, nonce: str, message_id: str) -> str:

@@ -24,10 +24,10 @@ from efa_rollout.mail.message import (
     Attachment,
     InvalidAddressError,
     Recipient,
-    build_message,
+    build_raw,
+    clean_header,
     envelope_recipients,
     make_message_id,
-    message_bytes,
     normalize_address,
 )
 from efa_rollout.mail.personal_link import (
@@ -160,7 +160,7 @@ def store_message(
     settings: Settings,
     attachments: list[Attachment] | None = None,
 ) -> OutboxMessage:
-    message = build_message(
+    raw = build_raw(
         rendered,
         to=to,
         cc=cc,
@@ -174,7 +174,6 @@ def store_message(
     )
     if attachments:
         meta = {**meta, "attachments": [a.filename for a in attachments]}
-    raw = message_bytes(message)
     if "link" in meta:
         _check_placeholders(rendered, raw)
     to_addresses = envelope_recipients(to)
@@ -190,7 +189,7 @@ def store_message(
         sender=normalize_address(settings.mail_from),
         recipients=to_addresses,
         cc=cc_addresses,
-        subject=str(message["Subject"]),
+        subject=clean_header(rendered.subject),
         raw=raw,
         is_test=is_test,
         status="queued",
