@@ -136,6 +136,10 @@ class _Run:
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._connection: Connection | None = None
         self._link_secret: bytes | None = None
+        # Group commit: what the connections wait for, gathered while the ledger thread is busy.
+        self._handovers: list[tuple[Claimed, asyncio.Future[int | None]]] = []
+        self._successes: list[tuple[Claimed, SendResult, int | None, asyncio.Future[str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def prepare(self, claimed: Claimed) -> Claimed | SendResult:
         """CLAIMED with its personal link put in, or the failure when that is impossible."""
@@ -188,7 +192,21 @@ class _Run:
 
     async def record(self, claimed: Claimed, result: SendResult, attempt_id: int | None) -> None:
         """Commit the outcome of one message and count it."""
-        status = await self.db(
+        if ledger.plain_success(claimed, result) is not None:
+            future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._successes.append((claimed, result, attempt_id, future))
+            self._schedule()
+            status = await future
+        else:
+            status = await self._record_one(claimed, result, attempt_id)
+        if result.outcome != "skipped":
+            label = claimed.campaign_id or ("(Test)" if claimed.is_test else "(ohne Kampagne)")
+            self.report.count(label, status)
+
+    async def _record_one(
+        self, claimed: Claimed, result: SendResult, attempt_id: int | None
+    ) -> str:
+        return await self.db(
             ledger.record_outcome,
             claimed=claimed,
             worker=self.worker,
@@ -197,15 +215,51 @@ class _Run:
             attempt_id=attempt_id,
             settings=self.settings,
         )
-        if result.outcome != "skipped":
-            label = claimed.campaign_id or ("(Test)" if claimed.is_test else "(ohne Kampagne)")
-            self.report.count(label, status)
 
     async def handover(self, claimed: Claimed) -> int | None:
         """Commit the hand-over marker of CLAIMED; None if the claim was lost."""
-        return await self.db(
-            ledger.mark_handover, claimed=claimed, worker=self.worker, now=self.clock()
-        )
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._handovers.append((claimed, future))
+        self._schedule()
+        return await future
+
+    def _schedule(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Commit what has gathered, as one transaction, until nothing is waiting."""
+        while self._handovers or self._successes:
+            handovers, self._handovers = self._handovers, []
+            successes, self._successes = self._successes, []
+            try:
+                attempt_ids, sent = await self.db(
+                    ledger.commit_group,
+                    worker=self.worker,
+                    now=self.clock(),
+                    handovers=[c for c, _ in handovers],
+                    successes=[(c, r, a) for c, r, a, _ in successes],
+                )
+            except Exception as error:
+                for *_, future in [*handovers, *successes]:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for claimed, future in handovers:
+                if not future.done():
+                    future.set_result(attempt_ids.get(claimed.id))
+            for claimed, result, attempt_id, future in successes:
+                if claimed.id in sent:
+                    status = "sent"
+                else:  # no longer ours: the careful path decides
+                    try:
+                        status = await self._record_one(claimed, result, attempt_id)
+                    except Exception as error:
+                        if not future.done():
+                            future.set_exception(error)
+                        continue
+                if not future.done():
+                    future.set_result(status)
 
 
 async def _smtp_worker(run: _Run, bucket: Any) -> None:

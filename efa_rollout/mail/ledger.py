@@ -2,7 +2,9 @@
 
 Every function here runs one short transaction of its own and commits it, so that the
 ledger is always up to date before (claim, hand-over) and right after (outcome) each
-SMTP exchange. States of a row while it is delivered:
+SMTP exchange; `commit_group` does that for several connections' hand-overs and outcomes in
+one transaction (group commit: each waits for the commit of its own record, as before).
+States of a row while it is delivered:
 
     queued/retrying --claim--> sending --DATA content written--> (in-flight attempt) --> sent
                                   |                                      |
@@ -64,19 +66,7 @@ _CLAIMED_COLUMNS = (
     "recipient_status",
     "meta",
 )
-# Built once: the two statement pairs every delivered message goes through.
-_REFRESH_CLAIM = update(_OUTBOX).where(_OURS).values(claimed_at=bindparam("now"))
-_INSERT_IN_FLIGHT = (
-    insert(_ATTEMPT)
-    .values(
-        outbox_id=bindparam("row_id"),
-        at=bindparam("now"),
-        worker=bindparam("worker"),
-        outcome="in_flight",
-        smtp_text="Übergabe der Nachricht an den Mailserver begonnen.",
-    )
-    .returning(_ATTEMPT.c.id)
-)
+# Built once: the statements every delivered message goes through.
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OURS)
@@ -390,15 +380,6 @@ def release(bind: Bind, *, ids: list[int], worker: str) -> int:
         return released
 
 
-def mark_handover(bind: Bind, *, claimed: Claimed, worker: str, now: datetime) -> int | None:
-    """Record (and commit) that the content is about to be handed over; None: claim lost."""
-    parameters = {"row_id": claimed.id, "worker": worker, "now": now}
-    with _begin(bind) as connection:
-        if not connection.execute(_REFRESH_CLAIM, parameters).rowcount:
-            return None
-        return connection.execute(_INSERT_IN_FLIGHT, parameters).scalar_one()
-
-
 def record_outcome(
     bind: Bind,
     *,
@@ -436,6 +417,100 @@ def record_outcome(
         return row.status
 
 
+def plain_success(claimed: Claimed, result: SendResult) -> RecipientStates | None:
+    """The merged recipient states when RESULT is the common case (sent to everyone), else None."""
+    if result.outcome != "sent":
+        return None
+    merged = {**claimed.recipient_status, **result.recipients}
+    if any(a not in merged for a in claimed.pending):
+        return None
+    if not all(state.get("status") == "sent" for state in merged.values()):
+        return None
+    return merged
+
+
+def commit_group(
+    bind: Bind,
+    *,
+    worker: str,
+    now: datetime,
+    handovers: list[Claimed],
+    successes: list[tuple[Claimed, SendResult, int | None]],
+) -> tuple[dict[int, int], set[int]]:
+    """Hand-over markers and plain successes of several connections in one transaction.
+
+    What each caller waits for is committed before it goes on, exactly as with one
+    transaction per message (group commit): a hand-over marker before the content is
+    written, an outcome before the row counts as done. Returns the attempt id per handed-over
+    row (a row missing: its claim was lost) and the ids recorded as sent; successes not
+    recorded here (row no longer ours) go through `record_outcome`.
+    """
+    ids = [c.id for c in handovers] + [c.id for c, _, _ in successes]
+    if not ids:
+        return {}, set()
+    outbox = _OUTBOX.c
+    with _begin(bind) as connection:
+        # Refreshing the claim also locks the rows that are still ours until the commit.
+        ours = set(
+            connection.execute(
+                update(_OUTBOX)
+                .where(
+                    outbox.id.in_(ids),
+                    outbox.status == "sending",
+                    outbox.claimed_by == worker,
+                )
+                .values(claimed_at=now)
+                .returning(outbox.id)
+            ).scalars()
+        )
+        attempt_ids: dict[int, int] = {}
+        handed = [c.id for c in handovers if c.id in ours]
+        if handed:
+            rows = connection.execute(
+                insert(_ATTEMPT).returning(
+                    _ATTEMPT.c.id, _ATTEMPT.c.outbox_id, sort_by_parameter_order=True
+                ),
+                [
+                    {
+                        "outbox_id": row_id,
+                        "at": now,
+                        "worker": worker,
+                        "outcome": "in_flight",
+                        "smtp_text": "Übergabe der Nachricht an den Mailserver begonnen.",
+                    }
+                    for row_id in handed
+                ],
+            )
+            attempt_ids = {outbox_id: attempt_id for attempt_id, outbox_id in rows}
+        done = [(c, r, a) for c, r, a in successes if c.id in ours]
+        if done:
+            connection.execute(
+                _MARK_SENT,
+                [
+                    {
+                        "row_id": c.id,
+                        "worker": worker,
+                        "now": now,
+                        "recipient_status": plain_success(c, r),
+                    }
+                    for c, r, _ in done
+                ],
+            )
+            finished = [
+                {"attempt_id": a, **_attempt_values(r, now)} for _, r, a in done if a is not None
+            ]
+            if finished:
+                connection.execute(_FINISH_ATTEMPT, finished)
+            logged = [
+                {"outbox_id": c.id, "worker": worker, **_attempt_values(r, now)}
+                for c, r, a in done
+                if a is None
+            ]
+            if logged:
+                connection.execute(insert(_ATTEMPT), logged)
+    return attempt_ids, {c.id for c, _, _ in done}
+
+
 def _attempt_values(result: SendResult, now: datetime) -> dict[str, Any]:
     return {
         "at": now,
@@ -455,9 +530,8 @@ def _record_plain_success(
     attempt_id: int | None,
 ) -> bool:
     """The common case in one short statement pair: accepted for everyone, row still ours."""
-    merged = {**claimed.recipient_status, **result.recipients}
-    all_sent = all(state.get("status") == "sent" for state in merged.values())
-    if result.outcome != "sent" or not all_sent or any(a not in merged for a in claimed.pending):
+    merged = plain_success(claimed, result)
+    if merged is None:
         return False
     with _begin(bind) as connection:
         parameters = {"row_id": claimed.id, "worker": worker, "now": now}
