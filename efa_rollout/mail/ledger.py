@@ -66,7 +66,48 @@ _CLAIMED_COLUMNS = (
     "recipient_status",
     "meta",
 )
-# Built once: the statements every delivered message goes through.
+
+
+# Built once (SQLAlchemy then only looks them up in its cache): the statements every
+# delivered message goes through.
+def _claim_statement(only_ids: bool) -> Any:
+    outbox = _OUTBOX.c
+    due = (
+        select(outbox.id)
+        .where(
+            outbox.status.in_(DUE_STATUSES),
+            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= bindparam("now")),
+        )
+        .order_by(outbox.next_attempt_at, outbox.id)
+        .limit(bindparam("size"))
+        .with_for_update(skip_locked=True)
+    )
+    if only_ids:
+        due = due.where(outbox.id.in_(bindparam("only_ids", expanding=True)))
+    return (
+        update(_OUTBOX)
+        .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
+        .values(status="sending", claimed_by=bindparam("worker"), claimed_at=bindparam("now"))
+        .returning(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
+    )
+
+
+_CLAIM = _claim_statement(only_ids=False)
+_CLAIM_ONLY = _claim_statement(only_ids=True)
+# Refreshing the claim also locks the rows that are still ours until the commit.
+_REFRESH_GROUP = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+        _OUTBOX.c.status == "sending",
+        _OUTBOX.c.claimed_by == bindparam("worker"),
+    )
+    .values(claimed_at=bindparam("now"))
+    .returning(_OUTBOX.c.id)
+)
+_INSERT_IN_FLIGHT = insert(_ATTEMPT).returning(
+    _ATTEMPT.c.id, _ATTEMPT.c.outbox_id, sort_by_parameter_order=True
+)
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OURS)
@@ -318,38 +359,13 @@ def claim_batch(
     """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit."""
     if size <= 0:
         return []
-    outbox = _OUTBOX.c
-    due = (
-        select(outbox.id)
-        .where(
-            outbox.status.in_(DUE_STATUSES),
-            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= now),
-        )
-        .order_by(outbox.next_attempt_at, outbox.id)
-        .limit(size)
-        .with_for_update(skip_locked=True)
-    )
+    parameters: dict[str, Any] = {"worker": worker, "now": now, "size": size}
+    statement = _CLAIM
     if only_ids is not None:
-        due = due.where(outbox.id.in_(only_ids))
+        statement, parameters["only_ids"] = _CLAIM_ONLY, list(only_ids)
     with _begin(bind) as connection:
-        ids = (
-            connection.execute(
-                update(_OUTBOX)
-                .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
-                .values(status="sending", claimed_by=worker, claimed_at=now)
-                .returning(outbox.id)
-            )
-            .scalars()
-            .all()
-        )
-        if not ids:
-            return []
-        rows = connection.execute(
-            select(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
-            .where(outbox.id.in_(ids))
-            .order_by(outbox.id)
-        ).all()
-    return [_claimed(row) for row in rows]
+        rows = connection.execute(statement, parameters).all()
+    return [_claimed(row) for row in sorted(rows, key=lambda row: row.id)]
 
 
 def release(bind: Bind, *, ids: list[int], worker: str) -> int:
@@ -448,28 +464,14 @@ def commit_group(
     ids = [c.id for c in handovers] + [c.id for c, _, _ in successes]
     if not ids:
         return {}, set()
-    outbox = _OUTBOX.c
     with _begin(bind) as connection:
-        # Refreshing the claim also locks the rows that are still ours until the commit.
-        ours = set(
-            connection.execute(
-                update(_OUTBOX)
-                .where(
-                    outbox.id.in_(ids),
-                    outbox.status == "sending",
-                    outbox.claimed_by == worker,
-                )
-                .values(claimed_at=now)
-                .returning(outbox.id)
-            ).scalars()
-        )
+        refresh = {"ids": ids, "worker": worker, "now": now}
+        ours = set(connection.execute(_REFRESH_GROUP, refresh).scalars())
         attempt_ids: dict[int, int] = {}
         handed = [c.id for c in handovers if c.id in ours]
         if handed:
             rows = connection.execute(
-                insert(_ATTEMPT).returning(
-                    _ATTEMPT.c.id, _ATTEMPT.c.outbox_id, sort_by_parameter_order=True
-                ),
+                _INSERT_IN_FLIGHT,
                 [
                     {
                         "outbox_id": row_id,

@@ -20,6 +20,7 @@ from aiosmtplib import (
     SMTPHeloError,
     SMTPRecipientRefused,
     SMTPResponseException,
+    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
@@ -244,6 +245,20 @@ async def send_message(
     return await _content(connection, claimed, accepted, recipients), attempt_id
 
 
+# MAIL and RCPT as aiosmtplib sends them, without its address parsing (email.utils, about a
+# fifth of the CPU per message): the ledger holds normalised ASCII addresses only.
+async def _mail_from(smtp: aiosmtplib.SMTP, sender: str) -> None:
+    reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">")
+    if reply.code != 250:
+        raise SMTPSenderRefused(reply.code, reply.message, sender)
+
+
+async def _rcpt_to(smtp: aiosmtplib.SMTP, address: str) -> None:
+    reply = await smtp.execute_command(b"RCPT", b"TO:<" + address.encode("ascii") + b">")
+    if reply.code not in (250, 251):
+        raise SMTPRecipientRefused(reply.code, reply.message, address)
+
+
 async def _envelope(
     connection: SmtpConnection, claimed: Claimed
 ) -> SendResult | tuple[list[str], RecipientStates]:
@@ -256,7 +271,7 @@ async def _envelope(
         smtp = connection.smtp
         assert smtp is not None
         try:
-            await smtp.mail(claimed.sender)
+            await _mail_from(smtp, claimed.sender)
             break
         except SMTPResponseException as error:
             if error.code == 421:
@@ -273,7 +288,7 @@ async def _envelope(
     recipients: RecipientStates = {}
     for address in claimed.pending:
         try:
-            await smtp.rcpt(address)
+            await _rcpt_to(smtp, address)
             accepted.append(address)
         except SMTPRecipientRefused as error:
             status = "refused" if error.code >= 500 else "deferred"
