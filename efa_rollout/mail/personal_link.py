@@ -107,6 +107,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
+def new_nonce() -> str:
+    """A fresh random nonce for one outbox row."""
+    return secrets.token_hex(16)
+
+
 def issue_mail_token(
     session: Session,
     *,
@@ -118,7 +123,7 @@ def issue_mail_token(
     valid_days: int,
 ) -> dict[str, str]:
     """Register the token of the mail MESSAGE_ID (its hash only); the outbox row's link meta."""
-    nonce = secrets.token_hex(16)
+    nonce = new_nonce()
     token_hash = hash_token(derive_token(secret, nonce, message_id))
     session.add(
         PortalToken(
