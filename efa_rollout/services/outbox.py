@@ -424,6 +424,9 @@ def queue_campaign_mails(
     ags_list = sorted({r.municipality.ags for r in requests})
     existing = _existing_keys(session, campaign.id, ags_list)
     contacts = _contacts_by_ags(session, ags_list)
+    from efa_rollout.services.bounces import drop_suppressed, suppressed_addresses
+
+    blocked = suppressed_addresses(session, [c.email for cs in contacts.values() for c in cs])
     done = _done_items(session, [r.enrolment.id for r in requests if r.enrolment.id is not None])
     secret = (
         load_link_secret(settings.data_dir)
@@ -446,6 +449,16 @@ def queue_campaign_mails(
         chosen = _choose_recipients(
             contacts.get(ags, []), roles, fallback_to_any=request.recipient_roles is None
         )
+        if any(c.email.lower() in blocked for c in chosen):  # rare: logged per logical mail
+            chosen = drop_suppressed(
+                session,
+                chosen,
+                campaign_id=campaign.id,
+                ags=ags,
+                kind=request.kind,
+                sequence=request.sequence,
+                now=now,
+            )
         if not chosen:
             without.append(request)
             results.append(NO_RECIPIENT)
