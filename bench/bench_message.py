@@ -53,10 +53,10 @@ def main() -> int:
         message_bytes,
         normalize_address,
     )
-    from efa_rollout.mail.outbox import sample_extra, sample_objects
     from efa_rollout.mail.personal_link import PLACEHOLDER, content_to_send, load_link_secret
     from efa_rollout.mail.render import render_mail
-    from efa_rollout.portal.links import portal_url
+    from efa_rollout.services.links import portal_url
+    from efa_rollout.services.mail_preview import sample_extra, sample_objects
     from efa_rollout.settings import get_settings
 
     settings = get_settings()

@@ -21,14 +21,13 @@ import pytest
 from sqlalchemy import Engine, MetaData
 from sqlmodel import Session, select
 
-from efa_rollout.cli.campaign import start_without_prefect
 from efa_rollout.mail.delivery import deliver
-from efa_rollout.mail.outbox import queue_campaign_mail, retry_messages
 from efa_rollout.mail.personal_link import PLACEHOLDER, count_placeholders, insert_token
-from efa_rollout.portal.links import check_token
+from efa_rollout.services.links import check_token
+from efa_rollout.services.orchestration import remind, start_campaign
+from efa_rollout.services.outbox import queue_campaign_mail, retry_messages
 from efa_rollout.settings import get_settings
 from models import OutboxMessage, PortalToken
-from tasks.reminders import remind
 from tests.engine_fixtures import EWA, at, ostalbkreis_with_campaigns
 from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality
 from tests.smtp_fault_server import FaultServer
@@ -123,7 +122,7 @@ def test_no_live_link_in_the_database_after_a_delivered_campaign(
     efa_env: Path, engine: Engine, smtp_server: FaultServer
 ) -> None:
     ostalbkreis_with_campaigns(efa_env)
-    started = start_without_prefect(EWA, at("2024-04-15"))
+    started = start_campaign(EWA, at("2024-04-15"))
     [report] = remind(campaign_id=EWA, as_of=at("2024-07-04"), actor="test")
     assert started["mails_queued"] == 42 and report.reminders > 0
     delivery = deliver(now=at("2024-07-04", 10))
@@ -248,8 +247,8 @@ def test_link_secret_file_is_private(session: Session, efa_env: Path) -> None:
 
 
 def test_link_in_the_subject_is_refused(session: Session, tmp_path: Path) -> None:
-    from efa_rollout.mail.outbox import _check_placeholders
     from efa_rollout.mail.render import MailRenderError, RenderedMail
+    from efa_rollout.services.outbox import _check_placeholders
 
     rendered = RenderedMail(f"Link {PLACEHOLDER}", "x\n", "<p>x</p>")
     with pytest.raises(MailRenderError, match="Betreff"):

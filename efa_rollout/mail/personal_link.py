@@ -103,7 +103,7 @@ def derive_token(secret: bytes, nonce: str, message_id: str) -> str:
 
 
 def hash_token(token: str) -> str:
-    """The stored form of a token (as `efa_rollout.portal.links.hash_token`)."""
+    """The stored form of a token (as `efa_rollout.services.links.hash_token`)."""
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
