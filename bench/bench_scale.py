@@ -222,7 +222,8 @@ def _ledger_timer(figures: dict[str, Any]) -> Iterator[None]:
     from efa_rollout.mail import ledger
 
     spent: dict[str, float] = {}
-    originals = {n: getattr(ledger, n) for n in ("claim_batch", "mark_handover", "record_outcome")}
+    names = ("claim_batch", "commit_group", "record_outcome")
+    originals = {n: getattr(ledger, n) for n in names if hasattr(ledger, n)}
 
     def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -187,6 +187,31 @@ class FakeMail:
         session.flush()
         return message
 
+    def queue_campaign_mails(
+        self, session: Session, *, campaign: Campaign, requests: list[Any], now: datetime
+    ) -> list[str]:
+        """The batch form: the same call recorded once per request."""
+        results = []
+        for request in requests:
+            message = self.queue_campaign_mail(
+                session,
+                campaign=campaign,
+                enrolment=request.enrolment,
+                municipality=request.municipality,
+                kind=request.kind,
+                sequence=request.sequence,
+                now=now,
+                extra=request.extra,
+                not_after=request.not_after,
+                cc_coordinator=request.cc_coordinator,
+                recipient_roles=request.recipient_roles,
+            )
+            if message is not None and request.meta:
+                message.meta = {**(message.meta or {}), **request.meta}
+                session.add(message)
+            results.append("no_recipient" if message is None else "queued")
+        return results
+
 
 def outbox_row(
     campaign_id: str,
@@ -214,9 +239,14 @@ def outbox_row(
 
 @pytest.fixture
 def fake_mail(monkeypatch: pytest.MonkeyPatch) -> FakeMail:
+    from efa_rollout.services import outbox as real
+
     fake = FakeMail()
     module = types.ModuleType("efa_rollout.services.outbox")
     module.queue_campaign_mail = fake.queue_campaign_mail  # type: ignore[attr-defined]
+    module.queue_campaign_mails = fake.queue_campaign_mails  # type: ignore[attr-defined]
+    module.MailRequest = real.MailRequest  # type: ignore[attr-defined]
+    module.NO_RECIPIENT = real.NO_RECIPIENT  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "efa_rollout.services.outbox", module)
     return fake
 

@@ -123,18 +123,22 @@ def checklist_context(
     enrolment: Enrolment | None,
     go_live: date,
     today: date,
+    done: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The municipality's checklist: title, due date, done, overdue; ordered by due date."""
+    """The municipality's checklist: title, due date, done, overdue; ordered by due date.
+
+    DONE: the keys of the items done, when the caller loaded them (for a whole batch).
+    """
     if definition is None:
         return []
     role = enrolment.role if enrolment else None
     is_pilot = bool(enrolment and enrolment.is_pilot)
-    done: set[str] = set()
-    if session is not None and enrolment is not None and enrolment.id is not None:
+    if done is None and session is not None and enrolment is not None and enrolment.id is not None:
         states = session.exec(
             select(ChecklistItemState).where(ChecklistItemState.enrolment_id == enrolment.id)
         ).all()
         done = {s.item_key for s in states if s.done}
+    done = done or set()
     items = []
     for item in definition.items_for(role, is_pilot):
         due = go_live + timedelta(days=item.due)
@@ -209,13 +213,21 @@ def build_context(
     settings: Settings,
     portal_link: str | None,
     extra: dict[str, Any] | None = None,
+    definition: CampaignDefinition | bool | None = False,
+    done_items: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Everything a mail template may use; EXTRA (from the caller) wins over defaults."""
+    """Everything a mail template may use; EXTRA (from the caller) wins over defaults.
+
+    DEFINITION (the campaign's, validated) and DONE_ITEMS (its checklist keys done) may be given
+    by a caller that queues a whole batch; otherwise they are read here.
+    """
     extra = dict(extra or {})
     today = now.astimezone(settings.zone).date()
-    definition = campaign_definition(campaign)
+    if definition is False:
+        definition = campaign_definition(campaign)
+    assert not isinstance(definition, bool)
     go_live, dates = key_dates(campaign, enrolment)
-    checklist = checklist_context(session, definition, enrolment, go_live, today)
+    checklist = checklist_context(session, definition, enrolment, go_live, today, done_items)
     open_items = (
         normalise_items(extra.pop("open_items"), today)
         if "open_items" in extra

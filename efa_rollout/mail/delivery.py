@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from efa_rollout.mail import ledger
 from efa_rollout.mail.ledger import Claimed, SendResult
+from efa_rollout.mail.personal_link import LinkSecretError, content_to_send, load_link_secret
 from efa_rollout.private_files import write_private
 from efa_rollout.settings import Settings, get_settings
 
@@ -133,6 +135,25 @@ class _Run:
         self.relay_down: SendResult | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._connection: Connection | None = None
+        self._link_secret: bytes | None = None
+        # Group commit: what the connections wait for, gathered while the ledger thread is busy.
+        self._handovers: list[tuple[Claimed, asyncio.Future[int | None]]] = []
+        self._successes: list[tuple[Claimed, SendResult, int | None, asyncio.Future[str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def prepare(self, claimed: Claimed) -> Claimed | SendResult:
+        """CLAIMED with its personal link put in, or the failure when that is impossible."""
+        if not claimed.link:
+            return claimed
+        try:
+            if self._link_secret is None:
+                self._link_secret = load_link_secret(self.settings.data_dir, create=False)
+            content = content_to_send(
+                claimed.raw, {"link": claimed.link}, claimed.message_id, self._link_secret
+            )
+        except LinkSecretError as error:
+            return SendResult("failed", "link", None, str(error))
+        return dataclasses.replace(claimed, content=content)
 
     def _call(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
         """In the database thread: FN on the run's own connection (opened on first use)."""
@@ -171,7 +192,21 @@ class _Run:
 
     async def record(self, claimed: Claimed, result: SendResult, attempt_id: int | None) -> None:
         """Commit the outcome of one message and count it."""
-        status = await self.db(
+        if ledger.plain_success(claimed, result) is not None:
+            future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._successes.append((claimed, result, attempt_id, future))
+            self._schedule()
+            status = await future
+        else:
+            status = await self._record_one(claimed, result, attempt_id)
+        if result.outcome != "skipped":
+            label = claimed.campaign_id or ("(Test)" if claimed.is_test else "(ohne Kampagne)")
+            self.report.count(label, status)
+
+    async def _record_one(
+        self, claimed: Claimed, result: SendResult, attempt_id: int | None
+    ) -> str:
+        return await self.db(
             ledger.record_outcome,
             claimed=claimed,
             worker=self.worker,
@@ -180,15 +215,51 @@ class _Run:
             attempt_id=attempt_id,
             settings=self.settings,
         )
-        if result.outcome != "skipped":
-            label = claimed.campaign_id or ("(Test)" if claimed.is_test else "(ohne Kampagne)")
-            self.report.count(label, status)
 
     async def handover(self, claimed: Claimed) -> int | None:
         """Commit the hand-over marker of CLAIMED; None if the claim was lost."""
-        return await self.db(
-            ledger.mark_handover, claimed=claimed, worker=self.worker, now=self.clock()
-        )
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._handovers.append((claimed, future))
+        self._schedule()
+        return await future
+
+    def _schedule(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Commit what has gathered, as one transaction, until nothing is waiting."""
+        while self._handovers or self._successes:
+            handovers, self._handovers = self._handovers, []
+            successes, self._successes = self._successes, []
+            try:
+                attempt_ids, sent = await self.db(
+                    ledger.commit_group,
+                    worker=self.worker,
+                    now=self.clock(),
+                    handovers=[c for c, _ in handovers],
+                    successes=[(c, r, a) for c, r, a, _ in successes],
+                )
+            except Exception as error:
+                for *_, future in [*handovers, *successes]:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for claimed, future in handovers:
+                if not future.done():
+                    future.set_result(attempt_ids.get(claimed.id))
+            for claimed, result, attempt_id, future in successes:
+                if claimed.id in sent:
+                    status = "sent"
+                else:  # no longer ours: the careful path decides
+                    try:
+                        status = await self._record_one(claimed, result, attempt_id)
+                    except Exception as error:
+                        if not future.done():
+                            future.set_exception(error)
+                        continue
+                if not future.done():
+                    future.set_result(status)
 
 
 async def _smtp_worker(run: _Run, bucket: Any) -> None:
@@ -209,6 +280,12 @@ async def _smtp_worker(run: _Run, bucket: Any) -> None:
                     await run.record(claimed, run.relay_down, None)
                     batch.pop(0)
                     continue
+                prepared = run.prepare(claimed)
+                if isinstance(prepared, SendResult):
+                    await run.record(claimed, prepared, None)
+                    batch.pop(0)
+                    continue
+                claimed = prepared
                 await bucket.acquire()
                 result, attempt_id = await send_message(
                     connection, claimed, partial(run.handover, claimed)
@@ -245,7 +322,7 @@ def eml_path(folder: Path, claimed: Claimed) -> Path:
 
 def write_eml(folder: Path, claimed: Claimed) -> Path:
     """Write CLAIMED atomically (temp file, fsync, os.replace), readable only by us (0600)."""
-    return write_private(eml_path(folder, claimed), claimed.raw, fsync=True)
+    return write_private(eml_path(folder, claimed), claimed.payload, fsync=True)
 
 
 async def _folder_worker(run: _Run) -> None:
@@ -253,7 +330,11 @@ async def _folder_worker(run: _Run) -> None:
     folder = run.settings.effective_mail_dir
     while batch := await run.claim():
         for claimed in batch:
-            path = await asyncio.to_thread(write_eml, folder, claimed)
+            prepared = run.prepare(claimed)
+            if isinstance(prepared, SendResult):
+                await run.record(claimed, prepared, None)
+                continue
+            path = await asyncio.to_thread(write_eml, folder, prepared)
             recipients = {
                 a: {"status": "sent", "code": None, "text": str(path)} for a in claimed.pending
             }

@@ -2,7 +2,9 @@
 
 Every function here runs one short transaction of its own and commits it, so that the
 ledger is always up to date before (claim, hand-over) and right after (outcome) each
-SMTP exchange. States of a row while it is delivered:
+SMTP exchange; `commit_group` does that for several connections' hand-overs and outcomes in
+one transaction (group commit: each waits for the commit of its own record, as before).
+States of a row while it is delivered:
 
     queued/retrying --claim--> sending --DATA content written--> (in-flight attempt) --> sent
                                   |                                      |
@@ -64,19 +66,49 @@ _CLAIMED_COLUMNS = (
     "cc",
     "raw",
     "recipient_status",
+    "meta",
 )
-# Built once: the two statement pairs every delivered message goes through.
-_REFRESH_CLAIM = update(_OUTBOX).where(_OURS).values(claimed_at=bindparam("now"))
-_INSERT_IN_FLIGHT = (
-    insert(_ATTEMPT)
-    .values(
-        outbox_id=bindparam("row_id"),
-        at=bindparam("now"),
-        worker=bindparam("worker"),
-        outcome="in_flight",
-        smtp_text="Übergabe der Nachricht an den Mailserver begonnen.",
+
+
+# Built once (SQLAlchemy then only looks them up in its cache): the statements every
+# delivered message goes through.
+def _claim_statement(only_ids: bool) -> Any:
+    outbox = _OUTBOX.c
+    due = (
+        select(outbox.id)
+        .where(
+            outbox.status.in_(DUE_STATUSES),
+            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= bindparam("now")),
+        )
+        .order_by(outbox.next_attempt_at, outbox.id)
+        .limit(bindparam("size"))
+        .with_for_update(skip_locked=True)
     )
-    .returning(_ATTEMPT.c.id)
+    if only_ids:
+        due = due.where(outbox.id.in_(bindparam("only_ids", expanding=True)))
+    return (
+        update(_OUTBOX)
+        .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
+        .values(status="sending", claimed_by=bindparam("worker"), claimed_at=bindparam("now"))
+        .returning(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
+    )
+
+
+_CLAIM = _claim_statement(only_ids=False)
+_CLAIM_ONLY = _claim_statement(only_ids=True)
+# Refreshing the claim also locks the rows that are still ours until the commit.
+_REFRESH_GROUP = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+        _OUTBOX.c.status == "sending",
+        _OUTBOX.c.claimed_by == bindparam("worker"),
+    )
+    .values(claimed_at=bindparam("now"))
+    .returning(_OUTBOX.c.id)
+)
+_INSERT_IN_FLIGHT = insert(_ATTEMPT).returning(
+    _ATTEMPT.c.id, _ATTEMPT.c.outbox_id, sort_by_parameter_order=True
 )
 _MARK_SENT = (
     update(_OUTBOX)
@@ -125,6 +157,15 @@ class Claimed:
     pending: tuple[str, ...]
     raw: bytes
     recipient_status: RecipientStates = field(default_factory=dict)
+    #: Nonce and hash of the personal link's token (see efa_rollout.mail.personal_link).
+    link: dict[str, str] | None = None
+    #: What is sent: RAW with the personal link put in (set at hand-over preparation).
+    content: bytes | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """The bytes that go to the server or into the .eml file."""
+        return self.raw if self.content is None else self.content
 
 
 @dataclass
@@ -238,6 +279,7 @@ def _claimed(row: Any) -> Claimed:
         pending=tuple(_pending(row.recipients, row.cc, states)),
         raw=row.raw,
         recipient_status=states,
+        link=(row.meta or {}).get("link"),
     )
 
 
@@ -319,39 +361,15 @@ def claim_batch(
     """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit."""
     if size <= 0:
         return []
-    outbox = _OUTBOX.c
-    due = (
-        select(outbox.id)
-        .where(
-            outbox.status.in_(DUE_STATUSES),
-            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= now),
-        )
-        .order_by(outbox.next_attempt_at, outbox.id)
-        .limit(size)
-        .with_for_update(skip_locked=True)
-    )
+    parameters: dict[str, Any] = {"worker": worker, "now": now, "size": size}
+    statement = _CLAIM
     if only_ids is not None:
-        due = due.where(outbox.id.in_(only_ids))
+        statement, parameters["only_ids"] = _CLAIM_ONLY, list(only_ids)
     with _begin(bind) as connection:
-        ids: Sequence[int] = (
-            connection.execute(
-                update(_OUTBOX)
-                .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
-                .values(status="sending", claimed_by=worker, claimed_at=now)
-                .returning(outbox.id)
-            )
-            .scalars()
-            .all()
-        )
-        if not ids:
-            return []
-        rows = connection.execute(
-            select(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
-            .where(outbox.id.in_(ids))
-            .order_by(outbox.id)
-        ).all()
+        rows = connection.execute(statement, parameters).all()
+        claimed = [_claimed(row) for row in sorted(rows, key=lambda row: row.id)]
         # An address suppressed after queueing (or before a retry) is left out here.
-        return skip_suppressed(connection, [_claimed(row) for row in rows], now=now)
+        return skip_suppressed(connection, claimed, now=now)
 
 
 def release(bind: Bind, *, ids: list[int], worker: str) -> int:
@@ -380,15 +398,6 @@ def release(bind: Bind, *, ids: list[int], worker: str) -> int:
             session.add(row)
             released += 1
         return released
-
-
-def mark_handover(bind: Bind, *, claimed: Claimed, worker: str, now: datetime) -> int | None:
-    """Record (and commit) that the content is about to be handed over; None: claim lost."""
-    parameters = {"row_id": claimed.id, "worker": worker, "now": now}
-    with _begin(bind) as connection:
-        if not connection.execute(_REFRESH_CLAIM, parameters).rowcount:
-            return None
-        return connection.execute(_INSERT_IN_FLIGHT, parameters).scalar_one()
 
 
 def record_outcome(
@@ -428,6 +437,86 @@ def record_outcome(
         return row.status
 
 
+def plain_success(claimed: Claimed, result: SendResult) -> RecipientStates | None:
+    """The merged recipient states when RESULT is the common case (sent to everyone), else None."""
+    if result.outcome != "sent":
+        return None
+    merged = {**claimed.recipient_status, **result.recipients}
+    if any(a not in merged for a in claimed.pending):
+        return None
+    if not all(state.get("status") == "sent" for state in merged.values()):
+        return None
+    return merged
+
+
+def commit_group(
+    bind: Bind,
+    *,
+    worker: str,
+    now: datetime,
+    handovers: list[Claimed],
+    successes: list[tuple[Claimed, SendResult, int | None]],
+) -> tuple[dict[int, int], set[int]]:
+    """Hand-over markers and plain successes of several connections in one transaction.
+
+    What each caller waits for is committed before it goes on, exactly as with one
+    transaction per message (group commit): a hand-over marker before the content is
+    written, an outcome before the row counts as done. Returns the attempt id per handed-over
+    row (a row missing: its claim was lost) and the ids recorded as sent; successes not
+    recorded here (row no longer ours) go through `record_outcome`.
+    """
+    ids = [c.id for c in handovers] + [c.id for c, _, _ in successes]
+    if not ids:
+        return {}, set()
+    with _begin(bind) as connection:
+        refresh = {"ids": ids, "worker": worker, "now": now}
+        ours = set(connection.execute(_REFRESH_GROUP, refresh).scalars())
+        attempt_ids: dict[int, int] = {}
+        handed = [c.id for c in handovers if c.id in ours]
+        if handed:
+            rows = connection.execute(
+                _INSERT_IN_FLIGHT,
+                [
+                    {
+                        "outbox_id": row_id,
+                        "at": now,
+                        "worker": worker,
+                        "outcome": "in_flight",
+                        "smtp_text": "Übergabe der Nachricht an den Mailserver begonnen.",
+                    }
+                    for row_id in handed
+                ],
+            )
+            attempt_ids = {outbox_id: attempt_id for attempt_id, outbox_id in rows}
+        done = [(c, r, a) for c, r, a in successes if c.id in ours]
+        if done:
+            connection.execute(
+                _MARK_SENT,
+                [
+                    {
+                        "row_id": c.id,
+                        "worker": worker,
+                        "now": now,
+                        "recipient_status": plain_success(c, r),
+                    }
+                    for c, r, _ in done
+                ],
+            )
+            finished = [
+                {"attempt_id": a, **_attempt_values(r, now)} for _, r, a in done if a is not None
+            ]
+            if finished:
+                connection.execute(_FINISH_ATTEMPT, finished)
+            logged = [
+                {"outbox_id": c.id, "worker": worker, **_attempt_values(r, now)}
+                for c, r, a in done
+                if a is None
+            ]
+            if logged:
+                connection.execute(insert(_ATTEMPT), logged)
+    return attempt_ids, {c.id for c, _, _ in done}
+
+
 def _attempt_values(result: SendResult, now: datetime) -> dict[str, Any]:
     return {
         "at": now,
@@ -447,9 +536,8 @@ def _record_plain_success(
     attempt_id: int | None,
 ) -> bool:
     """The common case in one short statement pair: accepted for everyone, row still ours."""
-    merged = {**claimed.recipient_status, **result.recipients}
-    all_sent = all(state.get("status") == "sent" for state in merged.values())
-    if result.outcome != "sent" or not all_sent or any(a not in merged for a in claimed.pending):
+    merged = plain_success(claimed, result)
+    if merged is None:
         return False
     with _begin(bind) as connection:
         parameters = {"row_id": claimed.id, "worker": worker, "now": now}
@@ -509,6 +597,10 @@ def _apply_status(
     if result.outcome == "unknown":
         row.status, row.next_attempt_at = "unknown", None
         row.last_error = f"Zustellung ungewiss ({result.stage}): {reply}"[:1000]
+        return
+    if result.stage == "link":
+        row.status, row.next_attempt_at = "failed_permanently", None
+        row.last_error = result.text[:1000]
         return
     if result.outcome == "failed" and result.stage != "rcpt":
         row.status, row.next_attempt_at = "failed_permanently", None

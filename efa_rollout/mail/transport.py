@@ -21,6 +21,7 @@ from aiosmtplib import (
     SMTPHeloError,
     SMTPRecipientRefused,
     SMTPResponseException,
+    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
@@ -245,6 +246,20 @@ async def send_message(
     return await _content(connection, claimed, accepted, recipients), attempt_id
 
 
+# MAIL and RCPT as aiosmtplib sends them, without its address parsing (email.utils, about a
+# fifth of the CPU per message): the ledger holds normalised ASCII addresses only.
+async def _mail_from(smtp: aiosmtplib.SMTP, sender: str) -> None:
+    reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">")
+    if reply.code != 250:
+        raise SMTPSenderRefused(reply.code, reply.message, sender)
+
+
+async def _rcpt_to(smtp: aiosmtplib.SMTP, address: str) -> None:
+    reply = await smtp.execute_command(b"RCPT", b"TO:<" + address.encode("ascii") + b">")
+    if reply.code not in (250, 251):
+        raise SMTPRecipientRefused(reply.code, reply.message, address)
+
+
 async def _envelope(
     connection: SmtpConnection, claimed: Claimed
 ) -> SendResult | tuple[list[str], RecipientStates]:
@@ -257,7 +272,7 @@ async def _envelope(
         smtp = connection.smtp
         assert smtp is not None
         try:
-            await smtp.mail(claimed.sender)
+            await _mail_from(smtp, claimed.sender)
             break
         except SMTPResponseException as error:
             if error.code == 421:
@@ -275,7 +290,7 @@ async def _envelope(
     recipients: RecipientStates = {}
     for address in claimed.pending:
         try:
-            await smtp.rcpt(address)
+            await _rcpt_to(smtp, address)
             accepted.append(address)
         except SMTPRecipientRefused as error:
             status = "refused" if error.code >= 500 else "deferred"
@@ -308,7 +323,7 @@ async def _content(
     smtp = connection.smtp
     assert smtp is not None and smtp.protocol is not None
     try:
-        smtp.protocol.write(smtp_payload(claimed.raw))
+        smtp.protocol.write(smtp_payload(claimed.payload))
         reply = await smtp.protocol.read_response(timeout=connection.config.timeout)
     except (SMTPException, *CONNECTION_ERRORS) as error:
         connection.drop()

@@ -133,24 +133,18 @@ def _queue_kind(
     kind: str,
     stages: set[Stage],
 ) -> BatchResult:
-    from efa_rollout.services.outbox import queue_campaign_mail
+    from efa_rollout.services.outbox import QUEUED, MailRequest, queue_campaign_mails
 
     result = BatchResult()
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
-        for enrolment, municipality in load_batch(session, ids):
-            if enrolment.status != EnrolmentStatus.ACTIVE or Stage(enrolment.stage) not in stages:
-                continue
-            queued = queue_campaign_mail(
-                session,
-                campaign=campaign,
-                enrolment=enrolment,
-                municipality=municipality,
-                kind=kind,
-                sequence=1,
-                now=now,
-            )
-            result.mails_queued += queued is not None
+        requests = [
+            MailRequest(enrolment, municipality, kind)
+            for enrolment, municipality in load_batch(session, ids)
+            if enrolment.status == EnrolmentStatus.ACTIVE and Stage(enrolment.stage) in stages
+        ]
+        outcomes = queue_campaign_mails(session, campaign=campaign, requests=requests, now=now)
+        result.mails_queued += outcomes.count(QUEUED)
     return result
 
 

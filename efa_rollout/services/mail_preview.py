@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,9 +19,8 @@ from efa_rollout.mail.context import (
 )
 from efa_rollout.mail.message import (
     Recipient,
-    build_message,
+    build_raw,
     make_message_id,
-    message_bytes,
     normalize_address,
 )
 from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
@@ -222,7 +223,7 @@ def preview_campaign_mail(
     to = [Recipient(c.email, c.name) for c in contacts] or [
         Recipient("keine-ansprechperson@example.invalid")
     ]
-    message = build_message(
+    raw = build_raw(
         rendered,
         to=to,
         message_id=logical_message_id(campaign.id, ags, kind, sequence, settings),
@@ -232,5 +233,6 @@ def preview_campaign_mail(
         ags=ags,
         settings=settings,
     )
-    headers = {name: str(value) for name, value in message.items()}
-    return MailPreview(headers, rendered.text, rendered.html, message_bytes(message), warnings)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    headers = {name: str(value) for name, value in parsed.items()}
+    return MailPreview(headers, rendered.text, rendered.html, raw, warnings)

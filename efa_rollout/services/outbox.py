@@ -8,9 +8,13 @@ admin actions on queued mail: list, retry, cancel.
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -25,18 +29,36 @@ from efa_rollout.mail.message import (
     Attachment,
     InvalidAddressError,
     Recipient,
-    build_message,
+    build_raw,
+    clean_header,
     envelope_recipients,
     make_message_id,
-    message_bytes,
     normalize_address,
 )
-from efa_rollout.mail.render import RenderedMail, render_mail
+from efa_rollout.mail.personal_link import (
+    PLACEHOLDER,
+    count_placeholders,
+    derive_token,
+    hash_token,
+    issue_mail_token,
+    load_link_secret,
+    new_nonce,
+)
+from efa_rollout.mail.render import MailRenderError, RenderedMail, render_mail
 from efa_rollout.mail.suppression import event_row as suppression_event
 from efa_rollout.mail.suppression import suppressed_reasons, suppressed_state
-from efa_rollout.services.links import issue_token, portal_url
+from efa_rollout.services.links import portal_url
 from efa_rollout.settings import Settings, get_settings
-from models import Campaign, Contact, Enrolment, Event, Municipality, OutboxMessage
+from models import (
+    Campaign,
+    ChecklistItemState,
+    Contact,
+    Enrolment,
+    Event,
+    Municipality,
+    OutboxMessage,
+    PortalToken,
+)
 
 ACTOR = "postausgang"
 
@@ -77,6 +99,13 @@ def select_recipients(
     contacts = session.exec(
         select(Contact).where(Contact.ags == ags).order_by(col(Contact.id))
     ).all()
+    return _choose_recipients(list(contacts), roles, fallback_to_any=fallback_to_any)
+
+
+def _choose_recipients(
+    contacts: list[Contact], roles: list[str] | None, *, fallback_to_any: bool
+) -> list[Contact]:
+    """Of one municipality's CONTACTS: the deliverable ones with a role in ROLES, by address."""
     usable = [c for c in contacts if _deliverable(c)]
     wanted = [r.casefold() for r in roles or []]
     chosen = sorted(
@@ -139,6 +168,70 @@ def _ensure_outer_transaction(session: Session) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def _row_values(
+    rendered: RenderedMail,
+    *,
+    to: list[Recipient],
+    cc: list[Recipient],
+    campaign_id: str | None,
+    ags: str | None,
+    kind: str,
+    sequence: int,
+    message_id: str,
+    now: datetime,
+    not_after: datetime | None,
+    is_test: bool,
+    meta: dict[str, Any],
+    settings: Settings,
+    sender: str,
+    attachments: list[Attachment] | None = None,
+) -> dict[str, Any]:
+    """The column values of one outbox row: the complete message, built now."""
+    raw = build_raw(
+        rendered,
+        to=to,
+        cc=cc,
+        message_id=message_id,
+        date=now,
+        kind=kind,
+        campaign_id=campaign_id,
+        ags=ags,
+        attachments=attachments or [],
+        settings=settings,
+    )
+    if attachments:
+        meta = {**meta, "attachments": [a.filename for a in attachments]}
+    if "link" in meta:
+        _check_placeholders(rendered, raw)
+    to_addresses = envelope_recipients(to)
+    seen = {t.lower() for t in to_addresses}
+    cc_addresses = [a for a in envelope_recipients(cc) if a.lower() not in seen]
+    return {
+        "campaign_id": campaign_id,
+        "ags": ags,
+        "kind": kind,
+        "sequence": sequence,
+        "message_id": message_id,
+        "sender": sender,
+        "recipients": to_addresses,
+        "cc": cc_addresses,
+        "subject": clean_header(rendered.subject),
+        "raw": raw,
+        "is_test": is_test,
+        "status": "queued",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "not_after": not_after,
+        "claimed_by": None,
+        "claimed_at": None,
+        "queued_at": now,
+        "sent_at": None,
+        "last_error": None,
+        "recipient_status": {},
+        "meta": meta,
+    }
+
+
 def store_message(
     session: Session,
     *,
@@ -157,45 +250,37 @@ def store_message(
     settings: Settings,
     attachments: list[Attachment] | None = None,
 ) -> OutboxMessage:
-    message = build_message(
+    values = _row_values(
         rendered,
         to=to,
         cc=cc,
-        message_id=message_id,
-        date=now,
-        kind=kind,
-        campaign_id=campaign_id,
-        ags=ags,
-        attachments=attachments or [],
-        settings=settings,
-    )
-    if attachments:
-        meta = {**meta, "attachments": [a.filename for a in attachments]}
-    to_addresses = envelope_recipients(to)
-    cc_addresses = [
-        a for a in envelope_recipients(cc) if a.lower() not in {t.lower() for t in to_addresses}
-    ]
-    row = OutboxMessage(
         campaign_id=campaign_id,
         ags=ags,
         kind=kind,
         sequence=sequence,
         message_id=message_id,
-        sender=normalize_address(settings.mail_from),
-        recipients=to_addresses,
-        cc=cc_addresses,
-        subject=str(message["Subject"]),
-        raw=message_bytes(message),
-        is_test=is_test,
-        status="queued",
-        next_attempt_at=now,
+        now=now,
         not_after=not_after,
-        queued_at=now,
+        is_test=is_test,
         meta=meta,
+        settings=settings,
+        sender=normalize_address(settings.mail_from),
+        attachments=attachments,
     )
+    row = OutboxMessage(**values)
     session.add(row)
     session.flush()
     return row
+
+
+def _check_placeholders(rendered: RenderedMail, raw: bytes) -> None:
+    """Every link placeholder must be findable at hand-over (in the body, not the subject)."""
+    expected = rendered.text.count(PLACEHOLDER) + rendered.html.count(PLACEHOLDER)
+    if PLACEHOLDER in rendered.subject or count_placeholders(raw) != expected:
+        raise MailRenderError(
+            "Der persönliche Portal-Link darf nur im Text der Mail stehen, nicht im Betreff.",
+            details=["Es wurde nichts in den Postausgang gestellt."],
+        )
 
 
 def queue_campaign_mail(
@@ -249,19 +334,25 @@ def queue_campaign_mail(
         return None
     files = [Attachment.of(a) for a in attachments or []]
     extra = {**(extra or {}), "attachment_names": [a.filename for a in files]}
+    message_id = logical_message_id(campaign.id, municipality.ags, kind, sequence, settings)
+    meta: dict[str, Any] = {"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id}
     _ensure_outer_transaction(session)
     try:
         with session.begin_nested():
             link = None
             if kind in KINDS_WITH_LINK:
-                token = issue_token(
+                # Only the token's hash and a nonce are stored; the token is derived again
+                # from the link secret when the mail is handed over (personal_link).
+                meta["link"] = issue_mail_token(
                     session,
+                    secret=load_link_secret(settings.data_dir),
                     campaign_id=campaign.id,
                     ags=municipality.ags,
+                    message_id=message_id,
                     now=now,
                     valid_days=settings.portal_token_days,
                 )
-                link = portal_url(settings.portal_base_url, token)
+                link = portal_url(settings.portal_base_url, PLACEHOLDER)
             context = build_context(
                 session,
                 campaign=campaign,
@@ -285,18 +376,250 @@ def queue_campaign_mail(
                 ags=municipality.ags,
                 kind=kind,
                 sequence=sequence,
-                message_id=logical_message_id(
-                    campaign.id, municipality.ags, kind, sequence, settings
-                ),
+                message_id=message_id,
                 now=now,
                 not_after=not_after,
                 is_test=False,
-                meta={"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id},
+                meta=meta,
                 settings=settings,
                 attachments=files,
             )
     except IntegrityError:
         return None  # a concurrent writer queued the same logical mail first
+
+
+@dataclass(frozen=True)
+class MailRequest:
+    """One logical mail to one municipality, for `queue_campaign_mails`."""
+
+    enrolment: Enrolment
+    municipality: Municipality
+    kind: str
+    sequence: int = 1
+    extra: dict[str, Any] | None = None
+    not_after: datetime | None = None
+    cc_coordinator: bool = False
+    recipient_roles: list[str] | None = None
+    #: Kept in the row's meta next to what the outbox itself records.
+    meta: dict[str, Any] | None = None
+
+
+#: What became of a MailRequest.
+QUEUED, EXISTS, NO_RECIPIENT = "queued", "exists", "no_recipient"
+
+
+def queue_campaign_mails(
+    session: Session, *, campaign: Campaign, requests: Sequence[MailRequest], now: datetime
+) -> list[str]:
+    """Queue a batch of mails of CAMPAIGN: QUEUED, EXISTS or NO_RECIPIENT per request.
+
+    The batch form of `queue_campaign_mail` (same rows, same mail): the definition, settings
+    and link secret once; existing rows, contacts and checklist states with one query each;
+    rows and portal tokens inserted in bulk. A concurrent writer that queued the same logical
+    mail first wins (ON CONFLICT DO NOTHING): EXISTS. Renders everything before it writes, so a
+    template error raises with nothing stored. Does not commit.
+    """
+    if not requests:
+        return []
+    settings = get_settings()
+    definition = campaign_definition(campaign)
+    default_roles = definition.contact_roles if definition else ["Hauptamt"]
+    ags_list = sorted({r.municipality.ags for r in requests})
+    existing = _existing_keys(session, campaign.id, ags_list)
+    contacts = _contacts_by_ags(session, ags_list)
+    from efa_rollout.services.bounces import drop_suppressed, suppressed_addresses
+
+    blocked = suppressed_addresses(session, [c.email for cs in contacts.values() for c in cs])
+    done = _done_items(session, [r.enrolment.id for r in requests if r.enrolment.id is not None])
+    secret = (
+        load_link_secret(settings.data_dir)
+        if any(r.kind in KINDS_WITH_LINK for r in requests)
+        else b""
+    )
+    sender = normalize_address(settings.mail_from)
+    results: list[str] = []
+    rows: list[dict[str, Any]] = []
+    tokens: dict[str, dict[str, Any]] = {}
+    without: list[MailRequest] = []
+    for request in requests:
+        ags = request.municipality.ags
+        key = (ags, request.kind, request.sequence)
+        if key in existing:
+            results.append(EXISTS)
+            continue
+        existing.add(key)  # the same mail twice in one batch: once
+        roles = request.recipient_roles if request.recipient_roles is not None else default_roles
+        chosen = _choose_recipients(
+            contacts.get(ags, []), roles, fallback_to_any=request.recipient_roles is None
+        )
+        if any(c.email.lower() in blocked for c in chosen):  # rare: logged per logical mail
+            chosen = drop_suppressed(
+                session,
+                chosen,
+                campaign_id=campaign.id,
+                ags=ags,
+                kind=request.kind,
+                sequence=request.sequence,
+                now=now,
+            )
+        if not chosen:
+            without.append(request)
+            results.append(NO_RECIPIENT)
+            continue
+        message_id = logical_message_id(campaign.id, ags, request.kind, request.sequence, settings)
+        meta: dict[str, Any] = {
+            **(request.meta or {}),
+            "contact_ids": [c.id for c in chosen],
+            "enrolment_id": request.enrolment.id,
+        }
+        link = None
+        if request.kind in KINDS_WITH_LINK:
+            nonce = new_nonce()
+            token_hash = hash_token(derive_token(secret, nonce, message_id))
+            meta["link"] = {"nonce": nonce, "hash": token_hash}
+            tokens[message_id] = {
+                "campaign_id": campaign.id,
+                "ags": ags,
+                "token_hash": token_hash,
+                "created_at": now,
+                "expires_at": now + timedelta(days=settings.portal_token_days),
+                "revoked_at": None,
+            }
+            link = portal_url(settings.portal_base_url, PLACEHOLDER)
+        extra = {**(request.extra or {}), "attachment_names": []}
+        context = build_context(
+            None,
+            campaign=campaign,
+            enrolment=request.enrolment,
+            municipality=request.municipality,
+            contacts=chosen,
+            kind=request.kind,
+            sequence=request.sequence,
+            now=now,
+            settings=settings,
+            portal_link=link,
+            extra=extra,
+            definition=definition,
+            done_items=done.get(request.enrolment.id, set()),
+        )
+        rendered = render_mail(request.kind, context)
+        rows.append(
+            _row_values(
+                rendered,
+                to=[Recipient(c.email, c.name) for c in chosen],
+                cc=_coordinator_cc(settings) if request.cc_coordinator else [],
+                campaign_id=campaign.id,
+                ags=ags,
+                kind=request.kind,
+                sequence=request.sequence,
+                message_id=message_id,
+                now=now,
+                not_after=request.not_after,
+                is_test=False,
+                meta=meta,
+                settings=settings,
+                sender=sender,
+            )
+        )
+        results.append(QUEUED)
+    inserted = _insert_rows(session, rows)
+    if tokens:
+        wanted = [tokens[m] for m in inserted if m in tokens]
+        if wanted:
+            session.execute(insert(PortalToken.__table__), wanted)  # type: ignore[attr-defined]
+    if len(inserted) < len(rows):  # lost a race to a concurrent writer for these
+        lost = {r["message_id"] for r in rows} - inserted
+        index = 0
+        for position, result in enumerate(results):
+            if result == QUEUED:
+                if rows[index]["message_id"] in lost:
+                    results[position] = EXISTS
+                index += 1
+    _record_not_queued_batch(session, campaign, without, now)
+    return results
+
+
+def _existing_keys(
+    session: Session, campaign_id: str, ags_list: list[str]
+) -> set[tuple[str, str, int]]:
+    """(AGS, kind, sequence) of the mails of CAMPAIGN_ID to AGS_LIST already in the outbox."""
+    query = select(OutboxMessage.ags, OutboxMessage.kind, OutboxMessage.sequence).where(
+        OutboxMessage.campaign_id == campaign_id,
+        col(OutboxMessage.ags).in_(ags_list),
+    )
+    return {(a, k, s) for a, k, s in session.exec(query)}  # type: ignore[misc]
+
+
+def _contacts_by_ags(session: Session, ags_list: list[str]) -> dict[str, list[Contact]]:
+    contacts: dict[str, list[Contact]] = {}
+    query = select(Contact).where(col(Contact.ags).in_(ags_list)).order_by(col(Contact.id))
+    for contact in session.exec(query):
+        contacts.setdefault(contact.ags, []).append(contact)
+    return contacts
+
+
+def _done_items(session: Session, enrolment_ids: list[int]) -> dict[int, set[str]]:
+    done: dict[int, set[str]] = {}
+    if not enrolment_ids:
+        return done
+    query = select(ChecklistItemState.enrolment_id, ChecklistItemState.item_key).where(
+        col(ChecklistItemState.enrolment_id).in_(enrolment_ids),
+        col(ChecklistItemState.done).is_(True),
+    )
+    for enrolment_id, key in session.exec(query):
+        done.setdefault(enrolment_id, set()).add(key)
+    return done
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert outbox ROWS, skipping any a concurrent writer inserted first; their Message-IDs."""
+    if not rows:
+        return set()
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.message_id)
+    result = session.execute(statement, rows)
+    return set(result.scalars().all())
+
+
+def _record_not_queued_batch(
+    session: Session, campaign: Campaign, requests: list[MailRequest], now: datetime
+) -> None:
+    """`_record_not_queued` for a batch: one query for the events already logged."""
+    if not requests:
+        return
+    logged = {
+        (e.ags, json.dumps(e.data, sort_keys=True))
+        for e in session.exec(
+            select(Event).where(
+                Event.campaign_id == campaign.id,
+                col(Event.ags).in_(sorted({r.municipality.ags for r in requests})),
+                Event.kind == "mail_not_queued",
+            )
+        )
+    }
+    for request in requests:
+        data = {"kind": request.kind, "sequence": request.sequence}
+        key = (request.municipality.ags, json.dumps(data, sort_keys=True))
+        if key in logged:
+            continue
+        logged.add(key)
+        session.add(
+            Event(
+                at=now,
+                campaign_id=campaign.id,
+                ags=request.municipality.ags,
+                enrolment_id=request.enrolment.id,
+                actor=ACTOR,
+                kind="mail_not_queued",
+                reason="keine zustellbare Ansprechperson",
+                data=data,
+            )
+        )
 
 
 def queue_coordinator_mail(

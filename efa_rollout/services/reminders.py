@@ -342,56 +342,38 @@ def drop_event(
     )
 
 
-def _queue(
+def _queue_all(
     session: Session,
     facts: _CampaignFacts,
-    enrolment: Enrolment,
-    municipality: Municipality,
-    decision: ReminderDecision,
+    sending: list[tuple[ReminderRow, ReminderDecision, Enrolment, Municipality]],
     now: datetime,
     calendar: WorkCalendar,
-) -> bool:
-    """Queue the decided mail through the mail layer; False when nobody could receive it."""
-    from efa_rollout.services.outbox import queue_campaign_mail
+) -> list[bool]:
+    """Queue the decided mails of a batch in one go; False where nobody could receive it."""
+    from efa_rollout.services.outbox import NO_RECIPIENT, MailRequest, queue_campaign_mails
 
-    assert decision.mail_kind is not None and decision.sequence is not None
-    message = queue_campaign_mail(
-        session,
-        campaign=facts.campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        kind=decision.mail_kind,
-        sequence=decision.sequence,
-        now=now,
-        extra=decision.mail_extra(calendar.local_date(now)),
-        not_after=decision.not_after,
-        cc_coordinator=decision.cc_coordinator,
-        recipient_roles=list(decision.recipient_roles) if decision.recipient_roles else None,
-    )
-    if message is not None:
-        # what this mail asked for, per deadline: the ladder's history (cap, escalation, make-up)
-        message.meta = {
-            **(message.meta or {}),
-            COVERED_META: [[key, due.isoformat()] for key, due in decision.covered],
-        }
-        session.add(message)
-        return True
-    return _already_queued(session, facts.campaign.id, enrolment.ags, decision)
-
-
-def _already_queued(
-    session: Session, campaign_id: str, ags: str, decision: ReminderDecision
-) -> bool:
-    """Whether the mail layer returned None because the logical mail exists (a race)."""
-    existing = session.exec(
-        select(OutboxMessage.id).where(
-            OutboxMessage.campaign_id == campaign_id,
-            OutboxMessage.ags == ags,
-            OutboxMessage.kind == decision.mail_kind,
-            OutboxMessage.sequence == decision.sequence,
+    today = calendar.local_date(now)
+    requests = []
+    for _, decision, enrolment, municipality in sending:
+        assert decision.mail_kind is not None and decision.sequence is not None
+        requests.append(
+            MailRequest(
+                enrolment,
+                municipality,
+                decision.mail_kind,
+                decision.sequence,
+                extra=decision.mail_extra(today),
+                not_after=decision.not_after,
+                cc_coordinator=decision.cc_coordinator,
+                recipient_roles=(
+                    list(decision.recipient_roles) if decision.recipient_roles else None
+                ),
+                # what this mail asked for, per deadline: the ladder's history (cap, make-up)
+                meta={COVERED_META: [[key, due.isoformat()] for key, due in decision.covered]},
+            )
         )
-    ).first()
-    return existing is not None
+    outcomes = queue_campaign_mails(session, campaign=facts.campaign, requests=requests, now=now)
+    return [outcome != NO_RECIPIENT for outcome in outcomes]
 
 
 def process_batch(
@@ -418,6 +400,7 @@ def process_batch(
     for ags, other in _other_campaigns_today(session, campaign.id, ags_list, now, calendar).items():
         history[ags].extend(other)
     logged = _logged_drops(session, campaign.id, enrolment_ids)
+    sending: list[tuple[ReminderRow, ReminderDecision, Enrolment, Municipality]] = []
     for enrolment, municipality in candidates:
         assert enrolment.id is not None
         decision, open_count = _decide(
@@ -442,11 +425,14 @@ def process_batch(
         if decision.action == Action.WAIT:
             report.deferred += 1
         if decision.sends:
-            row.queued = dry_run or _queue(
-                session, facts, enrolment, municipality, decision, now, calendar
-            )
-            _count_mail(report, decision, row.queued)
+            sending.append((row, decision, enrolment, municipality))
         report.rows.append(row)
+    queued = (
+        [True] * len(sending) if dry_run else _queue_all(session, facts, sending, now, calendar)
+    )
+    for (row, decision, _, _), ok in zip(sending, queued, strict=True):
+        row.queued = ok
+        _count_mail(report, decision, ok)
     session.flush()
     return report
 
