@@ -234,9 +234,14 @@ def test_efa_up_runs_the_whole_system(
         _wait("Informationsanfragen beim SMTP-Server", lambda: len(received.ids) >= 42, 90)
         print(f"Start + Zustellung von 42 Mails: {time.monotonic() - started:.1f} s")
         assert len(set(received.ids)) == len(received.ids) == _sent(system.data)
-        delivery_runs = system.runs(
-            deployment_id={"any_": [deployments["postausgang-zustellen"]["id"]]},
-            state={"type": {"any_": ["COMPLETED"]}},
+        # The run reports COMPLETED a moment after its last mail reached the server.
+        delivery_runs = _wait(
+            "abgeschlossener Zustelllauf",
+            lambda: system.runs(
+                deployment_id={"any_": [deployments["postausgang-zustellen"]["id"]]},
+                state={"type": {"any_": ["COMPLETED"]}},
+            ),
+            60,
         )
         assert delivery_runs, "kein abgeschlossener Zustelllauf"
         logs = system.post(

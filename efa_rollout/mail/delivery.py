@@ -241,7 +241,8 @@ class _Run:
                     successes=[(c, r, a) for c, r, a, _ in successes],
                 )
             except Exception as error:
-                for *_, future in [*handovers, *successes]:
+                waiting = [f for _, f in handovers] + [s[-1] for s in successes]
+                for future in waiting:
                     if not future.done():
                         future.set_exception(error)
                 continue

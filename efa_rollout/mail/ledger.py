@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, col, select
@@ -470,7 +470,7 @@ def commit_group(
         return {}, set()
     with _begin(bind) as connection:
         refresh = {"ids": ids, "worker": worker, "now": now}
-        ours = set(connection.execute(_REFRESH_GROUP, refresh).scalars())
+        ours: set[int] = set(connection.execute(_REFRESH_GROUP, refresh).scalars())
         attempt_ids: dict[int, int] = {}
         handed = [c.id for c in handovers if c.id in ours]
         if handed:
@@ -487,7 +487,9 @@ def commit_group(
                     for row_id in handed
                 ],
             )
-            attempt_ids = {outbox_id: attempt_id for attempt_id, outbox_id in rows}
+            # Rows of (attempt id, outbox id); mypy types raw rows' values as object.
+            pairs = cast("Sequence[tuple[int, int]]", rows.all())
+            attempt_ids = {outbox_id: attempt_id for attempt_id, outbox_id in pairs}
         done = [(c, r, a) for c, r, a in successes if c.id in ours]
         if done:
             connection.execute(

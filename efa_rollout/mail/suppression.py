@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, select, update
 
 from efa_rollout.settings import Settings, get_settings
-from models import Event, OutboxMessage, Suppression
+from models import Event, OutboxMessage, Suppression, table_of
 
 if TYPE_CHECKING:
     from efa_rollout.mail.ledger import Claimed
@@ -28,8 +28,8 @@ SUPPRESSED = "suppressed"
 EVENT_KIND = "mail_recipient_suppressed"
 ACTOR = "zustellung"
 
-_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-_SUPPRESSION = Suppression.__table__  # type: ignore[attr-defined]
+_OUTBOX = table_of(OutboxMessage)
+_SUPPRESSION = table_of(Suppression)
 
 
 def coordinator_addresses(settings: Settings | None = None) -> set[str]:

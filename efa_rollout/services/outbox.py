@@ -58,6 +58,7 @@ from models import (
     Municipality,
     OutboxMessage,
     PortalToken,
+    table_of,
 )
 
 ACTOR = "postausgang"
@@ -500,7 +501,7 @@ def queue_campaign_mails(
             portal_link=link,
             extra=extra,
             definition=definition,
-            done_items=done.get(request.enrolment.id, set()),
+            done_items=done.get(request.enrolment.id or 0, set()),  # stored: never None
         )
         rendered = render_mail(request.kind, context)
         rows.append(
@@ -526,7 +527,7 @@ def queue_campaign_mails(
     if tokens:
         wanted = [tokens[m] for m in inserted if m in tokens]
         if wanted:
-            session.execute(insert(PortalToken.__table__), wanted)  # type: ignore[attr-defined]
+            session.execute(insert(table_of(PortalToken)), wanted)
     if len(inserted) < len(rows):  # lost a race to a concurrent writer for these
         lost = {r["message_id"] for r in rows} - inserted
         index = 0
@@ -575,13 +576,12 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert outbox ROWS, skipping any a concurrent writer inserted first; their Message-IDs."""
     if not rows:
         return set()
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    table = table_of(OutboxMessage)
     dialect = session.connection().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.message_id)
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_for(table).on_conflict_do_nothing().returning(table.c.message_id)
     result = session.execute(statement, rows)
     return set(result.scalars().all())
 
