@@ -84,7 +84,7 @@ def test_errors_are_german_and_name_the_problem(efa_env: Path) -> None:
     )
     assert result.exit_code != 0
     result = runner.invoke(app, ["campaign", "status", "gibt-es-nicht"])
-    assert "Keine Kampagne »gibt-es-nicht«" in str(result.exception)
+    assert "Die Kampagne »gibt-es-nicht« gibt es nicht" in str(result.exception)
 
 
 def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
