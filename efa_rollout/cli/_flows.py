@@ -3,7 +3,6 @@ in this process (against PREFECT_API_URL, or Prefect's local mode)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -156,12 +155,16 @@ def _served_deployment(name: str, flow_name: str) -> str | None:
         status = getattr(found.status, "value", found.status)
         return full if status == "READY" else None
 
+    import asyncio
+
     return asyncio.run(check())
 
 
 def _through_deployment(
     full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> Any:
+    import asyncio
+
     started = time.monotonic()
     run = asyncio.run(_trigger_and_follow(full_name, api_url, params, flow_tags, wait))
     typer.echo(f"» Lauf »{run.flow_run.name}« auf dem Prefect-Server: {run.ui_url}", err=True)
@@ -184,6 +187,8 @@ def _fail(message: str) -> int:
 async def _trigger_and_follow(
     full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
+    import asyncio
+
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 

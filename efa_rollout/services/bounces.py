@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -28,7 +28,6 @@ from efa_rollout.domain.bounces import (
     verp_outbox_id,
 )
 from efa_rollout.errors import UserError
-from efa_rollout.mail.bounce_mailbox import BounceMailbox, parse_imap_url
 from efa_rollout.settings import Settings, get_settings
 from models import (
     BounceReport,
@@ -40,6 +39,9 @@ from models import (
     OutboxMessage,
     Suppression,
 )
+
+if TYPE_CHECKING:
+    from efa_rollout.mail.bounce_mailbox import BounceMailbox
 
 ACTOR = "unzustellbar"
 #: The mail that asks a municipality's other contacts for a working address.
@@ -77,6 +79,9 @@ def process_bounces(
 ) -> BounceRun:
     """Read every message in the bounce folder once; apply, commit, then move the processed."""
     import time
+
+    # Imported here: IMAP is only needed when the mailbox is read, not by `efa mail outbox`.
+    from efa_rollout.mail.bounce_mailbox import BounceMailbox, parse_imap_url
 
     started = time.perf_counter()
     settings = settings or get_settings()
