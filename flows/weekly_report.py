@@ -17,7 +17,7 @@ from efa_rollout.reports.weekly import (
 from efa_rollout.services.clock import resolve_as_of
 from flows._prefect import artifact_key, publish_markdown, publish_table, run_name
 from tasks.reports import report_campaign
-from tasks.runner import campaign_tags
+from efa_rollout.services.orchestration import campaign_tags
 
 FLOW_NAME = "weekly-report"
 

@@ -9,18 +9,10 @@ from typing import Any
 
 from prefect import tags
 
-from efa_rollout.services.orchestration import BatchRunner
+from efa_rollout.services.orchestration import BatchRunner, campaign_tags
 from efa_rollout.services.progression import AdvanceOptions, BatchResult
 from efa_rollout.services.reminders import ReminderReport
 from tasks import engine, reminders, summary
-
-
-def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
-    """Tags per campaign and service, for filtering in the Prefect UI."""
-    found = [f"campaign:{campaign_id}"]
-    if service_key:
-        found.append(f"service:{service_key}")
-    return found
 
 
 class TaskRunner(BatchRunner):

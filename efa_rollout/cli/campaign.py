@@ -258,14 +258,13 @@ def start_command(
         figures = orchestration.start_campaign(campaign_id, now)
     else:
         from efa_rollout.cli._flows import run_flow
-        from flows.start_campaign import StartCampaignInput, start_campaign
 
+        # A mapping: Prefect validates it into the flow's StartCampaignInput (here or served).
         figures = run_flow(
-            start_campaign,
+            "kampagne-starten",
             flow_tags=tags,
-            deployment="kampagne-starten",
             wait=not no_wait,
-            params=StartCampaignInput(campaign=campaign_id, as_of=now),
+            params={"campaign": campaign_id, "as_of": now},
         )
     if figures is None:  # --no-wait, or the server kept no result
         return
@@ -285,7 +284,7 @@ def start_command(
 
 
 def _tags(campaign: Campaign) -> list[str]:
-    from tasks.runner import campaign_tags
+    from efa_rollout.services.orchestration import campaign_tags
 
     return campaign_tags(campaign.id, campaign.definition.get("service_key"))
 
@@ -308,18 +307,13 @@ def _advance(
     else:
         from efa_rollout.cli._flows import run_flow
 
-        if go_live:
-            from flows.go_live import go_live as flow_fn
-        else:
-            from flows.tick import tick as flow_fn
         tags = None
         if campaign_id:
             with session_scope() as session:
                 tags = _tags(lookup.get_campaign(session, campaign_id))
         figures = run_flow(
-            flow_fn,
+            action,
             flow_tags=tags,
-            deployment=action,
             wait=wait,
             campaign=campaign_id,
             as_of=now,

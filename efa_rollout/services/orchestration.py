@@ -27,6 +27,14 @@ from efa_rollout.settings import get_settings
 Progress = Callable[[str, int, int], None]
 
 
+def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
+    """Tags per campaign and service, for filtering in the Prefect UI."""
+    found = [f"campaign:{campaign_id}"]
+    if service_key:
+        found.append(f"service:{service_key}")
+    return found
+
+
 class BatchRunner:
     """Runs every batch as a plain function call in its own transaction."""
 
