@@ -37,6 +37,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_up(env: dict[str, str], work: Path, data: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`efa up` on free ports, once it is ready (its record written); and its portal port."""
+    port, portal_port = free_port(), free_port()
+    command = ["efa_rollout.cli", "up", "--port", str(port), "--portal-port", str(portal_port)]
+    log = work / "up.log"
+    up = subprocess.Popen(
+        [sys.executable, "-m", *command], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    started = time.monotonic()
+    while not (data / "prefect" / "efa-up.json").exists():
+        if up.poll() is not None or time.monotonic() - started > 300:
+            up.kill()
+            raise SystemExit(log.read_text())
+        time.sleep(0.5)
+    print(f"efa up bereit nach {time.monotonic() - started:.1f} s", flush=True)
+    return up, portal_port
+
+
 def efa(env: dict[str, str], *args: str) -> float:
     started = time.monotonic()
     result = subprocess.run(
@@ -107,32 +125,10 @@ def main() -> None:
     measure("local", [])
     measure("no-prefect", ["--no-prefect"])
 
-    port, portal_port = free_port(), free_port()
     up_env = dict(env)
     up_env.pop("PREFECT_HOME")
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "efa_rollout.cli",
-            "up",
-            "--port",
-            str(port),
-            "--portal-port",
-            str(portal_port),
-        ],
-        env=up_env,
-        stdout=(work / "up.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    record = data / "prefect" / "efa-up.json"
-    t0 = time.monotonic()
+    up, portal_port = start_up(up_env, work, data)
     try:
-        while not record.exists():
-            if up.poll() is not None or time.monotonic() - t0 > 300:
-                raise SystemExit((work / "up.log").read_text())
-            time.sleep(0.5)
-        print(f"efa up bereit nach {time.monotonic() - t0:.1f} s", flush=True)
         measure("efa-up", [])
         measure("efa-up-nowait", ["--no-wait"])
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.services.lookup import find_enrolment
 from efa_rollout.settings import get_settings
 from models import Enrolment, Event, Municipality, PortalToken
@@ -192,15 +192,16 @@ def _log_link_event(
     reason: str | None = None,
 ) -> None:
     """The audit event of issuing or revoking an enrolment's links."""
-    session.add(
-        Event(
-            at=now,
-            campaign_id=enrolment.campaign_id,
-            ags=enrolment.ags,
-            enrolment_id=enrolment.id,
-            actor=actor,
-            kind=kind,
-            reason=reason,
-            data=data,
-        )
+    row = event_row(
+        enrolment.campaign_id,
+        enrolment.ags,
+        enrolment.id,
+        actor,
+        now,
+        kind,
+        None,
+        None,
+        reason,
+        data,
     )
+    session.add(Event(**row))
