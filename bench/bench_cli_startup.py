@@ -86,7 +86,7 @@ def measure(root: Path, env: dict[str, str], args: tuple[str, ...], runs: int) -
     top_level, modules = 0, set()
     for match in _IMPORT_LINE.finditer(stderr):
         modules.add(match.group(3))
-        if len(match.group(2)) == 1:
+        if not match.group(2):  # a top-level import: its cumulative time
             top_level += int(match.group(1))
     loaded = [h for h in HEAVY if any(m == h or m.startswith(f"{h}.") for m in modules)]
     return {
