@@ -55,6 +55,28 @@ def start_up(env: dict[str, str], work: Path, data: Path) -> tuple[subprocess.Po
     return up, portal_port
 
 
+def import_ostalbkreis(env: dict[str, str], work: Path) -> None:
+    """The Ostalbkreis, its building authorities and demo contacts (CSV in WORK)."""
+    efa(
+        env,
+        "municipalities",
+        "import",
+        str(ROOT / "reference" / "GV100AD_301123.txt"),
+        "--district",
+        "08136",
+    )
+    efa(
+        env,
+        "municipalities",
+        "import",
+        str(ROOT / "reference" / "ostalbkreis-baurechtsbehoerden.csv"),
+    )
+    from efa_rollout.demo import write_demo_contacts
+
+    write_demo_contacts(work / "contacts.csv")
+    efa(env, "contacts", "import", str(work / "contacts.csv"))
+
+
 def efa(env: dict[str, str], *args: str) -> float:
     started = time.monotonic()
     result = subprocess.run(
@@ -81,24 +103,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EFA_"))}
     env.update(EFA_DATA_DIR=str(data), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env["PREFECT_HOME"] = str(work / "prefect-local")  # local mode: its own database
-    efa(
-        env,
-        "municipalities",
-        "import",
-        str(ROOT / "reference" / "GV100AD_301123.txt"),
-        "--district",
-        "08136",
-    )
-    efa(
-        env,
-        "municipalities",
-        "import",
-        str(ROOT / "reference" / "ostalbkreis-baurechtsbehoerden.csv"),
-    )
-    from efa_rollout.demo import write_demo_contacts
-
-    write_demo_contacts(work / "contacts.csv")
-    efa(env, "contacts", "import", str(work / "contacts.csv"))
+    import_ostalbkreis(env, work)
     go_live = (date.today() + timedelta(weeks=20)).isoformat()
     figures: dict[str, list[tuple[float, float]]] = {}
 

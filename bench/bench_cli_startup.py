@@ -29,7 +29,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench_cli import start_up  # this folder: the script's own
+from bench_cli import import_ostalbkreis, start_up  # this folder: the script's own
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = "ewa-ostalbkreis"
@@ -115,31 +115,7 @@ def check_checkout(root: Path, env: dict[str, str]) -> None:
 def prepare(data: Path) -> None:
     """The Ostalbkreis, its building authorities, contacts and an eWA campaign in DATA."""
     env = environment(ROOT, data)
-    run(
-        ROOT,
-        env,
-        (
-            "municipalities",
-            "import",
-            str(ROOT / "reference" / "GV100AD_301123.txt"),
-            "--district",
-            "08136",
-        ),
-    )
-    run(
-        ROOT,
-        env,
-        (
-            "municipalities",
-            "import",
-            str(ROOT / "reference" / "ostalbkreis-baurechtsbehoerden.csv"),
-        ),
-    )
-    sys.path.insert(0, str(ROOT))
-    from efa_rollout.demo import write_demo_contacts
-
-    write_demo_contacts(data.parent / "contacts.csv")
-    run(ROOT, env, ("contacts", "import", str(data.parent / "contacts.csv")))
+    import_ostalbkreis(env, data.parent)
     go_live = (date.today() + timedelta(weeks=20)).isoformat()
     run(ROOT, env, ("campaign", "create", "ewa", "--district", "08136", "--go-live", go_live))
     run(ROOT, env, ("campaign", "start", CAMPAIGN, "--no-prefect"))
