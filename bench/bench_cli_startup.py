@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument(
         "--with-up", action="store_true", help="Also time flow commands against efa up."
     )
+    parser.add_argument("--flows-only", action="store_true", help="With --with-up: only those.")
     args = parser.parse_args()
+    args.with_up = args.with_up or args.flows_only
     work = Path(tempfile.mkdtemp(prefix="efa-bench-startup-"))
     data = work / "data"
     prepare(data)
@@ -157,14 +159,15 @@ def main() -> None:
         check_checkout(root, environment(root, data))
     print(f"load average at start: {os.getloadavg()[0]:.2f}, runs per figure: {args.runs}")
     rows = []
-    for command in READ_ONLY:
+    for command in READ_ONLY if not args.flows_only else ():
         rows.append(
             (
                 " ".join(command),
                 {n: measure(r, environment(r, data), command, args.runs) for n, r in roots.items()},
             )
         )
-    table("Read-only commands (medians)", rows, list(roots))
+    if rows:
+        table("Read-only commands (medians)", rows, list(roots))
     if args.with_up:
         up, _ = start_up(environment(ROOT, data), work, data)
         try:
