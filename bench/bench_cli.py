@@ -37,6 +37,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_up(env: dict[str, str], work: Path, data: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`efa up` on free ports, once it is ready (its record written); and its portal port."""
+    port, portal_port = free_port(), free_port()
+    command = ["efa_rollout.cli", "up", "--port", str(port), "--portal-port", str(portal_port)]
+    log = work / "up.log"
+    up = subprocess.Popen(
+        [sys.executable, "-m", *command], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    started = time.monotonic()
+    while not (data / "prefect" / "efa-up.json").exists():
+        if up.poll() is not None or time.monotonic() - started > 300:
+            up.kill()
+            raise SystemExit(log.read_text())
+        time.sleep(0.5)
+    print(f"efa up bereit nach {time.monotonic() - started:.1f} s", flush=True)
+    return up, portal_port
+
+
+def import_ostalbkreis(env: dict[str, str], work: Path) -> None:
+    """The Ostalbkreis, its building authorities and demo contacts (CSV in WORK)."""
+    efa(
+        env,
+        "municipalities",
+        "import",
+        str(ROOT / "reference" / "GV100AD_301123.txt"),
+        "--district",
+        "08136",
+    )
+    efa(
+        env,
+        "municipalities",
+        "import",
+        str(ROOT / "reference" / "ostalbkreis-baurechtsbehoerden.csv"),
+    )
+    from efa_rollout.demo import write_demo_contacts
+
+    write_demo_contacts(work / "contacts.csv")
+    efa(env, "contacts", "import", str(work / "contacts.csv"))
+
+
 def efa(env: dict[str, str], *args: str) -> float:
     started = time.monotonic()
     result = subprocess.run(
@@ -63,24 +103,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EFA_"))}
     env.update(EFA_DATA_DIR=str(data), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env["PREFECT_HOME"] = str(work / "prefect-local")  # local mode: its own database
-    efa(
-        env,
-        "municipalities",
-        "import",
-        str(ROOT / "reference" / "GV100AD_301123.txt"),
-        "--district",
-        "08136",
-    )
-    efa(
-        env,
-        "municipalities",
-        "import",
-        str(ROOT / "reference" / "ostalbkreis-baurechtsbehoerden.csv"),
-    )
-    from efa_rollout.demo import write_demo_contacts
-
-    write_demo_contacts(work / "contacts.csv")
-    efa(env, "contacts", "import", str(work / "contacts.csv"))
+    import_ostalbkreis(env, work)
     go_live = (date.today() + timedelta(weeks=20)).isoformat()
     figures: dict[str, list[tuple[float, float]]] = {}
 
@@ -107,32 +130,10 @@ def main() -> None:
     measure("local", [])
     measure("no-prefect", ["--no-prefect"])
 
-    port, portal_port = free_port(), free_port()
     up_env = dict(env)
     up_env.pop("PREFECT_HOME")
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "efa_rollout.cli",
-            "up",
-            "--port",
-            str(port),
-            "--portal-port",
-            str(portal_port),
-        ],
-        env=up_env,
-        stdout=(work / "up.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    record = data / "prefect" / "efa-up.json"
-    t0 = time.monotonic()
+    up, portal_port = start_up(up_env, work, data)
     try:
-        while not record.exists():
-            if up.poll() is not None or time.monotonic() - t0 > 300:
-                raise SystemExit((work / "up.log").read_text())
-            time.sleep(0.5)
-        print(f"efa up bereit nach {time.monotonic() - t0:.1f} s", flush=True)
         measure("efa-up", [])
         measure("efa-up-nowait", ["--no-wait"])
 

@@ -494,8 +494,7 @@ def child_naive(size: str, cap: int) -> dict[str, Any]:
             NAIVE_TICK_CAMPAIGN,
             [enrolment_id],
             now=now,
-            actor="naive",
-            include_go_live=False,
+            options=progression.AdvanceOptions(actor="naive", include_go_live=False),
         )
         return len(result.changes)
 

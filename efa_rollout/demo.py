@@ -376,8 +376,8 @@ class DemoRunner:
         """The start-campaign flow."""
         from prefect import tags
 
+        from efa_rollout.services.orchestration import campaign_tags
         from flows.start_campaign import StartCampaignInput, start_campaign
-        from tasks.runner import campaign_tags
 
         service = "viba" if campaign_id == VIBA else "ewa"
         with tags(*campaign_tags(campaign_id, service)):

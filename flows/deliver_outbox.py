@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from efa_rollout.mail.render import format_date
+from efa_rollout.domain.text import german_date
 from efa_rollout.services.clock import local_day, resolve_as_of
 from flows._prefect import publish_markdown, publish_table, run_name
 from tasks.delivery import deliver_batch
@@ -99,7 +99,7 @@ def deliver_outbox(as_of: datetime | None = None, limit: int | None = None) -> d
         if batch["attempted"] < size:
             break
     rows = merge_rows(batches)
-    day = format_date(local_day(resolve_as_of(as_of)))
+    day = german_date(local_day(resolve_as_of(as_of)))
     publish_table("postausgang", rows, "Zustellung je Kampagne")
     publish_markdown(
         "postausgang-zusammenfassung", summary_markdown(rows, batches, day), "Postausgang"

@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow
 
-from efa_rollout.mail.render import format_date
+from efa_rollout.domain.text import german_date
 from efa_rollout.output_safety import markdown_cell
 from flows._prefect import local_day, publish_markdown, publish_table, resolve_as_of, run_name
 from tasks.bounces import list_unreachable, process_bounce_mailbox
@@ -64,7 +64,7 @@ def process_bounces(as_of: datetime | None = None, dry_run: bool = False) -> dic
     )
     publish_markdown(
         "unzustellbar-zusammenfassung",
-        summary_markdown(result, unreachable, format_date(local_day(moment))),
+        summary_markdown(result, unreachable, german_date(local_day(moment))),
         "Unzustellbarkeitsmeldungen",
     )
     return {**result, "unreachable": unreachable}

@@ -15,9 +15,9 @@ from efa_rollout.reports.weekly import (
     campaigns_for_report,
 )
 from efa_rollout.services.clock import resolve_as_of
+from efa_rollout.services.orchestration import campaign_tags
 from flows._prefect import artifact_key, publish_markdown, publish_table, run_name
 from tasks.reports import report_campaign
-from tasks.runner import campaign_tags
 
 FLOW_NAME = "weekly-report"
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from prefect import task
 
 from efa_rollout.services.orchestration import BatchRunner
-from efa_rollout.services.progression import BatchResult
+from efa_rollout.services.progression import AdvanceOptions, BatchResult
 
 
 @task(name="enrol-batch", retries=2, retry_delay_seconds=[2, 10])
@@ -27,12 +27,7 @@ def queue_information_requests(campaign_id: str, ids: Sequence[int], now: dateti
 
 @task(name="advance-batch", retries=2, retry_delay_seconds=[2, 10])
 def advance_batch(
-    campaign_id: str,
-    ids: Sequence[int],
-    now: datetime,
-    actor: str,
-    include_go_live: bool,
-    send_latest_summary: bool = True,
+    campaign_id: str, ids: Sequence[int], now: datetime, options: AdvanceOptions
 ) -> BatchResult:
     """Apply the due transitions of a batch of enrolments."""
-    return BatchRunner().advance(campaign_id, ids, now, actor, include_go_live, send_latest_summary)
+    return BatchRunner().advance(campaign_id, ids, now, options)

@@ -9,18 +9,10 @@ from typing import Any
 
 from prefect import tags
 
-from efa_rollout.services.orchestration import BatchRunner
-from efa_rollout.services.progression import BatchResult
+from efa_rollout.services.orchestration import BatchRunner, campaign_tags
+from efa_rollout.services.progression import AdvanceOptions, BatchResult
 from efa_rollout.services.reminders import ReminderReport
 from tasks import engine, reminders, summary
-
-
-def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
-    """Tags per campaign and service, for filtering in the Prefect UI."""
-    found = [f"campaign:{campaign_id}"]
-    if service_key:
-        found.append(f"service:{service_key}")
-    return found
 
 
 class TaskRunner(BatchRunner):
@@ -45,20 +37,14 @@ class TaskRunner(BatchRunner):
         return engine.queue_information_requests(campaign_id, ids, now)
 
     def advance(
-        self,
-        campaign_id: str,
-        ids: Sequence[int],
-        now: datetime,
-        actor: str,
-        include_go_live: bool,
-        send_latest_summary: bool = True,
+        self, campaign_id: str, ids: Sequence[int], now: datetime, options: AdvanceOptions
     ) -> BatchResult:
         """The advance-batch task, named after the campaign."""
         # The task runs carry the campaign in their name, not as tags: a task run with a tag set
         # new to the process first sets up Prefect's tag-concurrency client (~1 s each with
         # Prefect 3.8.8), i.e. ~1 s per campaign and tick; 16 campaigns: 20 s instead of 5 s.
         task = engine.advance_batch.with_options(task_run_name=f"advance-batch · {campaign_id}")
-        return task(campaign_id, ids, now, actor, include_go_live, send_latest_summary)
+        return task(campaign_id, ids, now, options)
 
     def remind(
         self, campaign_id: str, ids: Sequence[int], now: datetime, dry_run: bool, actor: str

@@ -84,21 +84,68 @@ def test_errors_are_german_and_name_the_problem(efa_env: Path) -> None:
     )
     assert result.exit_code != 0
     result = runner.invoke(app, ["campaign", "status", "gibt-es-nicht"])
-    assert "Keine Kampagne »gibt-es-nicht«" in str(result.exception)
+    assert "Die Kampagne »gibt-es-nicht« gibt es nicht" in str(result.exception)
 
 
-def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
+#: What no read-only command needs: Prefect and the flow layers, migrations, spreadsheets and
+#: charts, HTTP, IMAP, the portal's server.
+HEAVY = (
+    "prefect",
+    "flows",
+    "tasks",
+    "deployments",
+    "alembic",
+    "openpyxl",
+    "matplotlib",
+    "httpx",
+    "imapclient",
+    "starlette",
+    "uvicorn",
+)
+#: What commands that never read a campaign definition do not need either (pydantic's
+#: definition models, YAML, Jinja).
+DEFINITION = ("efa_rollout.definitions", "yaml", "jinja2", "efa_rollout.mail.render")
+
+
+def _modules_after(commands: list[list[str]]) -> set[str]:
+    """The modules a fresh interpreter holds after running COMMANDS through the CLI."""
     code = (
-        "import sys\n"
-        "from efa_rollout.cli import app\n"
+        "import json, sys\n"
         "from typer.testing import CliRunner\n"
-        "r = CliRunner().invoke(app, ['campaign', 'list'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "r = CliRunner().invoke(app, ['campaign', 'templates'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print('prefect' in sys.modules)\n"
+        "from efa_rollout.cli import app\n"
+        f"for args in {commands!r}:\n"
+        "    r = CliRunner().invoke(app, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "False"
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if any(m == n or m.startswith(f"{n}.") for m in modules))
+
+
+def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
+    efa("municipalities", "import", str(GV100AD), "--district", "08136")
+    efa("campaign", "create", "ewa", "--district", "08136", "--go-live", "2027-06-01")
+    light = [
+        ["--help"],
+        ["config"],
+        ["campaign", "list"],
+        ["municipalities", "list"],
+        ["history", "ewa-ostalbkreis"],
+    ]
+    modules = _modules_after(light)
+    assert _loaded(modules, HEAVY + DEFINITION) == []
+    reading_definitions = [
+        ["campaign", "templates"],
+        ["campaign", "show", "ewa-ostalbkreis"],
+        ["campaign", "status", "ewa-ostalbkreis"],
+        ["mail", "outbox"],
+    ]
+    modules = _modules_after(reading_definitions)
+    assert _loaded(modules, HEAVY) == []
+    assert "efa_rollout.definitions" in modules  # the check above looked at the right process

@@ -86,8 +86,8 @@ else:
         work.reverse()
     changes = mails = 0
     for campaign_id, batch in work:
-        result = progression.advance_batch(engine, campaign_id, batch, now=now,
-                                    actor=f"tick-{os.getpid()}", include_go_live=True)
+        options = progression.AdvanceOptions(actor=f"tick-{os.getpid()}", include_go_live=True)
+        result = progression.advance_batch(engine, campaign_id, batch, now=now, options=options)
         changes += len(result.changes)
         mails += result.mails_queued
         time.sleep(0.01)  # a real worker does other things between batches

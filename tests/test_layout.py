@@ -54,3 +54,14 @@ def test_event_kinds_match_the_reminder_policy() -> None:
     from efa_rollout.domain.reminders import DROPPED_EVENT
 
     assert EventKind.REMINDER_DROPPED == DROPPED_EVENT
+
+
+def test_head_read_from_the_files_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from efa_rollout import db
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    assert db._head_from_files() == ScriptDirectory.from_config(config).get_current_head()

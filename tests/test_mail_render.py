@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
+from efa_rollout.domain.text import german_weekday_date
 from efa_rollout.mail.context import municipality_label, salutation_for
 from efa_rollout.mail.render import (
     MAIL_KINDS,
     MailRenderError,
-    format_deadline,
     render_mail,
     render_paragraph,
 )
@@ -68,7 +68,7 @@ def test_reminder_subject_and_deadline_with_weekday(efa_env) -> None:
     )
     assert "bis spätestens Samstag, 15.03.2025" in mail.text
     assert "Schulung besucht – fällig am Freitag, 14.03.2025" in mail.text
-    assert format_deadline(date(2025, 3, 14)) == "Freitag, 14.03.2025"
+    assert german_weekday_date(date(2025, 3, 14)) == "Freitag, 14.03.2025"
 
 
 def test_missing_variable_raises(efa_env) -> None:

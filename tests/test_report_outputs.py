@@ -200,7 +200,7 @@ def test_cli_writes_report_to_default_path_and_prints_it(session: Session, efa_e
         (["report", "test-ostalb", "--format", "pdf"], "Unbekanntes Format »pdf«"),
         (["report", "--overview", "--format", "csv"], "Die Übersicht gibt es als html oder xlsx"),
         (["report"], "Bitte eine Kampagne angeben"),
-        (["report", "gibt-es-nicht"], "Keine Kampagne »gibt-es-nicht«"),
+        (["report", "gibt-es-nicht"], "Die Kampagne »gibt-es-nicht« gibt es nicht"),
     ],
 )
 def test_cli_errors_are_german_and_clear(session: Session, args: list[str], message: str) -> None:

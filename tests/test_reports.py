@@ -547,7 +547,7 @@ def test_timeline_replays_the_event_log(session: Session) -> None:
 def test_unknown_campaign_is_a_user_error(session: Session) -> None:
     from efa_rollout.errors import UserError
 
-    with pytest.raises(UserError, match="Keine Kampagne"):
+    with pytest.raises(UserError, match="Die Kampagne »gibt-es-nicht« gibt es nicht"):
         campaign_rollup(session, "gibt-es-nicht", as_of=AS_OF)
 
 

@@ -11,7 +11,6 @@ import typer
 
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import json_safe, terminal_text
-from efa_rollout.settings import get_settings
 
 
 def print_json(data: Any) -> None:
@@ -51,6 +50,8 @@ def parse_date(value: str, *, option: str) -> date:
 
 def parse_as_of(value: str | None) -> datetime | None:
     """An aware datetime from --as-of (date or ISO datetime, local time zone if none given)."""
+    from efa_rollout.settings import get_settings
+
     if value is None:
         return None
     zone = get_settings().zone

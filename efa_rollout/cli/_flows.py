@@ -3,11 +3,11 @@ in this process (against PREFECT_API_URL, or Prefect's local mode)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import typer
 
@@ -53,26 +53,26 @@ class DeploymentRun:
 
 
 def run_flow(
-    flow_fn: Callable[..., Any],
+    deployment: str,
     /,
     *,
     flow_tags: list[str] | None = None,
-    deployment: str | None = None,
     wait: bool = True,
     **params: Any,
 ) -> Any:
-    """Run FLOW_FN with PARAMS and return its result (None with --no-wait).
+    """Run DEPLOYMENT's flow with PARAMS and return its result (None with --no-wait).
 
     With a reachable server that serves DEPLOYMENT, the run is triggered there (tagged with
-    FLOW_TAGS) and followed until it ends; otherwise it runs in this process.
+    FLOW_TAGS) and followed until it ends; otherwise the flow runs in this process. The flow
+    module (Prefect, tasks, services) is imported only for a run in this process.
     """
     prepare_prefect_environment()
+    served, result = run_if_served(deployment, tags=flow_tags, wait=wait, **params)
+    if served:
+        return result
+    from deployments.catalog import spec_named
 
-    if deployment:
-        served, result = run_if_served(deployment, tags=flow_tags, wait=wait, **params)
-        if served:
-            return result
-    return _in_process(flow_fn, flow_tags, params)
+    return _in_process(spec_named(deployment).load_flow(), flow_tags, params)
 
 
 def run_if_served(
@@ -97,19 +97,17 @@ def run_if_served(
         return False, None
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.catalog import spec_named
-
     # Prefect may have been imported already (with its settings read): set the URL explicitly.
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        full_name = _served_deployment(deployment, spec_named(deployment).load_flow().name)
-        if full_name is None:
+        deployment_id = _served_deployment(deployment)
+        if deployment_id is None:
             typer.echo(
                 f"» Das Deployment »{deployment}« wird nicht bereitgestellt (»efa up« oder "
                 "»efa serve« starten); es läuft in diesem Prozess.",
                 err=True,
             )
             return False, None
-        return True, _through_deployment(full_name, api_url, params, tags or [], wait)
+        return True, _through_deployment(deployment_id, api_url, params, tags or [], wait)
 
 
 def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params: dict) -> Any:
@@ -140,30 +138,33 @@ def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params
     return result
 
 
-def _served_deployment(name: str, flow_name: str) -> str | None:
-    """'flow/deployment' if the server has it and a runner polls it, else None."""
-    full = f"{flow_name}/{name}"
+def _served_deployment(name: str) -> UUID | None:
+    """The id of the deployment NAME if the server has it and a runner polls it, else None."""
+    # Found by its name alone: the flow's name would mean importing the flow module (~2 s).
 
-    async def check() -> str | None:
+    async def check() -> UUID | None:
         from prefect.client.orchestration import get_client
-        from prefect.exceptions import ObjectNotFound
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
         async with get_client() as client:
-            try:
-                found = await client.read_deployment_by_name(full)
-            except ObjectNotFound:
-                return None
-        status = getattr(found.status, "value", found.status)
-        return full if status == "READY" else None
+            found = await client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))
+            )
+        ready = [d for d in found if getattr(d.status, "value", d.status) == "READY"]
+        return ready[0].id if ready else None
+
+    import asyncio
 
     return asyncio.run(check())
 
 
 def _through_deployment(
-    full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
+    deployment_id: UUID, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> Any:
+    import asyncio
+
     started = time.monotonic()
-    run = asyncio.run(_trigger_and_follow(full_name, api_url, params, flow_tags, wait))
+    run = asyncio.run(_trigger_and_follow(deployment_id, api_url, params, flow_tags, wait))
     typer.echo(f"» Lauf »{run.flow_run.name}« auf dem Prefect-Server: {run.ui_url}", err=True)
     if not wait:
         typer.echo("» Ausgelöst (--no-wait): Ergebnis in der Prefect-Oberfläche.", err=True)
@@ -182,13 +183,15 @@ def _fail(message: str) -> int:
 
 
 async def _trigger_and_follow(
-    full_name: str, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
+    deployment_id: UUID, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
+    import asyncio
+
     from prefect.client.orchestration import get_client
     from prefect.deployments import arun_deployment
 
     flow_run = await arun_deployment(
-        full_name,
+        deployment_id,
         parameters=_jsonable(params),
         tags=["efa-rollout", *flow_tags],
         timeout=0,

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import typer
 
 from efa_rollout.cli._common import print_table
-from efa_rollout.settings import get_settings
 
 
 def bounces_command(
@@ -18,6 +17,7 @@ def bounces_command(
     """Liest das Postfach für Unzustellbarkeitsmeldungen und wertet die Meldungen aus."""
     from efa_rollout.db import session_scope
     from efa_rollout.services.bounces import process_bounces, unreachable_municipalities
+    from efa_rollout.settings import get_settings
 
     now = datetime.now(UTC)
     run = process_bounces(now=now, dry_run=dry_run)
@@ -43,6 +43,7 @@ def unsuppress_command(
     """Hebt die Sperre einer Adresse auf (nach einer Unzustellbarkeitsmeldung)."""
     from efa_rollout.db import session_scope
     from efa_rollout.services.bounces import unsuppress
+    from efa_rollout.settings import get_settings
 
     with session_scope() as session:
         cleared = unsuppress(session, address, now=datetime.now(UTC), actor=get_settings().actor)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.cli._flows import NO_WAIT
-from efa_rollout.db import session_scope
-from efa_rollout.definitions import definition_files, get_definition, load_definition
 from efa_rollout.domain.stages import CAMPAIGN_STATUS_LABELS
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
-from efa_rollout.services import campaigns, enrolment, lookup, orchestration
-from efa_rollout.services.clock import local_today
-from efa_rollout.settings import get_settings
-from models import Campaign
+
+if TYPE_CHECKING:
+    from models import Campaign
 
 app = typer.Typer(help="Kampagnen anlegen, starten und verfolgen.", no_args_is_help=True)
 
@@ -36,6 +33,8 @@ def templates_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Listet die verfügbaren Kampagnenvorlagen (mitgelieferte und eigene)."""
+    from efa_rollout.definitions import definition_files, load_definition
+
     rows = []
     for key, path in definition_files().items():
         try:
@@ -100,6 +99,11 @@ def create_command(
     pilots: list[str] = typer.Option([], "--pilot", help="AGS einer Pilotgemeinde (mehrfach)."),
 ) -> None:
     """Legt eine Kampagne aus einer Vorlage an (gestartet wird sie mit efa campaign start)."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.definitions import get_definition
+    from efa_rollout.services import campaigns
+    from efa_rollout.settings import get_settings
+
     if bool(district) == bool(state):
         raise UserError("Bitte genau eines angeben: --district KREIS oder --state LAND.")
     definition = get_definition(template)
@@ -130,6 +134,9 @@ def create_command(
 @app.command("list")
 def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben.")) -> None:
     """Listet alle Kampagnen."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import lookup
+
     with session_scope() as session:
         found = lookup.all_campaigns(session)
         counts = {c.id: sum(lookup.stage_counts(session, c.id).values()) for c in found}
@@ -175,6 +182,9 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt eine Kampagne: Termine, Stufen, Fragebogen, Checkliste."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import campaigns, lookup
+
     with session_scope() as session:
         campaign = lookup.get_campaign(session, campaign_id)
         definition = lookup.campaign_definition(campaign)
@@ -242,6 +252,9 @@ def start_command(
     ),
 ) -> None:
     """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import enrolment, lookup, orchestration
+
     now = parse_as_of(as_of) or datetime.now(UTC)
     with session_scope() as session:
         campaign = lookup.get_campaign(session, campaign_id)
@@ -252,16 +265,17 @@ def start_command(
         )
     else:
         from efa_rollout.cli._flows import run_flow
-        from flows.start_campaign import StartCampaignInput, start_campaign
 
+        # A mapping: Prefect validates it into the flow's StartCampaignInput (here or served).
         figures = run_flow(
-            start_campaign,
+            "kampagne-starten",
             flow_tags=tags,
-            deployment="kampagne-starten",
             wait=not no_wait,
-            params=StartCampaignInput(
-                campaign=campaign_id, as_of=now, refresh_definition=refresh_definition
-            ),
+            params={
+                "campaign": campaign_id,
+                "as_of": now,
+                "refresh_definition": refresh_definition,
+            },
         )
     if figures is None:  # --no-wait, or the server kept no result
         return
@@ -281,7 +295,7 @@ def start_command(
 
 
 def _tags(campaign: Campaign) -> list[str]:
-    from tasks.runner import campaign_tags
+    from efa_rollout.services.orchestration import campaign_tags
 
     return campaign_tags(campaign.id, campaign.definition.get("service_key"))
 
@@ -294,6 +308,9 @@ def _advance(
     go_live: bool,
     wait: bool = True,
 ) -> None:
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import lookup, orchestration
+
     now = parse_as_of(as_of) or datetime.now(UTC)
     action = "go-live" if go_live else "tick"
     if no_prefect:
@@ -301,18 +318,13 @@ def _advance(
     else:
         from efa_rollout.cli._flows import run_flow
 
-        if go_live:
-            from flows.go_live import go_live as flow_fn
-        else:
-            from flows.tick import tick as flow_fn
         tags = None
         if campaign_id:
             with session_scope() as session:
                 tags = _tags(lookup.get_campaign(session, campaign_id))
         figures = run_flow(
-            flow_fn,
+            action,
             flow_tags=tags,
-            deployment=action,
             wait=wait,
             campaign=campaign_id,
             as_of=now,
@@ -370,7 +382,9 @@ def status_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt, wie viele Gemeinden in welcher Stufe sind, welche, und was überfällig ist."""
+    from efa_rollout.db import session_scope
     from efa_rollout.reports.rollup import campaign_rollup
+    from efa_rollout.services.clock import local_today
     from efa_rollout.services.waiting import campaign_waits, flag_of
 
     moment = parse_as_of(as_of) or datetime.now(UTC)
@@ -443,6 +457,8 @@ def _summary_hint(campaign_id: str, reasons: list[str]) -> str | None:
 
 def _why_no_change(campaign_id: str, now: datetime) -> list[str]:
     """Why a run moved nobody: what the municipalities wait for, most frequent first."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services.clock import local_today
     from efa_rollout.services.waiting import campaign_waits
 
     with session_scope() as session:

@@ -8,7 +8,6 @@ from typing import Any
 import typer
 
 from efa_rollout.cli._common import print_json, print_table
-from efa_rollout.db import session_scope
 from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
@@ -71,6 +70,7 @@ def set_response_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Erfasst einzelne Antworten einer Gemeinde (neue Version, übrige Antworten bleiben)."""
+    from efa_rollout.db import session_scope
     from efa_rollout.services.answers import save_answers
     from efa_rollout.services.lookup import find_enrolment
 
@@ -104,6 +104,7 @@ def show_response_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die neueste Version der Antworten einer Gemeinde."""
+    from efa_rollout.db import session_scope
     from efa_rollout.services.answers import format_answer
     from efa_rollout.services.answers import latest_response as latest
     from efa_rollout.services.lookup import campaign_definition, find_enrolment, get_campaign
@@ -155,6 +156,7 @@ def import_responses_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Importiert Antworten aus einer Tabelle (Spalte AGS + je Feld eine Spalte) – ganz oder gar nicht."""
+    from efa_rollout.db import session_scope
     from efa_rollout.importers.answers import import_answers
 
     with session_scope() as session:
@@ -182,6 +184,7 @@ def checklist_done_command(
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
 ) -> None:
     """Hakt einen Checklistenpunkt einer Gemeinde ab (oder öffnet ihn mit --undo wieder)."""
+    from efa_rollout.db import session_scope
     from efa_rollout.services.checklist import set_checklist_item
     from efa_rollout.services.lookup import find_enrolment
 
@@ -210,6 +213,7 @@ def checklist_show_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Checkliste einer Gemeinde mit Fälligkeiten."""
+    from efa_rollout.db import session_scope
     from efa_rollout.services.checklist import checklist_view
     from efa_rollout.services.lookup import campaign_definition, find_enrolment, get_campaign
     from efa_rollout.settings import get_settings

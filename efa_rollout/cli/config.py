@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from efa_rollout.cli._common import print_json
-from efa_rollout.settings import get_settings
 
 
 def show_config(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die wirksamen Einstellungen (Passwörter maskiert)."""
+    from efa_rollout.settings import get_settings
+
     data = get_settings().masked()
     if as_json:
         print_json(data)

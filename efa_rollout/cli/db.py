@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from efa_rollout.db import current_revision, head_revision, make_engine, upgrade
-from efa_rollout.settings import get_settings, mask_url
-
 app = typer.Typer(help="Datenbank verwalten.", no_args_is_help=True)
 
 
 @app.command("upgrade")
 def upgrade_command() -> None:
     """Migriert die Datenbank auf den neuesten Stand."""
+    from efa_rollout.db import current_revision, make_engine, upgrade
+    from efa_rollout.settings import get_settings, mask_url
+
     url = get_settings().effective_database_url
     engine = make_engine(url)
     before = current_revision(engine)
@@ -24,6 +24,9 @@ def upgrade_command() -> None:
 @app.command("status")
 def status_command() -> None:
     """Zeigt den Migrationsstand der Datenbank."""
+    from efa_rollout.db import current_revision, head_revision, make_engine
+    from efa_rollout.settings import get_settings
+
     engine = make_engine(get_settings().effective_database_url)
     current, head = current_revision(engine), head_revision()
     state = "aktuell" if current == head else "veraltet"

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import typer
 
-from efa_rollout.settings import get_settings
-
 
 def demo(
     data_dir: Path = typer.Option(
@@ -19,6 +17,7 @@ def demo(
     """Demo: Ostalbkreis führt ViBa BW und eWA ein – simulierte Zeitachse, Mails in einen Ordner."""
     from efa_rollout import db
     from efa_rollout.demo import run_demo
+    from efa_rollout.settings import get_settings
 
     started = time.monotonic()
     os.environ["EFA_DATA_DIR"] = str(data_dir.resolve())

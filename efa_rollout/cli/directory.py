@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from efa_rollout.cli._common import print_json, print_table
-from efa_rollout.db import session_scope
-from efa_rollout.importers.validation import ImportResult, format_number
+
+if TYPE_CHECKING:
+    from efa_rollout.importers.validation import ImportResult
 
 municipalities_app = typer.Typer(
     help="Gemeindeverzeichnis importieren und anzeigen.", no_args_is_help=True
@@ -65,6 +66,7 @@ def import_municipalities_command(
     ),
 ) -> None:
     """Importiert Gemeinden (GV100AD, CSV oder XLSX) – ganz oder gar nicht."""
+    from efa_rollout.db import session_scope
     from efa_rollout.importers.municipalities import import_municipalities
 
     with session_scope() as session:
@@ -79,7 +81,9 @@ def list_municipalities_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Gemeinden des Verzeichnisses."""
+    from efa_rollout.db import session_scope
     from efa_rollout.importers.municipalities import list_municipalities
+    from efa_rollout.importers.validation import format_number
 
     with session_scope() as session:
         rows = list_municipalities(session, district=district, state=state)
@@ -111,6 +115,7 @@ def import_contacts_command(
     path: Path = typer.Argument(..., help="CSV- oder XLSX-Datei mit Ansprechpersonen."),
 ) -> None:
     """Importiert Ansprechpersonen (CSV oder XLSX) – ganz oder gar nicht."""
+    from efa_rollout.db import session_scope
     from efa_rollout.importers.contacts import import_contacts
 
     with session_scope() as session:
@@ -124,7 +129,9 @@ def list_contacts_command(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Ansprechpersonen."""
+    from efa_rollout.db import session_scope
     from efa_rollout.importers.contacts import list_contacts
+    from efa_rollout.importers.validation import format_number
 
     with session_scope() as session:
         rows = list_contacts(session, ags=ags)

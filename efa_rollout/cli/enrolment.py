@@ -6,11 +6,8 @@ from datetime import UTC, datetime
 
 import typer
 
-from efa_rollout.db import session_scope
 from efa_rollout.domain.stages import STATUS_LABELS, EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
-from efa_rollout.services import lookup, overrides
-from efa_rollout.settings import get_settings
 
 app = typer.Typer(
     help="Teilnahme einer Gemeinde steuern (Stufe setzen, pausieren, …).", no_args_is_help=True
@@ -29,6 +26,10 @@ def set_stage_command(
     reason: str = REASON,
 ) -> None:
     """Setzt eine Gemeinde von Hand in eine Stufe."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import lookup, overrides
+    from efa_rollout.settings import get_settings
+
     try:
         target = Stage(stage)
     except ValueError:
@@ -50,6 +51,10 @@ def set_stage_command(
 
 
 def _status(campaign_id: str, ags: str, status: EnrolmentStatus, reason: str) -> None:
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import lookup, overrides
+    from efa_rollout.settings import get_settings
+
     with session_scope() as session:
         enrolment = lookup.find_enrolment(session, campaign_id, ags)
         event = overrides.set_status(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from efa_rollout.cli._common import parse_as_of, print_json
-from efa_rollout.db import session_scope
 from efa_rollout.errors import UserError
 
 
@@ -19,6 +18,7 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="Als JSON ausgeben."),
 ) -> None:
     """Zeigt die Geschichte einer Kampagne: was, wann, wer, warum – mit Zustellversuchen."""
+    from efa_rollout.db import session_scope
     from efa_rollout.services.history import campaign_history
     from efa_rollout.services.lookup import find_enrolment, get_campaign
     from efa_rollout.settings import get_settings

@@ -10,7 +10,6 @@ import typer
 from efa_rollout.cli._common import parse_as_of, print_json, print_table
 from efa_rollout.cli._flows import NO_WAIT, run_if_served
 from efa_rollout.errors import UserError
-from efa_rollout.settings import get_settings
 
 app = typer.Typer(help="Postausgang: Mails zustellen, prüfen, erneut senden.", no_args_is_help=True)
 
@@ -31,6 +30,8 @@ def _check_statuses(statuses: list[str]) -> list[str]:
 
 
 def _local(moment: datetime | None) -> str:
+    from efa_rollout.settings import get_settings
+
     if moment is None:
         return ""
     return moment.astimezone(get_settings().zone).strftime("%d.%m.%Y %H:%M")
@@ -168,6 +169,7 @@ def preview_command(
     """Zeigt eine Mail, wie sie versandt würde; stellt nichts in den Postausgang."""
     from efa_rollout.db import session_scope
     from efa_rollout.services.mail_preview import preview_campaign_mail
+    from efa_rollout.settings import get_settings
 
     with session_scope() as session:
         preview = preview_campaign_mail(
@@ -222,6 +224,7 @@ def sink_command(
 ) -> None:
     """Startet einen lokalen SMTP-Server, der jede Mail als .eml speichert (Strg+C beendet)."""
     from efa_rollout.mail.sink import run_sink
+    from efa_rollout.settings import get_settings
 
     target = folder or get_settings().data_dir / "sink"
     typer.echo(f"SMTP-Senke auf {host}:{port}, Ablage in {target.resolve()}.")

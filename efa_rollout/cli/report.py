@@ -8,10 +8,7 @@ from pathlib import Path
 import typer
 
 from efa_rollout.cli._common import parse_as_of
-from efa_rollout.db import session_scope
 from efa_rollout.errors import UserError
-from efa_rollout.reports.files import CAMPAIGN_FORMATS, OVERVIEW_FORMATS
-from efa_rollout.settings import get_settings
 
 
 def report(
@@ -61,7 +58,8 @@ def _campaign(
     campaign: str | None, fmt: str, out: Path | None, area: str | None, moment: datetime
 ) -> Path:
     """Write one campaign's report."""
-    from efa_rollout.reports.files import write_campaign_report
+    from efa_rollout.db import session_scope
+    from efa_rollout.reports.files import CAMPAIGN_FORMATS, write_campaign_report
     from efa_rollout.reports.rollup import campaign_rollup
 
     if campaign is None:
@@ -79,8 +77,10 @@ def _overview(
     campaign: str | None, fmt: str, out: Path | None, area: str | None, moment: datetime
 ) -> Path:
     """Write the overview of all municipalities × all campaigns."""
-    from efa_rollout.reports.files import write_overview_report
+    from efa_rollout.db import session_scope
+    from efa_rollout.reports.files import OVERVIEW_FORMATS, write_overview_report
     from efa_rollout.reports.overview import district_overview
+    from efa_rollout.settings import get_settings
 
     if campaign is not None:
         raise UserError("--overview zeigt alle Kampagnen; bitte keine Kampagne angeben.")

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import typer
 
 from efa_rollout.cli._common import parse_as_of
-from efa_rollout.settings import get_settings
 
 app = typer.Typer(help="Zusammenfassung ansehen, versenden, freigeben.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def _now(as_of: str | None) -> datetime:
 
 
 def _actor() -> str:
+    from efa_rollout.settings import get_settings
+
     return f"Koordination ({get_settings().actor})"
 
 
@@ -32,6 +33,7 @@ def preview_command(
     """Zeigt die Zusammenfassung, wie sie jetzt verschickt würde (PDF und HTML in EFA_DATA_DIR)."""
     from efa_rollout.db import session_scope
     from efa_rollout.services.summary_release import preview
+    from efa_rollout.settings import get_settings
 
     now = _now(as_of)
     with session_scope() as session:

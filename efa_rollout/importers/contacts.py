@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
+from efa_rollout.domain.contacts import MAX_CONTACT_TEXT, MAX_PHONE, is_phone
 from efa_rollout.importers.municipalities import CHUNK, MUNICIPALITY_ALIASES
 from efa_rollout.importers.tabular import (
     ColumnMap,
@@ -57,8 +58,8 @@ CONTACT_ALIASES: dict[str, tuple[str, ...]] = {
 _REQUIRED = {"ags": "AGS", "role": "Rolle", "email": "E-Mail"}
 _OPTIONAL_PARSERS: dict[str, Callable[[str], Any]] = {
     "salutation": parse_salutation,
-    "function": lambda v: max_length(200)(v) or None,
-    "phone": lambda v: max_length(60)(v) or None,
+    "function": lambda v: max_length(MAX_CONTACT_TEXT)(v) or None,
+    "phone": lambda v: _parse_phone(v) or None,
     "is_shared_mailbox": parse_bool,
 }
 _COLUMNS = tuple(c.name for c in table_of(Contact).columns)
@@ -156,7 +157,20 @@ def _contact_name(row: Row, columns: ColumnMap, collector: ErrorCollector) -> An
         )
     else:
         return _ABSENT
-    return collector.parse(row.line, column, value, lambda v: max_length(200)(v) or None)
+    return collector.parse(
+        row.line, column, value, lambda v: max_length(MAX_CONTACT_TEXT)(v) or None
+    )
+
+
+def _parse_phone(value: str) -> str:
+    """An optional phone number under the one contact rule (`domain.contacts.is_phone`)."""
+    text = " ".join(value.split())
+    if text and not is_phone(text):
+        raise FieldError(
+            f"keine gültige Telefonnummer (höchstens {MAX_PHONE} Zeichen: Ziffern, Leerzeichen "
+            "und + / - ( ), z. B. 07361 503-1234)"
+        )
+    return text
 
 
 def _parse_role(value: str) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from efa_rollout.domain.contacts import SALUTATION_ALIASES
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import shorten
 
@@ -23,7 +24,6 @@ MAX_SHOWN_VALUE = 60
 
 TRUE_WORDS = frozenset({"ja", "j", "x", "1", "true", "wahr", "yes", "y"})
 FALSE_WORDS = frozenset({"nein", "n", "0", "false", "falsch", "no", ""})
-SALUTATIONS = {"frau": "Frau", "fr": "Frau", "herr": "Herr", "hr": "Herr"}
 
 
 class FieldError(ValueError):
@@ -221,8 +221,8 @@ def parse_salutation(value: str) -> str | None:
     text = value.strip().rstrip(".").lower()
     if not text:
         return None
-    if text in SALUTATIONS:
-        return SALUTATIONS[text]
+    if text in SALUTATION_ALIASES:
+        return SALUTATION_ALIASES[text]
     raise FieldError("unbekannte Anrede (erwartet Frau, Herr oder leer)")
 
 

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from efa_rollout.definitions import CampaignDefinition
-from efa_rollout.domain.text import signature
-from efa_rollout.mail.render import MailRenderError, as_date, render_paragraph
+from efa_rollout.domain.text import as_date, signature
+from efa_rollout.mail.render import MailRenderError, render_paragraph
 from efa_rollout.settings import Settings
 from models import Campaign, ChecklistItemState, Contact, Enrolment, Municipality
 

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
+from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.bounces import verp_address
 from efa_rollout.mail.message import normalize_address
 from efa_rollout.mail.suppression import skip_suppressed
@@ -673,7 +674,7 @@ def _flag_contacts(
                 campaign_id=row.campaign_id,
                 ags=row.ags,
                 actor=ACTOR,
-                kind="contact_undeliverable",
+                kind=EventKind.CONTACT_UNDELIVERABLE,
                 reason=f"Mail an {contact.email} dauerhaft abgelehnt: {reason}"[:1000],
                 data={"contact_id": contact.id, "outbox_id": row.id, "code": state.get("code")},
             )

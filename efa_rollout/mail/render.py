@@ -8,7 +8,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from jinja2.utils import Namespace
 from markupsafe import Markup, escape
 
 from efa_rollout import TEMPLATES_DIR
+from efa_rollout.domain.text import german_date, german_weekday_date
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import shorten
 
@@ -44,7 +45,6 @@ MAIL_KINDS = (
     "submission_confirmation",
 )
 
-WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 _LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
@@ -59,26 +59,6 @@ class RenderedMail:
     subject: str
     text: str
     html: str
-
-
-def as_date(value: date | datetime | str) -> date:
-    """A date from a date, a datetime or an ISO string."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
-def format_date(value: date | datetime | str) -> str:
-    """DD.MM.YYYY."""
-    return as_date(value).strftime("%d.%m.%Y")
-
-
-def format_deadline(value: date | datetime | str) -> str:
-    """A deadline with its weekday: 'Freitag, 15.03.2025'."""
-    day = as_date(value)
-    return f"{WEEKDAYS[day.weekday()]}, {day.strftime('%d.%m.%Y')}"
 
 
 def format_time(value: datetime) -> str:
@@ -103,8 +83,8 @@ def html_paragraphs(value: str) -> Markup:
 
 
 def _install_filters(env: Environment) -> Environment:
-    env.filters["datum"] = format_date
-    env.filters["frist"] = format_deadline
+    env.filters["datum"] = german_date
+    env.filters["frist"] = german_weekday_date
     env.filters["uhrzeit"] = format_time
     return env
 

@@ -32,6 +32,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from efa_rollout import TEMPLATES_DIR
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, QuestionField
+from efa_rollout.domain.contacts import MAX_CONTACT_TEXT, SALUTATIONS, is_phone
 from efa_rollout.domain.stages import CampaignStatus, ResponseStatus, Stage
 from efa_rollout.domain.text import as_date, german_date, german_weekday_date, signature
 from efa_rollout.mail.message import InvalidAddressError, contact_address
@@ -71,13 +72,10 @@ from efa_rollout.services.answers import (
 from efa_rollout.services.checklist import checklist_view, set_checklist_item
 from efa_rollout.services.contacts import (
     CONTACT_KEYS,
-    MAX_CONTACT_TEXT,
-    SALUTATIONS,
     ContactChange,
     apply_contact_changes,
     contacts_of,
 )
-from efa_rollout.services.fields import is_phone
 from efa_rollout.services.links import TokenState, check_token
 from efa_rollout.services.lookup import campaign_definition, enrolment_of_link
 from efa_rollout.settings import Settings, get_settings

@@ -21,7 +21,6 @@ from sqlmodel import Session, col
 
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.stages import STAGE_LABELS
-from efa_rollout.errors import UserError
 from efa_rollout.reports.checklist import ChecklistFigures, ChecklistJudge, done_keys
 from efa_rollout.reports.lights import judge
 from efa_rollout.reports.model import (
@@ -41,6 +40,7 @@ from efa_rollout.reports.model import (
 from efa_rollout.reports.stamps import raw, utc
 from efa_rollout.reports.timeline import campaign_timeline
 from efa_rollout.services.history import PastState, campaign_history, past_states
+from efa_rollout.services.lookup import get_campaign
 from efa_rollout.settings import get_settings
 from models import (
     Campaign,
@@ -131,9 +131,7 @@ def _context(session: Session, campaign_id: str, as_of: datetime) -> _Context:
     """Load the campaign and its definition snapshot; check AS_OF."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise UserError(f"Keine Kampagne »{campaign_id}« gefunden.")
+    campaign = get_campaign(session, campaign_id)
     definition = CampaignDefinition.model_validate(campaign.definition)
     today = as_of.astimezone(get_settings().zone).date()
     deadline = campaign.dates.get("collection_deadline")

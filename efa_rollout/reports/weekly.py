@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from efa_rollout.errors import UserError
+from efa_rollout.domain.stages import CampaignStatus
 from efa_rollout.reports.files import write_campaign_report
 from efa_rollout.reports.model import LIGHT_ORDER, CampaignRollup
 from efa_rollout.reports.rollup import campaign_rollup, sort_key
 from efa_rollout.reports.text import campaign_markdown
+from efa_rollout.services.lookup import get_campaign
 from efa_rollout.settings import get_settings
 from models import Campaign, OutboxMessage
 
@@ -65,11 +66,12 @@ class WeeklyReport:
 def campaigns_for_report(session: Session, campaign: str | None) -> list[str]:
     """The campaign named (any status), or every running campaign."""
     if campaign:
-        if session.get(Campaign, campaign) is None:
-            raise UserError(f"Keine Kampagne »{campaign}« gefunden.")
+        get_campaign(session, campaign)
         return [campaign]
     query = (
-        select(col(Campaign.id)).where(col(Campaign.status) == "running").order_by(col(Campaign.id))
+        select(col(Campaign.id))
+        .where(col(Campaign.status) == CampaignStatus.RUNNING)
+        .order_by(col(Campaign.id))
     )
     return list(session.connection().execute(query).scalars())
 
@@ -196,9 +198,7 @@ def queue_weekly_mail(
     """Queue the coordinator's weekly mail with the report files attached; None if already queued."""
     from efa_rollout.services.outbox import queue_coordinator_mail
 
-    campaign = session.get(Campaign, rollup.campaign_id)
-    if campaign is None:
-        raise UserError(f"Keine Kampagne »{rollup.campaign_id}« gefunden.")
+    campaign = get_campaign(session, rollup.campaign_id)
     attachments = [_attachment(fmt, path) for fmt, path in files.items()]
     options: dict[str, Any] = {}
     native = "attachments" in inspect.signature(queue_coordinator_mail).parameters

@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -29,7 +29,6 @@ from efa_rollout.domain.bounces import (
     verp_outbox_id,
 )
 from efa_rollout.errors import UserError
-from efa_rollout.mail.bounce_mailbox import BounceMailbox, parse_imap_url
 from efa_rollout.mail.suppression import coordinator_addresses
 from efa_rollout.settings import Settings, get_settings
 from models import (
@@ -42,6 +41,9 @@ from models import (
     OutboxMessage,
     Suppression,
 )
+
+if TYPE_CHECKING:
+    from efa_rollout.mail.bounce_mailbox import BounceMailbox
 
 ACTOR = "unzustellbar"
 #: Event of a report about the coordinator's own address (flagged, never suppressed).
@@ -87,6 +89,9 @@ def process_bounces(
 ) -> BounceRun:
     """Read every message in the bounce folder once; apply, commit, then move the processed."""
     import time
+
+    # Imported here: IMAP is only needed when the mailbox is read, not by `efa mail outbox`.
+    from efa_rollout.mail.bounce_mailbox import BounceMailbox, parse_imap_url
 
     started = time.perf_counter()
     settings = settings or get_settings()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.contacts import MAX_CONTACT_TEXT, SALUTATION_ALIASES
 from efa_rollout.services.fields import (
     InvalidValue,
     is_empty,
@@ -20,11 +21,6 @@ from efa_rollout.services.fields import (
     text_parser,
 )
 from models import Contact, Event
-
-#: Longest name or function of a contact person (portal, answers, imports).
-MAX_CONTACT_TEXT = 200
-#: The salutations a contact may have (or none).
-SALUTATIONS = ("Frau", "Herr")
 
 #: The keys of a contact answer, in display order.
 CONTACT_KEYS = ("salutation", "name", "function", "email", "phone")
@@ -43,9 +39,6 @@ CONTACT_ALIASES = {
     "telefon": "phone",
     "tel": "phone",
 }
-
-
-SALUTATION_ALIASES = {"frau": "Frau", "fr": "Frau", "herr": "Herr", "hr": "Herr"}
 
 
 _MAX_CONTACTS = 200

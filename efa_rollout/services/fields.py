@@ -8,9 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from efa_rollout.definitions import QuestionField
-
-_PHONE = re.compile(r"^\+?[0-9 ()/\-]+$")
-
+from efa_rollout.domain.contacts import is_phone
 
 _NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
 
@@ -71,11 +69,6 @@ def parse_email(value: Any) -> str:
         raise InvalidValue(
             f"»{text}« ist keine gültige E-Mail-Adresse (z. B. bauamt@gemeinde.de)."
         ) from None
-
-
-def is_phone(text: str) -> bool:
-    """Digits, spaces and + / - ( ): at least 3 digits, at most 40 characters."""
-    return bool(_PHONE.match(text)) and sum(ch.isdigit() for ch in text) >= 3 and len(text) <= 40
 
 
 def parse_phone(value: Any) -> str:

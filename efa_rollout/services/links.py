@@ -12,13 +12,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlmodel import Session, col, select
 
-from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.services.lookup import find_enrolment
 from efa_rollout.settings import get_settings
-from models import Event, Municipality, PortalToken
+from models import Enrolment, Event, Municipality, PortalToken
 
 __all__ = [
     "TOKEN_BYTES",
@@ -162,18 +163,9 @@ def issue_link(
         token = issue_token(
             session, campaign_id=campaign_id, ags=enrolment.ags, now=now, valid_days=valid_days
         )
-    session.add(
-        Event(
-            at=now,
-            campaign_id=campaign_id,
-            ags=enrolment.ags,
-            enrolment_id=enrolment.id,
-            actor=actor,
-            kind=EventKind.PORTAL_LINK_ISSUED,
-            reason="Link erneuert, ältere widerrufen" if rotate else "Link ausgegeben",
-            data={"revoked": revoked, "valid_days": valid_days},
-        )
-    )
+    reason = "Link erneuert, ältere widerrufen" if rotate else "Link ausgegeben"
+    data = {"revoked": revoked, "valid_days": valid_days}
+    _log_link_event(session, enrolment, EventKind.PORTAL_LINK_ISSUED, now, actor, data, reason)
     name = municipality.name if municipality else enrolment.ags
     return IssuedLink(enrolment.ags, name, token, revoked, now + timedelta(days=valid_days))
 
@@ -185,15 +177,31 @@ def revoke_links(
 
     enrolment = find_enrolment(session, campaign_id, ags)
     revoked = revoke_tokens(session, campaign_id=campaign_id, ags=enrolment.ags, now=now)
-    session.add(
-        Event(
-            at=now,
-            campaign_id=campaign_id,
-            ags=enrolment.ags,
-            enrolment_id=enrolment.id,
-            actor=actor,
-            kind=EventKind.PORTAL_LINKS_REVOKED,
-            data={"revoked": revoked},
-        )
-    )
+    data = {"revoked": revoked}
+    _log_link_event(session, enrolment, EventKind.PORTAL_LINKS_REVOKED, now, actor, data)
     return enrolment.ags, revoked
+
+
+def _log_link_event(
+    session: Session,
+    enrolment: Enrolment,
+    kind: EventKind,
+    now: datetime,
+    actor: str,
+    data: dict[str, Any],
+    reason: str | None = None,
+) -> None:
+    """The audit event of issuing or revoking an enrolment's links."""
+    row = event_row(
+        enrolment.campaign_id,
+        enrolment.ags,
+        enrolment.id,
+        actor,
+        now,
+        kind,
+        None,
+        None,
+        reason,
+        data,
+    )
+    session.add(Event(**row))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from efa_rollout.definitions import CampaignDefinition, get_definition
 from efa_rollout.domain.rules import (
     Timeline,
 )
@@ -19,9 +19,15 @@ from models import (
     Municipality,
 )
 
+if TYPE_CHECKING:
+    from efa_rollout.definitions import CampaignDefinition
+
 
 def campaign_definition(campaign: Campaign) -> CampaignDefinition:
     """The definition snapshot stored with CAMPAIGN (the current template when there is none)."""
+    # Imported here: read-only commands that never parse a definition skip pydantic's models.
+    from efa_rollout.definitions import CampaignDefinition, get_definition
+
     if campaign.definition:
         return CampaignDefinition.model_validate(campaign.definition)
     return get_definition(campaign.template)

@@ -27,12 +27,20 @@ from efa_rollout.services import (
 )
 from efa_rollout.services.batches import chunks
 from efa_rollout.services.clock import resolve_as_of
-from efa_rollout.services.progression import BatchResult
+from efa_rollout.services.progression import AdvanceOptions, BatchResult
 from efa_rollout.services.reminders import ReminderReport
 from efa_rollout.settings import get_settings
 
 #: Called after each batch with (campaign id, done, total).
 Progress = Callable[[str, int, int], None]
+
+
+def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
+    """Tags per campaign and service, for filtering in the Prefect UI."""
+    found = [f"campaign:{campaign_id}"]
+    if service_key:
+        found.append(f"service:{service_key}")
+    return found
 
 
 class BatchRunner:
@@ -65,23 +73,11 @@ class BatchRunner:
         return enrolment.queue_information_requests(self.engine, campaign_id, list(ids), now=now)
 
     def advance(
-        self,
-        campaign_id: str,
-        ids: Sequence[int],
-        now: datetime,
-        actor: str,
-        include_go_live: bool,
-        send_latest_summary: bool = True,
+        self, campaign_id: str, ids: Sequence[int], now: datetime, options: AdvanceOptions
     ) -> BatchResult:
         """Apply the due transitions of a batch of enrolments."""
         return progression.advance_batch(
-            self.engine,
-            campaign_id,
-            list(ids),
-            now=now,
-            actor=actor,
-            include_go_live=include_go_live,
-            send_latest_summary=send_latest_summary,
+            self.engine, campaign_id, list(ids), now=now, options=options
         )
 
     def remind(
@@ -196,11 +192,10 @@ def advance_campaign(
         lookup.get_campaign(session, campaign_id)
         ids = lookup.enrolment_ids(session, campaign_id)
     advanced = Advanced(campaign_id, len(ids))
+    options = AdvanceOptions(actor, include_go_live, send_latest_summary)
     done = 0
     for batch in chunks(ids):
-        advanced.result.merge(
-            runner.advance(campaign_id, batch, now, actor, include_go_live, send_latest_summary)
-        )
+        advanced.result.merge(runner.advance(campaign_id, batch, now, options))
         done += len(batch)
         if progress:
             progress(campaign_id, done, len(ids))

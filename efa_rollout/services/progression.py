@@ -46,6 +46,15 @@ class Change:
         }
 
 
+@dataclass(frozen=True)
+class AdvanceOptions:
+    """How a tick advances its batches: who acts, whether go-live is due, summary mails."""
+
+    actor: str
+    include_go_live: bool
+    send_latest_summary: bool = True
+
+
 @dataclass
 class BatchResult:
     """What a batch did."""
@@ -98,11 +107,10 @@ def advance_batch(
     ids: Sequence[int],
     *,
     now: datetime,
-    actor: str,
-    include_go_live: bool,
-    send_latest_summary: bool = True,
+    options: AdvanceOptions,
 ) -> BatchResult:
     """Apply every due transition to the enrolments IDS, with events and mails, atomically."""
+    actor, include_go_live = options.actor, options.include_go_live
     result = BatchResult()
     today = local_today(now)
     with session_scope(engine) as session:
@@ -166,7 +174,7 @@ def advance_batch(
             if row.status == EnrolmentStatus.ACTIVE and Stage(stage_now[row.id]) in LIVE_STAGES
         ]
         result.mails_queued += _queue_stage_mail(session, campaign, live, now=now, today=today)
-        if send_latest_summary:
+        if options.send_latest_summary:
             waiting = [
                 row.id
                 for row in rows

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""How fast the CLI answers: wall and CPU seconds per command and its import time, side by side
+for this checkout and (optionally) another one, e.g. `main` in a temporary worktree.
+
+Run:
+    git worktree add /tmp/efa-before main
+    .venv/bin/python bench/bench_cli_startup.py --before /tmp/efa-before [--runs 7] [--with-up]
+
+Every command runs RUNS times in a fresh interpreter on the same data (the Ostalbkreis: 42
+municipalities, their building authorities, an eWA campaign); the figures are medians. "import"
+is the sum of `python -X importtime` over the top-level imports of one more run, "modules" how
+many modules that run ended with. With --with-up, `efa up` is started and the flow-running
+commands are timed against it (`campaign tick --no-wait`, `campaign tick`), with the CPU the CLI
+process itself spent. Both checkouts run with this checkout's virtualenv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from bench_cli import import_ostalbkreis, start_up  # this folder: the script's own
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPAIGN = "ewa-ostalbkreis"
+READ_ONLY = (
+    ("--help",),
+    ("config",),
+    ("campaign", "list"),
+    ("campaign", "show", CAMPAIGN),
+    ("campaign", "status", CAMPAIGN),
+    ("municipalities", "list"),
+    ("mail", "outbox"),
+    ("history", CAMPAIGN),
+)
+FLOW_RUNNING = (("campaign", "tick", CAMPAIGN, "--no-wait"), ("campaign", "tick", CAMPAIGN))
+#: Modules whose presence the table marks (what a read-only command should not need).
+HEAVY = ("prefect", "alembic", "jinja2", "openpyxl", "matplotlib", "httpx", "flows", "yaml")
+_IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\S+)")
+
+
+def environment(root: Path, data: Path) -> dict[str, str]:
+    """The environment of a CLI process of the checkout ROOT on the data folder DATA."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EFA_"))}
+    env.update(EFA_DATA_DIR=str(data), PYTHONPATH=str(root))
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    return env
+
+
+def run(root: Path, env: dict[str, str], args: tuple[str, ...], *extra: str) -> tuple[float, str]:
+    """Wall seconds of one `efa ARGS` in ROOT, and its standard error."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *extra, "-m", "efa_rollout.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"efa {' '.join(args)} ({root}):\n{done.stdout}\n{done.stderr}")
+    return wall, done.stderr
+
+
+def measure(root: Path, env: dict[str, str], args: tuple[str, ...], runs: int) -> dict[str, object]:
+    """Median wall and CPU seconds of RUNS runs, import figures of one more."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall, _ = run(root, env, args)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        walls.append(wall)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    _, stderr = run(root, env, args, "-X", "importtime")
+    top_level, modules = 0, set()
+    for match in _IMPORT_LINE.finditer(stderr):
+        modules.add(match.group(3))
+        if not match.group(2):  # a top-level import: its cumulative time
+            top_level += int(match.group(1))
+    loaded = [h for h in HEAVY if any(m == h or m.startswith(f"{h}.") for m in modules)]
+    return {
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus),
+        "import": top_level / 1e6,
+        "modules": len(modules),
+        "heavy": ", ".join(loaded) or "–",
+    }
+
+
+def check_checkout(root: Path, env: dict[str, str]) -> None:
+    """Stop unless ROOT's own efa_rollout is the one imported."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import efa_rollout; print(efa_rollout.__file__)"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not found.startswith(str(root.resolve())):
+        raise SystemExit(f"{root}: efa_rollout kommt aus {found}")
+
+
+def prepare(data: Path) -> None:
+    """The Ostalbkreis, its building authorities, contacts and an eWA campaign in DATA."""
+    env = environment(ROOT, data)
+    import_ostalbkreis(env, data.parent)
+    go_live = (date.today() + timedelta(weeks=20)).isoformat()
+    run(ROOT, env, ("campaign", "create", "ewa", "--district", "08136", "--go-live", go_live))
+    run(ROOT, env, ("campaign", "start", CAMPAIGN, "--no-prefect"))
+
+
+def table(
+    title: str, rows: list[tuple[str, dict[str, dict[str, object]]]], names: list[str]
+) -> None:
+    print(f"\n{title}\n")
+    head = " | ".join(f"{n} wall | {n} CPU | {n} import | {n} modules | {n} loaded" for n in names)
+    print(f"| command | {head} |")
+    print("|---|" + "---:|---:|---:|---:|---|" * len(names))
+    for command, by_root in rows:
+        cells = " | ".join(
+            f"{by_root[n]['wall']:.2f} s | {by_root[n]['cpu']:.2f} s | {by_root[n]['import']:.2f} s"
+            f" | {by_root[n]['modules']} | {by_root[n]['heavy']}"
+            for n in names
+        )
+        print(f"| `efa {command}` | {cells} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--before", type=Path, help="Another checkout to compare with (e.g. main).")
+    parser.add_argument("--runs", type=int, default=5, help="Runs per command and checkout.")
+    parser.add_argument(
+        "--with-up", action="store_true", help="Also time flow commands against efa up."
+    )
+    parser.add_argument("--flows-only", action="store_true", help="With --with-up: only those.")
+    args = parser.parse_args()
+    args.with_up = args.with_up or args.flows_only
+    work = Path(tempfile.mkdtemp(prefix="efa-bench-startup-"))
+    data = work / "data"
+    prepare(data)
+    roots = {"after": ROOT}
+    if args.before:
+        roots = {"before": args.before.resolve(), **roots}
+    for root in roots.values():
+        check_checkout(root, environment(root, data))
+    print(f"load average at start: {os.getloadavg()[0]:.2f}, runs per figure: {args.runs}")
+    rows = []
+    for command in READ_ONLY if not args.flows_only else ():
+        rows.append(
+            (
+                " ".join(command),
+                {n: measure(r, environment(r, data), command, args.runs) for n, r in roots.items()},
+            )
+        )
+    if rows:
+        table("Read-only commands (medians)", rows, list(roots))
+    if args.with_up:
+        up, _ = start_up(environment(ROOT, data), work, data)
+        try:
+            print(f"load average: {os.getloadavg()[0]:.2f}")
+            rows = []
+            for command in FLOW_RUNNING:
+                rows.append(
+                    (
+                        " ".join(command),
+                        {
+                            n: measure(r, environment(r, data), command, args.runs)
+                            for n, r in roots.items()
+                        },
+                    )
+                )
+            table("Flow-running commands against `efa up` (medians)", rows, list(roots))
+        finally:
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=90)
+
+
+if __name__ == "__main__":
+    main()
