@@ -57,14 +57,16 @@ def test_queue_builds_the_complete_message(session: Session) -> None:
     assert row is not None and row.status == "queued" and row.next_attempt_at == NOW
     assert row.recipients == ["anna.mueller@essingen.example"]
     assert row.message_id == "<viba-ostalbkreis.08136019.information_request.1@ostalbkreis.example>"
+    # The definition's deadline (07.06.2024) has passed by NOW: five working days from today.
     assert (
         row.subject
-        == "ViBa BW – Informationserhebung: Rückmeldung bis 07.06.2024 (Gemeinde Essingen)"
+        == "ViBa BW – Informationserhebung: Rückmeldung bis 17.03.2025 (Gemeinde Essingen)"
     )
     parsed = email.message_from_bytes(row.raw, policy=policy.default)
     text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.startswith("Sehr geehrte Frau Müller,\n")
-    assert "bis spätestens Freitag, 07.06.2024" in text
+    assert "bis spätestens Montag, 17.03.2025" in text
+    assert "Rückmeldefrist: Freitag, 07.06.2024 (abgelaufen)" in text
     assert "http://127.0.0.1:8080/p/" in text
     assert _count(session, PortalToken) == 1
 
