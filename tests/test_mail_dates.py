@@ -60,7 +60,7 @@ def _campaign() -> tuple[Campaign, Enrolment, Municipality]:
 
 def _key_days(campaign: Campaign) -> list[date]:
     days = [campaign.go_live]
-    for key, value in campaign.dates.items():
+    for value in campaign.dates.values():
         values = value if isinstance(value, list) else [value]
         days += [date.fromisoformat(v) for v in values if v]
     return sorted(set(days))
