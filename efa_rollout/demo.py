@@ -125,22 +125,24 @@ def write_demo_contacts(path: Path) -> int:
         domain = campaigns.slugify(m.name) + ".example"
         mayor, clerk = rng.choice(["Frau", "Herr"]), rng.choice(["Frau", "Herr"])
         rows += [
-            [m.ags, "Hauptamt", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
+            [m.ags, "Hauptamt", "", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
             [
                 m.ags,
                 "Bürgermeister",
                 mayor,
+                "Bürgermeister" + ("in" if mayor == "Frau" else ""),
                 person(mayor),
                 "Bürgermeister" + ("in" if mayor == "Frau" else ""),
                 f"buergermeister@{domain}",
                 "",
                 "nein",
             ],
-            [m.ags, "Meldebehörde", "", "", "Bürgerbüro", f"buergerbuero@{domain}", "", "ja"],
+            [m.ags, "Meldebehörde", "", "", "", "Bürgerbüro", f"buergerbuero@{domain}", "", "ja"],
             [
                 m.ags,
                 "Bauamt",
                 clerk,
+                "",
                 person(clerk),
                 "Bauverwaltung",
                 f"bauamt@{domain}",
@@ -151,7 +153,17 @@ def write_demo_contacts(path: Path) -> int:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter=";")
         writer.writerow(
-            ["AGS", "Rolle", "Anrede", "Name", "Funktion", "E-Mail", "Telefon", "Funktionspostfach"]
+            [
+                "AGS",
+                "Rolle",
+                "Anrede",
+                "Anredetitel",
+                "Name",
+                "Funktion",
+                "E-Mail",
+                "Telefon",
+                "Funktionspostfach",
+            ]
         )
         writer.writerows(rows)
     return len(rows)

@@ -42,6 +42,7 @@ _CONTACT_FIELDS = (
     "ags",
     "role",
     "salutation",
+    "salutation_title",
     "name",
     "function",
     "email",
@@ -140,7 +141,7 @@ def list_contacts_command(
             [
                 c.ags,
                 c.role,
-                c.salutation,
+                " ".join(p for p in (c.salutation, c.salutation_title) if p),
                 c.name,
                 c.function,
                 c.email,

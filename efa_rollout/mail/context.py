@@ -64,16 +64,33 @@ def municipality_label(municipality: Municipality) -> str:
 
 
 def salutation_for(contacts: Sequence[Contact]) -> str:
-    """Personal salutation for one personal contact, else 'Sehr geehrte Damen und Herren,'."""
-    if len(contacts) == 1:
-        contact = contacts[0]
-        surname = _surname(contact.name or "")
-        if not contact.is_shared_mailbox and surname:
-            if contact.salutation == "Frau":
-                return f"Sehr geehrte Frau {surname},"
-            if contact.salutation == "Herr":
-                return f"Sehr geehrter Herr {surname},"
-    return "Sehr geehrte Damen und Herren,"
+    """The salutation line for the mail's recipients (see README, "Anrede").
+
+    Persons with a salutation (Frau/Herr) and a name are addressed by name and title
+    ("Sehr geehrter Herr Bürgermeister Müller,"); with two such persons both are named,
+    shared mailboxes among the recipients are not addressed. More than two persons, or a
+    person we cannot address by name, give "Sehr geehrte Damen und Herren,".
+    """
+    people = [c for c in contacts if not c.is_shared_mailbox]
+    lines = [personal_salutation(c) for c in people]
+    if not lines or len(lines) > 2 or None in lines:
+        return GENERIC_SALUTATION
+    text = ", ".join(line for line in lines if line)
+    return text[0].upper() + text[1:] + ","
+
+
+GENERIC_SALUTATION = "Sehr geehrte Damen und Herren,"
+
+
+def personal_salutation(contact: Contact) -> str | None:
+    """'sehr geehrte Frau Hauptamtsleiterin Schmid' (no comma), None if not possible."""
+    surname = _surname(contact.name or "")
+    if contact.is_shared_mailbox or not surname or contact.salutation not in ("Frau", "Herr"):
+        return None
+    title = (getattr(contact, "salutation_title", None) or "").strip()
+    words = [contact.salutation, title, surname] if title else [contact.salutation, surname]
+    opening = "sehr geehrte" if contact.salutation == "Frau" else "sehr geehrter"
+    return f"{opening} {' '.join(words)}"
 
 
 def _surname(name: str) -> str:
