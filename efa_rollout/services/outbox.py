@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
+from efa_rollout.mail.calendar import calendar_attachment
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -273,6 +274,20 @@ def queue_campaign_mail(
                 extra=extra,
             )
             rendered = render_mail(kind, context)
+            meta: dict[str, Any] = {"contact_ids": [c.id for c in contacts]}
+            meta["enrolment_id"] = enrolment.id
+            invite = calendar_attachment(
+                session,
+                context=context,
+                campaign_id=campaign.id,
+                ags=municipality.ags,
+                is_pilot=enrolment.is_pilot,
+                now=now,
+                settings=settings,
+            )
+            if invite is not None:
+                files.append(invite[0])
+                meta["calendar"] = invite[1]
             return store_message(
                 session,
                 rendered=rendered,
@@ -288,7 +303,7 @@ def queue_campaign_mail(
                 now=now,
                 not_after=not_after,
                 is_test=False,
-                meta={"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id},
+                meta=meta,
                 settings=settings,
                 attachments=files,
             )
