@@ -10,7 +10,7 @@ from icalendar import Calendar
 from sqlmodel import Session
 
 from efa_rollout.definitions import get_definition
-from efa_rollout.mail.outbox import queue_campaign_mail
+from efa_rollout.services.outbox import queue_campaign_mail
 from models import OutboxMessage
 from tests.mail_support import setup_one
 

@@ -1,7 +1,7 @@
 """salutation: a contact's title in the salutation ('Bürgermeister', 'Hauptamtsleiterin')
 
 Revision ID: 0003_salutation
-Revises: 0001
+Revises: 0002_bounces
 Create Date: 2026-12-01 19:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0003_salutation"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_bounces"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
