@@ -339,3 +339,29 @@ def test_distribute_unknown_campaign(session: Session) -> None:
 
     with pytest.raises(UserError, match="Die Kampagne »nope« gibt es nicht"):
         distribute_summary(session, "nope", now=NOW, actor="test")
+
+
+def test_summary_pdf_carries_its_real_creation_date(
+    session: Session, ewa: tuple[Campaign, dict[str, Enrolment]]
+) -> None:
+    from pypdf import PdfReader
+
+    campaign, _ = ewa
+    document = build_summary(session, campaign, now=NOW)
+    created = PdfReader(io.BytesIO(document.pdf)).metadata.creation_date
+    assert created is not None and created.year != 2000
+    assert abs(created - NOW) < timedelta(seconds=1)
+
+
+def test_summary_after_the_deadline_asks_for_no_past_date(
+    session: Session, ewa: tuple[Campaign, dict[str, Enrolment]]
+) -> None:
+    from efa_rollout.domain.text import german_date
+
+    campaign, _ = ewa
+    deadline = campaign.dates["collection_deadline"]
+    later = NOW.replace(year=int(deadline[:4]) + 1)  # well after the deadline
+    text = " ".join(pdf_text(build_summary(session, campaign, now=later).pdf).split())
+    day = german_date(deadline, weekday=True)
+    assert f"bis zum {day}" not in text
+    assert f"Die Rückmeldefrist ist am {day} abgelaufen" in text
