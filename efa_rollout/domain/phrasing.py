@@ -135,3 +135,16 @@ def deadline_passed_sentence(deadline: date, today: date) -> str | None:
 def current_first(items: Iterable[dict], today: date) -> list[dict]:
     """Checklist items: open ones first (overdue and soonest first), done ones last."""
     return sorted(items, key=lambda i: (bool(i.get("done")), i["due"], i.get("title", "")))
+
+
+def answer_request(
+    deadline: date | None, today: date, *, submitted: bool, collecting: bool
+) -> str | None:
+    """What the portal asks for: 'ask' (deadline ahead), 'late' (passed), None (nothing).
+
+    Nothing is asked once the answers are in or the municipality has moved past the
+    information collection (a finished rollout must not ask for answers by a date long past).
+    """
+    if submitted or not collecting or deadline is None:
+        return None
+    return "ask" if deadline >= today else "late"
