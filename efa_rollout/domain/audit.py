@@ -15,6 +15,9 @@ class EventKind(StrEnum):
 
     CAMPAIGN_CREATED = "campaign_created"
     CAMPAIGN_STARTED = "campaign_started"
+    CAMPAIGN_CLOSED = "campaign_closed"
+    CAMPAIGN_CANCELLED = "campaign_cancelled"
+    CAMPAIGN_DELETED = "campaign_deleted"
     COLLECTION_CLOSED = "collection_closed"
     ENROLLED = "enrolled"
     STAGE_CHANGED = "stage_changed"

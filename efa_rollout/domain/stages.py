@@ -77,6 +77,7 @@ class CampaignStatus(StrEnum):
     CREATED = "created"
     RUNNING = "running"
     CLOSED = "closed"
+    CANCELLED = "cancelled"
 
     @property
     def label(self) -> str:
@@ -88,6 +89,7 @@ CAMPAIGN_STATUS_LABELS = {
     CampaignStatus.CREATED: "angelegt",
     CampaignStatus.RUNNING: "läuft",
     CampaignStatus.CLOSED: "abgeschlossen",
+    CampaignStatus.CANCELLED: "abgebrochen",
 }
 
 
