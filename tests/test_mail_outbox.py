@@ -295,3 +295,41 @@ def test_attachments_are_added_after_the_alternative_part(session: Session) -> N
         "im Anhang (Zusammenfassung ViBa BW – Fassung 2.pdf) und in Ihrem Portal"
         in text.replace("\r\n", "\n").replace("\n", " ")
     )
+
+
+@pytest.mark.parametrize("kind", ["information_request", "reminder", "escalation"])
+def test_preview_shows_the_real_to_and_cc(session: Session, kind: str) -> None:
+    campaign, enrolment, municipality = setup_one(session, "bauamt@essingen.example", role="Bauamt")
+    add_contact(
+        session,
+        municipality.ags,
+        "bm@essingen.example",
+        role="Bürgermeister",
+        salutation="Herr",
+        salutation_title="Bürgermeister",
+        name="Thomas Müller",
+    )
+    add_contact(session, municipality.ags, "hauptamt@essingen.example", is_shared_mailbox=True)
+    session.commit()
+    preview = preview_campaign_mail(
+        session, campaign_id=campaign.id, ags=municipality.ags, kind=kind, now=NOW
+    )
+    escalating = kind == "escalation"
+    row = _queue(
+        session,
+        campaign,
+        enrolment,
+        municipality,
+        kind,
+        recipient_roles=["Bürgermeister", "Hauptamt"] if escalating else None,
+        cc_coordinator=escalating,
+    )
+    assert row is not None
+    sent = email.message_from_bytes(row.raw, policy=policy.default)
+    assert preview.headers["To"] == str(sent["To"])
+    assert preview.headers.get("Cc") == (str(sent["Cc"]) if sent["Cc"] else None)
+    if escalating:
+        assert "bm@essingen.example" in preview.headers["To"]
+        assert "bauamt@" not in preview.headers["To"]
+        assert "egov-koordination@ostalbkreis.example" in preview.headers["Cc"]
+        assert preview.text.startswith("Sehr geehrter Herr Bürgermeister Müller,")
