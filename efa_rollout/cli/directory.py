@@ -136,7 +136,17 @@ def list_contacts_command(
         typer.echo("Keine Ansprechpersonen gefunden.")
         return
     print_table(
-        ["AGS", "Rolle", "Anrede", "Name", "Funktion", "E-Mail", "Telefon", "Funktionspostfach"],
+        [
+            "AGS",
+            "Rolle",
+            "Anrede",
+            "Name",
+            "Funktion",
+            "E-Mail",
+            "Telefon",
+            "Funktionspostfach",
+            "Quelle",
+        ],
         [
             [
                 c.ags,
@@ -147,6 +157,7 @@ def list_contacts_command(
                 c.email,
                 c.phone,
                 "ja" if c.is_shared_mailbox else "nein",
+                f"{c.source or ''} ({c.updated_at:%d.%m.%Y})",
             ]
             for c in rows
         ],
