@@ -11,7 +11,7 @@ import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -503,7 +503,36 @@ def run_demo(data_dir: Path, say: Callable[[str], None]) -> None:
     DemoRunner(say).run()
     end = moment(TIMELINE[-1].day)
     reports = write_reports(data_dir, end, say)
+    keep_links_open(datetime.now(UTC), say)
     _closing(data_dir, reports, say)
+
+
+def keep_links_open(now: datetime, say: Callable[[str], None]) -> int:
+    """SIMULATED time ends long before today: the newest link per municipality stays valid.
+
+    The demo's mails were sent in 2023–2025, so their links would all have expired (410).
+    The newest live link of each campaign and municipality gets the usual validity from
+    NOW, so the links in the newest mails open the portal; older ones stay expired.
+    """
+    from models import PortalToken
+
+    settings = get_settings()
+    until = now + timedelta(days=settings.portal_token_days)
+    with session_scope() as session:
+        rows = session.exec(
+            select(PortalToken)
+            .where(col(PortalToken.revoked_at).is_(None))
+            .order_by(col(PortalToken.created_at), col(PortalToken.id))
+        ).all()
+        newest = {(r.campaign_id, r.ags): r for r in rows}
+        for token in newest.values():
+            token.expires_at = until
+            session.add(token)
+    say(
+        f"Persönliche Links (simuliert): der neueste Link je Gemeinde und Kampagne "
+        f"({len(newest)}) bleibt bis {until.astimezone(settings.zone):%d.%m.%Y} gültig."
+    )
+    return len(newest)
 
 
 def _closing(data_dir: Path, reports: list[Path], say: Callable[[str], None]) -> None:

@@ -277,6 +277,7 @@ def test_contacts_change_add_delete(portal: LivePortal, world: World) -> None:
         {
             "k.2.role": "Bürgermeister",
             "k.2.salutation": "Frau",
+            "k.2.salutation_title": "Bürgermeisterin",
             "k.2.name": "Bea Bürger",
             "k.2.function": "Bürgermeisterin",
             "k.2.email": "buergermeisterin@essingen.example",
@@ -292,6 +293,10 @@ def test_contacts_change_add_delete(portal: LivePortal, world: World) -> None:
     assert set(now) == {"Hauptamt", "Bürgermeister"}
     assert now["Hauptamt"].phone == "07365 9600-10" and now["Hauptamt"].source == "portal"
     assert now["Bürgermeister"].name == "Bea Bürger"
+    assert now["Bürgermeister"].salutation_title == "Bürgermeisterin"
+    assert re.search(
+        r'name="k\.\d+\.salutation_title" value="Bürgermeisterin"', portal.page(token).text
+    )
     assert len(events) == 1
     assert [events[0].data[k] for k in ("added", "changed", "deleted")] == [1, 1, 1]
 

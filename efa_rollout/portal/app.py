@@ -563,6 +563,7 @@ class Portal:
                 data={
                     "role": row.role,
                     "salutation": row.salutation or None,
+                    "salutation_title": row.salutation_title or None,
                     "name": row.name or None,
                     "function": row.function or None,
                     "email": row.email,
@@ -780,6 +781,7 @@ def _row_of(contact: Contact) -> ContactRow:
         id=contact.id,
         role=contact.role,
         salutation=contact.salutation or "",
+        salutation_title=contact.salutation_title or "",
         name=contact.name or "",
         function=contact.function or "",
         email=contact.email,
