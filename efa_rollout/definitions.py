@@ -63,6 +63,10 @@ class QuestionField(_Strict):
     roles: list[str] | None = Field(None, description="Only for these role variants (None: all)")
     pilots_only: bool = False
     key_answer: bool = Field(False, description="Shown side by side in the summary")
+    directory_role: str | None = Field(
+        None,
+        description="A contact answer updates the contact directory under this role (e.g. Bauamt)",
+    )
 
     @field_validator("choices", mode="before")
     @classmethod

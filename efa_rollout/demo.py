@@ -11,7 +11,7 @@ import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,22 +125,24 @@ def write_demo_contacts(path: Path) -> int:
         domain = campaigns.slugify(m.name) + ".example"
         mayor, clerk = rng.choice(["Frau", "Herr"]), rng.choice(["Frau", "Herr"])
         rows += [
-            [m.ags, "Hauptamt", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
+            [m.ags, "Hauptamt", "", "", "", "Hauptamt", f"hauptamt@{domain}", "", "ja"],
             [
                 m.ags,
                 "Bürgermeister",
                 mayor,
+                "Bürgermeister" + ("in" if mayor == "Frau" else ""),
                 person(mayor),
                 "Bürgermeister" + ("in" if mayor == "Frau" else ""),
                 f"buergermeister@{domain}",
                 "",
                 "nein",
             ],
-            [m.ags, "Meldebehörde", "", "", "Bürgerbüro", f"buergerbuero@{domain}", "", "ja"],
+            [m.ags, "Meldebehörde", "", "", "", "Bürgerbüro", f"buergerbuero@{domain}", "", "ja"],
             [
                 m.ags,
                 "Bauamt",
                 clerk,
+                "",
                 person(clerk),
                 "Bauverwaltung",
                 f"bauamt@{domain}",
@@ -151,7 +153,17 @@ def write_demo_contacts(path: Path) -> int:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter=";")
         writer.writerow(
-            ["AGS", "Rolle", "Anrede", "Name", "Funktion", "E-Mail", "Telefon", "Funktionspostfach"]
+            [
+                "AGS",
+                "Rolle",
+                "Anrede",
+                "Anredetitel",
+                "Name",
+                "Funktion",
+                "E-Mail",
+                "Telefon",
+                "Funktionspostfach",
+            ]
         )
         writer.writerows(rows)
     return len(rows)
@@ -491,7 +503,36 @@ def run_demo(data_dir: Path, say: Callable[[str], None]) -> None:
     DemoRunner(say).run()
     end = moment(TIMELINE[-1].day)
     reports = write_reports(data_dir, end, say)
+    keep_links_open(datetime.now(UTC), say)
     _closing(data_dir, reports, say)
+
+
+def keep_links_open(now: datetime, say: Callable[[str], None]) -> int:
+    """SIMULATED time ends long before today: the newest link per municipality stays valid.
+
+    The demo's mails were sent in 2023–2025, so their links would all have expired (410).
+    The newest live link of each campaign and municipality gets the usual validity from
+    NOW, so the links in the newest mails open the portal; older ones stay expired.
+    """
+    from models import PortalToken
+
+    settings = get_settings()
+    until = now + timedelta(days=settings.portal_token_days)
+    with session_scope() as session:
+        rows = session.exec(
+            select(PortalToken)
+            .where(col(PortalToken.revoked_at).is_(None))
+            .order_by(col(PortalToken.created_at), col(PortalToken.id))
+        ).all()
+        newest = {(r.campaign_id, r.ags): r for r in rows}
+        for token in newest.values():
+            token.expires_at = until
+            session.add(token)
+    say(
+        f"Persönliche Links (simuliert): der neueste Link je Gemeinde und Kampagne "
+        f"({len(newest)}) bleibt bis {until.astimezone(settings.zone):%d.%m.%Y} gültig."
+    )
+    return len(newest)
 
 
 def _closing(data_dir: Path, reports: list[Path], say: Callable[[str], None]) -> None:

@@ -49,6 +49,11 @@ class Contact(SQLModel, table=True):
     )
     salutation: str | None = Field(default=None, max_length=10, description="Frau / Herr / None")
     name: str | None = Field(default=None, max_length=200)
+    salutation_title: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Title in the salutation: 'Bürgermeister' → 'Sehr geehrter Herr Bürgermeister …'",
+    )
     function: str | None = Field(default=None, max_length=200)
     email: str = Field(max_length=320)
     phone: str | None = Field(default=None, max_length=60)

@@ -36,6 +36,7 @@ def test_create_start_tick_status_and_overrides(efa_env: Path) -> None:
         "08136021",
         "--date",
         "silent_go_live=2023-11-16",
+        "--allow-past",  # a rollout that already happened, replayed with --as-of
     )
     assert "viba-bw-ostalbkreis" in out and "34 Gemeinden" in out
     shown = json.loads(efa("campaign", "show", "viba-bw-ostalbkreis", "--json"))

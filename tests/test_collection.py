@@ -336,7 +336,9 @@ def test_save_logs_event_with_source_and_author(session: Session) -> None:
     enrolment = enrol(session, campaign, definition, AALEN)
     _save(session, enrolment, {"offene_punkte": "x"}, source="cli", author="Erika")
     _save(session, enrolment, complete_ewa_answers(), submit=True, source="portal", author="Anna")
-    events = session.exec(select(Event).order_by(Event.id)).all()
+    events = [
+        e for e in session.exec(select(Event).order_by(Event.id)) if e.kind.startswith("answers")
+    ]
     assert [(e.kind, e.actor, e.data["source"], e.data["version"]) for e in events] == [
         ("answers_saved", "Erika", "cli", 1),
         ("answers_submitted", "Anna", "portal", 2),

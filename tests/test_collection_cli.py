@@ -96,8 +96,15 @@ def test_response_set_single_fields_then_submit(
     assert "Version 2 (eingereicht), vollständig: ja" in result.output
     enrolment = _enrolment(session, campaign_id, AALEN)
     assert enrolment.answers_complete is True
-    event = session.exec(select(Event).order_by(Event.id.desc())).first()  # type: ignore[union-attr]
-    assert event.kind == "answers_submitted" and event.data["source"] == "cli"
+    event = session.exec(
+        select(Event).where(Event.kind == "answers_submitted").order_by(Event.id.desc())  # type: ignore[union-attr]
+    ).first()
+    assert event is not None and event.data["source"] == "cli"
+    assert "Ansprechpersonen übernommen" in result.output  # the directory took over the persons
+    assert (
+        "Hauptamt: Frau Anna Muster" in result.output
+        and "Meldebehörde: Fritz Fach" in result.output
+    )
 
 
 def _cli_value(value: object) -> str:

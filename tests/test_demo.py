@@ -52,3 +52,22 @@ def test_demo_runs_the_whole_timeline(prefect_api: None, efa_env: Path) -> None:
     reports = [line for line in lines if "Bericht:" in line]
     assert len(reports) == 4
     assert all(Path(line.split()[-1]).exists() for line in reports)
+    assert any("bleibt bis" in line for line in lines)
+
+    # The newest mail of each municipality carries a link that still opens the portal.
+    import re
+    from datetime import UTC, datetime
+    from email import message_from_bytes, policy
+
+    from efa_rollout.services.links import check_token
+
+    newest: dict[tuple[str, str], tuple[int, str]] = {}
+    with Session(get_engine()) as session:
+        for row in session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))):
+            text = message_from_bytes(row.raw, policy=policy.default).get_body(("plain",))
+            found = re.search(r"/p/([A-Za-z0-9_-]+)", text.get_content() if text else "")
+            if found and row.campaign_id and row.ags:
+                newest[(row.campaign_id, row.ags)] = (row.id or 0, found[1])
+        now = datetime.now(UTC)
+        states = {check_token(session, token, now=now).state.value for _, token in newest.values()}
+    assert len(newest) == 34 + 42 and states == {"valid"}, states

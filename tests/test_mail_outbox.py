@@ -57,14 +57,16 @@ def test_queue_builds_the_complete_message(session: Session) -> None:
     assert row is not None and row.status == "queued" and row.next_attempt_at == NOW
     assert row.recipients == ["anna.mueller@essingen.example"]
     assert row.message_id == "<viba-ostalbkreis.08136019.information_request.1@ostalbkreis.example>"
+    # The definition's deadline (07.06.2024) has passed by NOW: five working days from today.
     assert (
         row.subject
-        == "ViBa BW – Informationserhebung: Rückmeldung bis 07.06.2024 (Gemeinde Essingen)"
+        == "ViBa BW – Informationserhebung: Rückmeldung bis 17.03.2025 (Gemeinde Essingen)"
     )
     parsed = email.message_from_bytes(row.raw, policy=policy.default)
     text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.startswith("Sehr geehrte Frau Müller,\n")
-    assert "bis spätestens Freitag, 07.06.2024" in text
+    assert "bis spätestens Montag, 17.03.2025" in text
+    assert "Rückmeldefrist: Freitag, 07.06.2024 (abgelaufen)" in text
     assert "http://127.0.0.1:8080/p/" in text
     assert _count(session, PortalToken) == 1
 
@@ -293,3 +295,41 @@ def test_attachments_are_added_after_the_alternative_part(session: Session) -> N
         "im Anhang (Zusammenfassung ViBa BW – Fassung 2.pdf) und in Ihrem Portal"
         in text.replace("\r\n", "\n").replace("\n", " ")
     )
+
+
+@pytest.mark.parametrize("kind", ["information_request", "reminder", "escalation"])
+def test_preview_shows_the_real_to_and_cc(session: Session, kind: str) -> None:
+    campaign, enrolment, municipality = setup_one(session, "bauamt@essingen.example", role="Bauamt")
+    add_contact(
+        session,
+        municipality.ags,
+        "bm@essingen.example",
+        role="Bürgermeister",
+        salutation="Herr",
+        salutation_title="Bürgermeister",
+        name="Thomas Müller",
+    )
+    add_contact(session, municipality.ags, "hauptamt@essingen.example", is_shared_mailbox=True)
+    session.commit()
+    preview = preview_campaign_mail(
+        session, campaign_id=campaign.id, ags=municipality.ags, kind=kind, now=NOW
+    )
+    escalating = kind == "escalation"
+    row = _queue(
+        session,
+        campaign,
+        enrolment,
+        municipality,
+        kind,
+        recipient_roles=["Bürgermeister", "Hauptamt"] if escalating else None,
+        cc_coordinator=escalating,
+    )
+    assert row is not None
+    sent = email.message_from_bytes(row.raw, policy=policy.default)
+    assert preview.headers["To"] == str(sent["To"])
+    assert preview.headers.get("Cc") == (str(sent["Cc"]) if sent["Cc"] else None)
+    if escalating:
+        assert "bm@essingen.example" in preview.headers["To"]
+        assert "bauamt@" not in preview.headers["To"]
+        assert "egov-koordination@ostalbkreis.example" in preview.headers["Cc"]
+        assert preview.text.startswith("Sehr geehrter Herr Bürgermeister Müller,")

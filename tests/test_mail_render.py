@@ -158,6 +158,40 @@ def test_definition_paragraph_appears_escaped_in_html(efa_env) -> None:
                 Contact(ags="1", role="r", email="a@b.de", salutation="Frau", name="Anna Müller"),
                 Contact(ags="1", role="r", email="c@b.de", salutation="Herr", name="Bernd Kurz"),
             ],
+            "Sehr geehrte Frau Müller, sehr geehrter Herr Kurz,",
+        ),
+        (
+            [
+                Contact(
+                    ags="1",
+                    role="Bürgermeister",
+                    email="a@b.de",
+                    salutation="Herr",
+                    salutation_title="Bürgermeister",
+                    name="Thomas Müller",
+                ),
+                Contact(ags="1", role="Hauptamt", email="h@b.de", is_shared_mailbox=True),
+            ],
+            "Sehr geehrter Herr Bürgermeister Müller,",
+        ),
+        (
+            [
+                Contact(
+                    ags="1",
+                    role="r",
+                    email="a@b.de",
+                    salutation="Frau",
+                    salutation_title="Hauptamtsleiterin",
+                    name="Julia Schmid",
+                )
+            ],
+            "Sehr geehrte Frau Hauptamtsleiterin Schmid,",
+        ),
+        (
+            [
+                Contact(ags="1", role="r", email=f"{n}@b.de", salutation="Frau", name=f"A {n}")
+                for n in ("Maier", "Roth", "Vogel")
+            ],
             "Sehr geehrte Damen und Herren,",
         ),
     ],

@@ -277,6 +277,7 @@ def test_contacts_change_add_delete(portal: LivePortal, world: World) -> None:
         {
             "k.2.role": "Bürgermeister",
             "k.2.salutation": "Frau",
+            "k.2.salutation_title": "Bürgermeisterin",
             "k.2.name": "Bea Bürger",
             "k.2.function": "Bürgermeisterin",
             "k.2.email": "buergermeisterin@essingen.example",
@@ -292,6 +293,10 @@ def test_contacts_change_add_delete(portal: LivePortal, world: World) -> None:
     assert set(now) == {"Hauptamt", "Bürgermeister"}
     assert now["Hauptamt"].phone == "07365 9600-10" and now["Hauptamt"].source == "portal"
     assert now["Bürgermeister"].name == "Bea Bürger"
+    assert now["Bürgermeister"].salutation_title == "Bürgermeisterin"
+    assert re.search(
+        r'name="k\.\d+\.salutation_title" value="Bürgermeisterin"', portal.page(token).text
+    )
     assert len(events) == 1
     assert [events[0].data[k] for k in ("added", "changed", "deleted")] == [1, 1, 1]
 
@@ -362,3 +367,31 @@ def test_cli_link_issues_and_rotates(world: World) -> None:
 
     result = runner.invoke(app, ["portal", "revoke", EWA, AALEN])
     assert result.exit_code == 0 and "1 Link(s)" in result.output
+
+
+def test_finished_rollout_asks_for_nothing_by_a_past_date(portal: LivePortal, world: World) -> None:
+    from datetime import timedelta
+
+    from models import Campaign
+
+    with world.session() as session:
+        campaign = session.get(Campaign, EWA)
+        enrolment = session.get(Enrolment, world.essingen_enrolment)
+        assert campaign is not None and enrolment is not None
+        past = campaign.go_live - timedelta(days=400)
+        campaign.dates = {**campaign.dates, "collection_deadline": past.isoformat()}
+        session.add(campaign)
+        session.commit()
+    late = portal.page(world.essingen_token).text
+    assert "bis spätestens" not in late
+    assert "Die Rückmeldefrist ist am" in late and "abgelaufen" in late
+    assert "(vergangen)" in late
+    with world.session() as session:
+        enrolment = session.get(Enrolment, world.essingen_enrolment)
+        assert enrolment is not None
+        enrolment.stage = "completed"
+        session.add(enrolment)
+        session.commit()
+    done = portal.page(world.essingen_token).text
+    assert "Abgeschlossen" in done
+    assert "bis spätestens" not in done and "Rückmeldefrist ist am" not in done

@@ -267,7 +267,12 @@ def test_distribute_once_per_version_to_eligible_only(
 def test_distribute_without_contacts_reports_and_retries_later(
     session: Session, ewa: tuple[Campaign, dict[str, Enrolment]]
 ) -> None:
+    from models import Contact
+
     campaign, _ = ewa
+    for named in session.exec(select(Contact).where(Contact.ags == BOPFINGEN)):
+        session.delete(named)  # the persons its answers named: Bopfingen has no contact now
+    session.flush()
     add_contacts(session, [AALEN])
     result = distribute_summary(session, campaign.id, now=NOW, actor="test")
     assert (result["queued"], result["not_queued"]) == (1, 1)
@@ -311,7 +316,9 @@ def test_queued_summary_mail_is_a_proper_message(
     row = session.exec(
         select(OutboxMessage).where(OutboxMessage.kind == "summary", OutboxMessage.ags == AALEN)
     ).one()
-    assert row.recipients == [f"hauptamt-{AALEN}@gemeinde.example"]
+    # The persons Aalen's answers named came into the directory (Meldebehörde first).
+    assert row.recipients[0] == "a.fach@gemeinde.example"
+    assert f"hauptamt-{AALEN}@gemeinde.example" in row.recipients
     message = message_from_bytes(row.raw, policy=policy.default)
     assert "Zusammenfassung" in message["Subject"]
     pdfs = [p for p in message.walk() if p.get_content_type() == "application/pdf"]
@@ -339,3 +346,29 @@ def test_distribute_unknown_campaign(session: Session) -> None:
 
     with pytest.raises(UserError, match="Die Kampagne »nope« gibt es nicht"):
         distribute_summary(session, "nope", now=NOW, actor="test")
+
+
+def test_summary_pdf_carries_its_real_creation_date(
+    session: Session, ewa: tuple[Campaign, dict[str, Enrolment]]
+) -> None:
+    from pypdf import PdfReader
+
+    campaign, _ = ewa
+    document = build_summary(session, campaign, now=NOW)
+    created = PdfReader(io.BytesIO(document.pdf)).metadata.creation_date
+    assert created is not None and created.year != 2000
+    assert abs(created - NOW) < timedelta(seconds=1)
+
+
+def test_summary_after_the_deadline_asks_for_no_past_date(
+    session: Session, ewa: tuple[Campaign, dict[str, Enrolment]]
+) -> None:
+    from efa_rollout.domain.text import german_date
+
+    campaign, _ = ewa
+    deadline = campaign.dates["collection_deadline"]
+    later = NOW.replace(year=int(deadline[:4]) + 1)  # well after the deadline
+    text = " ".join(pdf_text(build_summary(session, campaign, now=later).pdf).split())
+    day = german_date(deadline, weekday=True)
+    assert f"bis zum {day}" not in text
+    assert f"Die Rückmeldefrist ist am {day} abgelaufen" in text

@@ -59,10 +59,11 @@ def test_record_answers_and_checklist_in_one_go(session: Session, campaign_id: s
     events = session.exec(select(Event).order_by(Event.id)).all()
     assert [(e.kind, e.actor, e.data["source"]) for e in events] == [
         ("answers_submitted", "Erika Mustermann", "prefect"),
+        ("contacts_changed", "Erika Mustermann", "answers"),  # the persons named
         ("checklist_item_done", "Erika Mustermann", "prefect"),
         ("checklist_item_done", "Erika Mustermann", "prefect"),
     ]
-    assert events[1].data["note"] == "telefonisch bestätigt"
+    assert events[2].data["note"] == "telefonisch bestätigt"
 
 
 def test_record_is_all_or_nothing(session: Session, campaign_id: str) -> None:

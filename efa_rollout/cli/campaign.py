@@ -97,6 +97,11 @@ def create_command(
         [], "--date", help="Termin überschreiben: name=JJJJ-MM-TT (mehrfach)."
     ),
     pilots: list[str] = typer.Option([], "--pilot", help="AGS einer Pilotgemeinde (mehrfach)."),
+    allow_past: bool = typer.Option(
+        False,
+        "--allow-past",
+        help="Go-Live in der Vergangenheit zulassen (eine erfolgte Einführung nachtragen).",
+    ),
 ) -> None:
     """Legt eine Kampagne aus einer Vorlage an (gestartet wird sie mit efa campaign start)."""
     from efa_rollout.db import session_scope
@@ -122,13 +127,18 @@ def create_command(
             date_overrides=overrides,
             pilots=pilots,
             actor=get_settings().actor,
+            allow_past=allow_past,
         )
         count = len(campaigns.targeted_municipalities(session, definition, campaign.area_code))
+        past = campaigns.past_dates(campaign, datetime.now(UTC))
         typer.echo(
             f"Kampagne »{campaign.id}« angelegt: {campaign.title}, {campaign.area_name}, "
             f"{count} Gemeinden, Go-Live {german_date(campaign.go_live)}.\n"
             f"Starten mit: efa campaign start {campaign.id}"
         )
+    if past:
+        typer.echo("Warnung: diese Termine liegen bereits in der Vergangenheit:", err=True)
+        typer.echo("\n".join(f"  {line}" for line in past), err=True)
 
 
 @app.command("list")
@@ -467,3 +477,60 @@ def _why_no_change(campaign_id: str, now: datetime) -> list[str]:
     for row in waits:
         counts[row.waiting.text] = counts.get(row.waiting.text, 0) + 1
     return [f"{n} × {what}" for what, n in sorted(counts.items(), key=lambda x: -x[1])[:5]]
+
+
+REASON = typer.Option(..., "--reason", help="Begründung (wird protokolliert).")
+
+
+@app.command("close")
+def close_command(
+    campaign_id: str = typer.Argument(..., help="Kampagne."), reason: str = REASON
+) -> None:
+    """Schließt eine Kampagne ab: keine weiteren Mails, das Portal nur noch lesbar."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import campaigns
+    from efa_rollout.settings import get_settings
+
+    with session_scope() as session:
+        campaigns.close_campaign(
+            session, campaign_id, now=datetime.now(UTC), actor=get_settings().actor, reason=reason
+        )
+    typer.echo(f"Kampagne »{campaign_id}« abgeschlossen (protokolliert: {reason}).")
+
+
+@app.command("cancel")
+def cancel_command(
+    campaign_id: str = typer.Argument(..., help="Kampagne."), reason: str = REASON
+) -> None:
+    """Bricht eine Kampagne ab; noch nicht versandte Mails werden storniert."""
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import campaigns
+    from efa_rollout.settings import get_settings
+
+    with session_scope() as session:
+        _, cancelled = campaigns.cancel_campaign(
+            session, campaign_id, now=datetime.now(UTC), actor=get_settings().actor, reason=reason
+        )
+    typer.echo(
+        f"Kampagne »{campaign_id}« abgebrochen; {cancelled} noch nicht versandte Mail(s) "
+        f"storniert (protokolliert: {reason})."
+    )
+
+
+@app.command("delete")
+def delete_command(
+    campaign_id: str = typer.Argument(..., help="Kampagne."),
+    yes: bool = typer.Option(False, "--yes", help="Ohne Rückfrage löschen."),
+) -> None:
+    """Löscht eine Kampagne, solange noch keine Mail versandt wurde (z. B. nach einem Tippfehler)."""
+    if not yes and not typer.confirm(f"Kampagne »{campaign_id}« wirklich löschen?"):
+        raise typer.Exit(1)
+    from efa_rollout.db import session_scope
+    from efa_rollout.services import campaigns
+    from efa_rollout.settings import get_settings
+
+    with session_scope() as session:
+        campaigns.delete_campaign(
+            session, campaign_id, now=datetime.now(UTC), actor=get_settings().actor
+        )
+    typer.echo(f"Kampagne »{campaign_id}« gelöscht (im Ereignisprotokoll vermerkt).")

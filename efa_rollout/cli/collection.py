@@ -72,9 +72,11 @@ def set_response_command(
     """Erfasst einzelne Antworten einer Gemeinde (neue Version, übrige Antworten bleiben)."""
     from efa_rollout.db import session_scope
     from efa_rollout.services.answers import save_answers
+    from efa_rollout.services.contacts import contact_changes
     from efa_rollout.services.lookup import find_enrolment
 
     answers = parse_assignments(assignments)
+    now = _now()
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
         response = save_answers(
@@ -84,9 +86,10 @@ def set_response_command(
             submit=submit,
             source="cli",
             author=_author(author),
-            now=_now(),
+            now=now,
         )
         missing = _missing_required(session, enrolment, response.answers)
+        changes = contact_changes(session, enrolment.id, now)
         name = _name(session, enrolment.ags)
     status = "eingereicht" if response.status == ResponseStatus.SUBMITTED else "Entwurf"
     typer.echo(
@@ -95,6 +98,9 @@ def set_response_command(
     )
     if missing:
         typer.echo("Noch offene Pflichtangaben: " + ", ".join(missing) + ".")
+    if changes:
+        typer.echo("Ansprechpersonen übernommen (efa contacts list):")
+        typer.echo("\n".join(f"  {line}" for line in changes))
 
 
 @response_app.command("show")

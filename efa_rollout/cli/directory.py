@@ -43,6 +43,7 @@ _CONTACT_FIELDS = (
     "ags",
     "role",
     "salutation",
+    "salutation_title",
     "name",
     "function",
     "email",
@@ -142,17 +143,28 @@ def list_contacts_command(
         typer.echo("Keine Ansprechpersonen gefunden.")
         return
     print_table(
-        ["AGS", "Rolle", "Anrede", "Name", "Funktion", "E-Mail", "Telefon", "Funktionspostfach"],
+        [
+            "AGS",
+            "Rolle",
+            "Anrede",
+            "Name",
+            "Funktion",
+            "E-Mail",
+            "Telefon",
+            "Funktionspostfach",
+            "Quelle",
+        ],
         [
             [
                 c.ags,
                 c.role,
-                c.salutation,
+                " ".join(p for p in (c.salutation, c.salutation_title) if p),
                 c.name,
                 c.function,
                 c.email,
                 c.phone,
                 "ja" if c.is_shared_mailbox else "nein",
+                f"{c.source or ''} ({c.updated_at:%d.%m.%Y})",
             ]
             for c in rows
         ],

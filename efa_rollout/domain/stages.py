@@ -77,6 +77,7 @@ class CampaignStatus(StrEnum):
     CREATED = "created"
     RUNNING = "running"
     CLOSED = "closed"
+    CANCELLED = "cancelled"
 
     @property
     def label(self) -> str:
@@ -89,6 +90,7 @@ CAMPAIGN_STATUS_LABELS: dict[str, str] = {
     CampaignStatus.CREATED: "angelegt",
     CampaignStatus.RUNNING: "läuft",
     CampaignStatus.CLOSED: "abgeschlossen",
+    CampaignStatus.CANCELLED: "abgebrochen",
 }
 
 

@@ -42,6 +42,7 @@ CONTACT_ALIASES: dict[str, tuple[str, ...]] = {
     "ags": MUNICIPALITY_ALIASES["ags"],
     "role": ("Rolle", "Role", "Projektrolle", "Zuständigkeit"),
     "salutation": ("Anrede", "Salutation"),
+    "salutation_title": ("Anredetitel", "Titel in der Anrede", "Anrede-Titel", "Salutation title"),
     "name": ("Name", "Ansprechperson", "Ansprechpartner", "Kontakt", "Contact", "Contact name"),
     "first_name": ("Vorname", "First name", "Given name"),
     "last_name": ("Nachname", "Familienname", "Last name", "Surname"),
@@ -58,6 +59,7 @@ CONTACT_ALIASES: dict[str, tuple[str, ...]] = {
 _REQUIRED = {"ags": "AGS", "role": "Rolle", "email": "E-Mail"}
 _OPTIONAL_PARSERS: dict[str, Callable[[str], Any]] = {
     "salutation": parse_salutation,
+    "salutation_title": lambda v: max_length(100)(v) or None,
     "function": lambda v: max_length(MAX_CONTACT_TEXT)(v) or None,
     "phone": lambda v: _parse_phone(v) or None,
     "is_shared_mailbox": parse_bool,

@@ -10,10 +10,18 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.domain import phrasing
 from efa_rollout.domain.text import as_date, signature
 from efa_rollout.mail.render import MailRenderError, render_paragraph
 from efa_rollout.settings import Settings
-from models import Campaign, ChecklistItemState, Contact, Enrolment, Municipality
+from models import (
+    Campaign,
+    ChecklistItemState,
+    Contact,
+    Enrolment,
+    Municipality,
+    QuestionnaireResponse,
+)
 
 #: Kinds whose mail carries the municipality's personal portal link.
 KINDS_WITH_LINK = frozenset(
@@ -33,6 +41,12 @@ _NAME_PARTICLES = frozenset({"von", "van", "vom", "zu", "zum", "zur", "de", "der
 _TITLES = frozenset({"Dr.", "Prof.", "Dipl.-Ing.", "Dr.-Ing."})
 #: Key of the open item that stands for the questionnaire (see efa_rollout.domain.reminders).
 QUESTIONNAIRE_ITEM_KEY = "fragebogen"
+#: Checklist owner that means "the municipality itself" (others confirm their own items).
+MUNICIPALITY_OWNER = "Gemeinde"
+#: Kinds that ask the municipality for something by a deadline (never a past one).
+_ASKING_KINDS = frozenset(
+    {"information_request", "submission_confirmation", "summary", "go_live", "after_care"}
+)
 _DATE_KEYS = (
     "collection_deadline",
     "summary",
@@ -50,16 +64,33 @@ def municipality_label(municipality: Municipality) -> str:
 
 
 def salutation_for(contacts: Sequence[Contact]) -> str:
-    """Personal salutation for one personal contact, else 'Sehr geehrte Damen und Herren,'."""
-    if len(contacts) == 1:
-        contact = contacts[0]
-        surname = _surname(contact.name or "")
-        if not contact.is_shared_mailbox and surname:
-            if contact.salutation == "Frau":
-                return f"Sehr geehrte Frau {surname},"
-            if contact.salutation == "Herr":
-                return f"Sehr geehrter Herr {surname},"
-    return "Sehr geehrte Damen und Herren,"
+    """The salutation line for the mail's recipients (see README, "Anrede").
+
+    Persons with a salutation (Frau/Herr) and a name are addressed by name and title
+    ("Sehr geehrter Herr Bürgermeister Müller,"); with two such persons both are named,
+    shared mailboxes among the recipients are not addressed. More than two persons, or a
+    person we cannot address by name, give "Sehr geehrte Damen und Herren,".
+    """
+    people = [c for c in contacts if not c.is_shared_mailbox]
+    lines = [personal_salutation(c) for c in people]
+    if not lines or len(lines) > 2 or None in lines:
+        return GENERIC_SALUTATION
+    text = ", ".join(line for line in lines if line)
+    return text[0].upper() + text[1:] + ","
+
+
+GENERIC_SALUTATION = "Sehr geehrte Damen und Herren,"
+
+
+def personal_salutation(contact: Contact) -> str | None:
+    """'sehr geehrte Frau Hauptamtsleiterin Schmid' (no comma), None if not possible."""
+    surname = _surname(contact.name or "")
+    if contact.is_shared_mailbox or not surname or contact.salutation not in ("Frau", "Herr"):
+        return None
+    title = (getattr(contact, "salutation_title", None) or "").strip()
+    words = [contact.salutation, title, surname] if title else [contact.salutation, surname]
+    opening = "sehr geehrte" if contact.salutation == "Frau" else "sehr geehrter"
+    return f"{opening} {' '.join(words)}"
 
 
 def _surname(name: str) -> str:
@@ -149,8 +180,11 @@ def checklist_context(
                 "title": item.title,
                 "due": due,
                 "required": item.required,
+                "owner": item.owner,
+                "own": item.owner == MUNICIPALITY_OWNER,
                 "done": is_done,
                 "overdue": not is_done and due < today,
+                "due_text": phrasing.due_phrase(due, today, done=is_done),
             }
         )
     return sorted(items, key=lambda i: (i["due"], i["title"]))
@@ -161,7 +195,9 @@ def normalise_items(items: Iterable[dict[str, Any]], today: date) -> list[dict[s
     result = []
     for item in items:
         due = as_date(item["due"])
-        result.append({**item, "due": due, "overdue": item.get("overdue", due < today)})
+        overdue = item.get("overdue", due < today)
+        due_text = phrasing.due_phrase(due, today)
+        result.append({**item, "due": due, "overdue": overdue, "due_text": due_text})
     return sorted(result, key=lambda i: (i["due"], i["title"]))
 
 
@@ -178,6 +214,8 @@ def default_deadline(kind: str, go_live: date, dates: dict[str, Any]) -> date:
     """The deadline a kind of mail names when the caller gives none."""
     if kind in ("information_request", "submission_confirmation"):
         return dates.get("collection_deadline") or go_live - timedelta(days=84)
+    if kind == "summary":
+        return dates.get("collection_deadline") or go_live
     if kind == "go_live":
         return go_live + timedelta(days=14)
     if kind == "after_care":
@@ -246,6 +284,10 @@ def build_context(
         deadline = reminder_deadline(open_items, today, settings)
     else:
         deadline = default_deadline(kind, go_live, dates)
+        if kind in _ASKING_KINDS:
+            deadline = phrasing.answer_deadline(
+                deadline, today, add_working_days(today, 5, settings)
+            )
     context: dict[str, Any] = {
         "kind": kind,
         "sequence": sequence,
@@ -276,6 +318,10 @@ def build_context(
     context.update(extra)
     context.setdefault("reminder_kind", None)
     context.setdefault("deadline_groups", [])  # reminders: the open items per deadline
+    context.setdefault("answered", _answered(session, enrolment))
+    context["phrases"] = phrases(
+        campaign.service, context["go_live"], context["dates"], context["checklist"], today
+    )
     context["reminder_topic"] = reminder_topic(context["open_items"], context["open_questions"])
     context["paragraph"] = paragraph_for(definition, kind, context)
     return context
@@ -300,3 +346,50 @@ def _municipality_context(municipality: Municipality | None) -> dict[str, str] |
         "name": municipality.name,
         "label": municipality_label(municipality),
     }
+
+
+def _answered(session: Session | None, enrolment: Enrolment | None) -> bool:
+    """True when the municipality has submitted answers (so a thank-you is due)."""
+    if session is None or enrolment is None or enrolment.id is None:
+        return False
+    query = select(QuestionnaireResponse.id).where(
+        QuestionnaireResponse.enrolment_id == enrolment.id,
+        QuestionnaireResponse.status == "submitted",
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
+def phrases(
+    service: str,
+    go_live: date,
+    dates: dict[str, Any],
+    checklist: Sequence[dict[str, Any]],
+    today: date,
+) -> dict[str, Any]:
+    """Date sentences true on TODAY (see efa_rollout.domain.phrasing) and the own tasks."""
+    entries: list[tuple[str, date]] = [("go_live", go_live)]
+    for key in ("collection_deadline", "silent_go_live", "mandatory_from"):
+        if dates.get(key):
+            entries.append((key, dates[key]))
+    entries += [("training", day) for day in dates.get("trainings") or []]
+    own = phrasing.current_first(
+        [_with_due_text(i, today) for i in checklist if i.get("own", True)], today
+    )
+    deadline = dates.get("collection_deadline")
+    return {
+        "start": phrasing.start_sentence(service, go_live, today),
+        "started": go_live <= today,
+        "timeline": phrasing.timeline(entries, today),
+        "tasks_open": [i for i in own if not i.get("done")],
+        "tasks_done": [i for i in own if i.get("done")],
+        "deadline_passed": (
+            phrasing.deadline_passed_sentence(deadline, today) if deadline else None
+        ),
+    }
+
+
+def _with_due_text(item: dict[str, Any], today: date) -> dict[str, Any]:
+    """ITEM with its due date as a date and phrased (items passed in by callers lack it)."""
+    due = as_date(item["due"])
+    text = item.get("due_text") or phrasing.due_phrase(due, today, done=bool(item.get("done")))
+    return {**item, "due": due, "due_text": text}

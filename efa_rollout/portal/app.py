@@ -32,6 +32,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from efa_rollout import TEMPLATES_DIR
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import CampaignDefinition, QuestionField
+from efa_rollout.domain import phrasing
 from efa_rollout.domain.contacts import MAX_CONTACT_TEXT, SALUTATIONS, is_phone
 from efa_rollout.domain.stages import CampaignStatus, ResponseStatus, Stage
 from efa_rollout.domain.text import as_date, german_date, german_weekday_date, signature
@@ -560,6 +561,7 @@ class Portal:
                 data={
                     "role": row.role,
                     "salutation": row.salutation or None,
+                    "salutation_title": row.salutation_title or None,
                     "name": row.name or None,
                     "function": row.function or None,
                     "email": row.email,
@@ -618,7 +620,9 @@ class Portal:
             padding = [dict.fromkeys(CONTACT_KEYS, "") for _ in range(count - len(values[key]))]
             values[key] = [*values[key], *padding]
 
-        checklist = checklist_view(session, target.enrolment, target.definition, today=self.today())
+        today = self.today()
+        checklist = checklist_view(session, target.enrolment, target.definition, today=today)
+        checklist = phrasing.current_first(checklist, today)
         for item in checklist:
             item["editable"] = _editable(item)
             item["error"] = posted.checklist_errors.get(item["key"])
@@ -634,6 +638,8 @@ class Portal:
         roles = self.role_options(target, [c.role for c in contacts])
 
         summary = self._error_summary(target, posted, contact_rows, checklist)
+        key_dates = self._key_dates(target)
+        deadline = next((e["date"] for e in key_dates if e["key"] == "collection_deadline"), None)
         html = self.env.get_template("page.html").render(
             token=token,
             csrf=self.signer.token_for(target.token.token_hash),
@@ -642,7 +648,14 @@ class Portal:
             municipality=target.municipality,
             municipality_label=municipality_label(target.municipality),
             stage_label=_stage_label(target.enrolment.stage),
-            key_dates=self._key_dates(target),
+            key_dates=key_dates,
+            today=today,
+            answer_request=phrasing.answer_request(
+                deadline,
+                today,
+                submitted=submitted is not None,
+                collecting=_collecting(target.enrolment.stage),
+            ),
             fields=fields,
             values=values,
             errors=posted.errors,
@@ -738,6 +751,12 @@ def _editable(item: Mapping[str, Any]) -> bool:
     return str(item.get("owner", "Gemeinde")) == "Gemeinde"
 
 
+def _collecting(stage: str) -> bool:
+    """True while the municipality is still expected to answer the questionnaire."""
+    later = {Stage.GO_LIVE, Stage.AFTER_CARE, Stage.MANDATORY, Stage.COMPLETED}
+    return stage not in {s.value for s in later}
+
+
 def _stage_label(stage: str) -> str:
     try:
         return Stage(stage).label
@@ -760,6 +779,7 @@ def _row_of(contact: Contact) -> ContactRow:
         id=contact.id,
         role=contact.role,
         salutation=contact.salutation or "",
+        salutation_title=contact.salutation_title or "",
         name=contact.name or "",
         function=contact.function or "",
         email=contact.email,

@@ -164,6 +164,7 @@ class ContactRow:
     id: int | None = None
     role: str = ""
     salutation: str = ""
+    salutation_title: str = ""
     name: str = ""
     function: str = ""
     email: str = ""
@@ -194,6 +195,7 @@ def contact_rows_from_form(form: Mapping[str, Any]) -> list[ContactRow]:
                 id=int(raw_id) if raw_id.isdigit() else None,
                 role=_text(form, f"k.{n}.role", 60),
                 salutation=_text(form, f"k.{n}.salutation", 10),
+                salutation_title=_text(form, f"k.{n}.salutation_title", 100),
                 name=_text(form, f"k.{n}.name", 400),
                 function=_text(form, f"k.{n}.function", 400),
                 email=_text(form, f"k.{n}.email", 400),

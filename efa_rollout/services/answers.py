@@ -19,7 +19,12 @@ from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
-from efa_rollout.services.contacts import format_contact, parse_contact, parse_contacts
+from efa_rollout.services.contacts import (
+    contacts_from_answers,
+    format_contact,
+    parse_contact,
+    parse_contacts,
+)
 from efa_rollout.services.fields import (
     MAX_TEXT,
     MAX_TEXTAREA,
@@ -268,6 +273,17 @@ def save_answers(
             },
         )
     )
+    if submit:  # named contact persons reach the directory (and so the next mail)
+        contacts_from_answers(
+            session,
+            fields=definition.fields_for(enrolment.role, enrolment.is_pilot),
+            answers=result.clean,
+            ags=enrolment.ags,
+            campaign_id=enrolment.campaign_id,
+            enrolment_id=enrolment.id,
+            actor=author,
+            now=now,
+        )
     session.flush()
     return response
 

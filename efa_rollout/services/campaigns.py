@@ -83,8 +83,15 @@ def create_campaign(
     date_overrides: dict[str, date] | None = None,
     pilots: Sequence[str] = (),
     actor: str,
+    allow_past: bool = False,
 ) -> Campaign:
-    """Create a campaign from DEFINITION for AREA_CODE; refuses an existing name."""
+    """Create a campaign from DEFINITION for AREA_CODE; refuses what cannot work.
+
+    Refused (German message naming what): an existing name, unknown area or date keys, a
+    target without municipalities, pilots not in the directory or not in the target, and a
+    go-live before NOW unless ALLOW_PAST (catching up a rollout that already happened).
+    Dates already past are not refused: `past_dates` lists them as a warning.
+    """
     code, area_name = area_of(session, area_code)
     campaign_id = name or f"{definition.key}-{slugify(area_name or code)}"
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,79}", campaign_id):
@@ -100,6 +107,24 @@ def create_campaign(
     )
     if unknown_dates:
         raise UserError(f"Unbekannte Termine: {', '.join(sorted(unknown_dates))}.")
+    today = _today(now)
+    if go_live < today and not allow_past:
+        raise UserError(
+            f"Go-Live {german_date(go_live)} liegt vor dem heutigen Tag ({german_date(today)}).",
+            details=[
+                "Die Mails würden um Rückmeldungen zu vergangenen Terminen bitten. Bitte ein "
+                "künftiges Datum angeben (--go-live) oder, um eine bereits erfolgte Einführung "
+                "nachzutragen, --allow-past."
+            ],
+        )
+    targeted = targeted_municipalities(session, definition, code)
+    if not targeted:
+        raise UserError(
+            f"Die Vorlage {definition.key} trifft im Gebiet {area_name or code} ({code}) keine "
+            "Gemeinde.",
+            details=[f"Zielauswahl der Vorlage: {definition.target.where or 'alle'}"],
+        )
+    _check_pilots(session, pilots, {m.ags for m in targeted}, definition.key, area_name or code)
     snapshot = definition.model_dump(mode="json")
     snapshot["target"]["pilots"] = sorted(set(definition.target.pilots) | set(pilots))
     campaign = Campaign(
@@ -171,3 +196,162 @@ def close_collection(session: Session, campaign_id: str, *, now: datetime, actor
         )
     )
     return True
+
+
+def _today(now: datetime) -> date:
+    from efa_rollout.settings import get_settings
+
+    return now.astimezone(get_settings().zone).date()
+
+
+def _check_pilots(
+    session: Session, pilots: Sequence[str], targeted: set[str], template: str, area: str
+) -> None:
+    """Every pilot exists in the directory and is in the campaign's target."""
+    problems = []
+    for ags in pilots:
+        municipality = session.get(Municipality, ags)
+        if municipality is None:
+            problems.append(f"--pilot {ags}: keine Gemeinde mit diesem AGS im Verzeichnis")
+        elif ags not in targeted:
+            problems.append(
+                f"--pilot {ags} ({municipality.name}): nicht in der Zielauswahl der Vorlage "
+                f"{template} im Gebiet {area}"
+            )
+    if problems:
+        raise UserError("Pilotgemeinden ungültig.", details=problems)
+
+
+_DATE_LABELS = {
+    "go_live": "Go-Live",
+    "collection_deadline": "Rückmeldefrist der Informationserhebung",
+    "summary": "Zusammenfassung",
+    "pilot_start": "Beginn Pilotphase",
+    "silent_go_live": "Silent Go-Live",
+    "mandatory_from": "Verpflichtend ab",
+    "after_care_until": "Nachbetreuung bis",
+    "trainings": "Schulung",
+}
+
+
+def past_dates(campaign: Campaign, now: datetime) -> list[str]:
+    """Key dates of CAMPAIGN already before NOW, as German lines (a warning at creation)."""
+    today = _today(now)
+    lines = []
+    entries = [("go_live", campaign.go_live.isoformat())]
+    for key, value in (campaign.dates or {}).items():
+        for day in value if isinstance(value, list) else [value]:
+            if day:
+                entries.append((key, str(day)))
+    for key, day in sorted(entries, key=lambda e: e[1]):
+        if date.fromisoformat(day[:10]) < today:
+            lines.append(f"{_DATE_LABELS.get(key, key)}: {german_date(day)}")
+    return lines
+
+
+def _log(
+    session: Session, campaign: Campaign, kind: EventKind, reason: str, now: datetime, actor: str
+) -> None:
+    session.add(Event(at=now, campaign_id=campaign.id, actor=actor, kind=kind, reason=reason))
+
+
+def close_campaign(
+    session: Session, campaign_id: str, *, now: datetime, actor: str, reason: str
+) -> Campaign:
+    """Close a campaign (done): no more mails, the portal becomes read-only; logged."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status in (CampaignStatus.CLOSED, CampaignStatus.CANCELLED):
+        label = CampaignStatus(campaign.status).label
+        raise UserError(f"Die Kampagne »{campaign_id}« ist bereits {label}.")
+    campaign.status = CampaignStatus.CLOSED
+    session.add(campaign)
+    _log(session, campaign, EventKind.CAMPAIGN_CLOSED, reason, now, actor)
+    return campaign
+
+
+def cancel_campaign(
+    session: Session, campaign_id: str, *, now: datetime, actor: str, reason: str
+) -> tuple[Campaign, int]:
+    """Cancel a campaign: closed, and mails not yet sent are cancelled; (campaign, cancelled)."""
+    from models import OutboxMessage
+
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status in (CampaignStatus.CLOSED, CampaignStatus.CANCELLED):
+        label = CampaignStatus(campaign.status).label
+        raise UserError(f"Die Kampagne »{campaign_id}« ist bereits {label}.")
+    pending = session.exec(
+        select(OutboxMessage).where(
+            OutboxMessage.campaign_id == campaign_id,
+            col(OutboxMessage.status).in_(("queued", "retrying")),
+        )
+    ).all()
+    for row in pending:
+        row.status = "cancelled"
+        row.next_attempt_at = None
+        session.add(row)
+    campaign.status = CampaignStatus.CANCELLED
+    session.add(campaign)
+    _log(
+        session,
+        campaign,
+        EventKind.CAMPAIGN_CANCELLED,
+        f"{reason} ({len(pending)} noch nicht versandte Mails storniert)",
+        now,
+        actor,
+    )
+    return campaign, len(pending)
+
+
+def delete_campaign(session: Session, campaign_id: str, *, now: datetime, actor: str) -> None:
+    """Delete a campaign that has sent nothing yet (a mistake at creation); logged.
+
+    Its enrolments, answers, ticks, links, summaries and unsent mails go; the event log
+    stays (with the deletion as its last entry).
+    """
+    from sqlalchemy import delete
+
+    from models import (
+        ChecklistItemState,
+        DeliveryAttempt,
+        OutboxMessage,
+        PortalToken,
+        QuestionnaireResponse,
+        SummaryDocument,
+        table_of,
+    )
+
+    campaign = get_campaign(session, campaign_id)
+    sent = session.exec(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.campaign_id == campaign_id,
+            col(OutboxMessage.status).not_in(("queued", "cancelled")),
+        )
+    ).one()
+    if sent:
+        raise UserError(
+            f"Die Kampagne »{campaign_id}« kann nicht gelöscht werden: {sent} Mail(s) wurden "
+            "bereits versandt oder zugestellt.",
+            details=[f"Stattdessen: efa campaign cancel {campaign_id} --reason TEXT"],
+        )
+    ids = list(session.exec(select(Enrolment.id).where(Enrolment.campaign_id == campaign_id)))
+    outbox_ids = list(
+        session.exec(select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign_id))
+    )
+    attempts = table_of(DeliveryAttempt)
+    session.execute(delete(attempts).where(attempts.c.outbox_id.in_(outbox_ids)))
+    for rows in map(table_of, (ChecklistItemState, QuestionnaireResponse)):
+        session.execute(delete(rows).where(rows.c.enrolment_id.in_(ids)))
+    for rows in map(table_of, (OutboxMessage, PortalToken, SummaryDocument, Enrolment)):
+        session.execute(delete(rows).where(rows.c.campaign_id == campaign_id))
+    session.delete(campaign)
+    session.add(
+        Event(
+            at=now,
+            campaign_id=campaign_id,
+            actor=actor,
+            kind=EventKind.CAMPAIGN_DELETED,
+            reason=f"Kampagne gelöscht ({len(ids)} Teilnahmen, nichts versandt)",
+        )
+    )

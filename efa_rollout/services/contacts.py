@@ -229,3 +229,85 @@ def contacts_of(session: Session, ags: str) -> list[Contact]:
     """The contacts of a municipality, by role and age."""
     query = select(Contact).where(Contact.ags == ags).order_by(col(Contact.role), col(Contact.id))
     return list(session.exec(query).all())
+
+
+def contacts_from_answers(
+    session: Session,
+    *,
+    fields: Sequence[Any],
+    answers: Mapping[str, Any],
+    ags: str,
+    campaign_id: str,
+    enrolment_id: int | None,
+    actor: str,
+    now: datetime,
+) -> list[str]:
+    """Contact persons named in submitted answers update the directory; the changes as lines.
+
+    A field with ``directory_role`` names the role: a contact with that role and e-mail is
+    updated (name, salutation, function, phone), otherwise added, so the next mail reaches
+    the person named. Nothing is deleted. Logged as one CONTACTS_CHANGED event.
+    """
+    lines: list[str] = []
+    for field in fields:
+        value = answers.get(field.key)
+        role = getattr(field, "directory_role", None)
+        if not role or field.type != "contact" or not isinstance(value, Mapping):
+            continue
+        email = str(value.get("email") or "").strip()
+        if not email:
+            continue
+        data = {k: value.get(k) or None for k in ("salutation", "name", "function", "phone")}
+        existing = session.exec(
+            select(Contact).where(Contact.ags == ags, Contact.role == role)
+        ).all()
+        contact = next((c for c in existing if c.email.lower() == email.lower()), None)
+        source = f"Fragebogen {campaign_id} ({field.label})"
+        if contact is None:
+            session.add(
+                Contact(
+                    ags=ags,
+                    role=role,
+                    email=email,
+                    source=source,
+                    updated_at=now,
+                    **{k: v for k, v in data.items() if v},
+                )
+            )
+            lines.append(f"{role}: {format_contact(value)} neu aufgenommen")
+            continue
+        changed = {k: v for k, v in data.items() if v and getattr(contact, k) != v}
+        if not changed:
+            continue
+        for key, new in changed.items():
+            setattr(contact, key, new)
+        contact.source, contact.updated_at = source, now
+        session.add(contact)
+        lines.append(f"{role}: {email} aktualisiert ({', '.join(sorted(changed))})")
+    if lines:
+        session.add(
+            Event(
+                at=now,
+                campaign_id=campaign_id,
+                ags=ags,
+                enrolment_id=enrolment_id,
+                actor=actor,
+                kind=EventKind.CONTACTS_CHANGED,
+                reason="Ansprechpersonen aus dem Fragebogen übernommen: " + "; ".join(lines),
+                data={"source": "answers", "changes": lines},
+            )
+        )
+        session.flush()
+    return lines
+
+
+def contact_changes(session: Session, enrolment_id: int | None, now: datetime) -> list[str]:
+    """The directory changes answers of ENROLMENT_ID made at NOW (for the CLI's message)."""
+    events = session.exec(
+        select(Event).where(
+            Event.enrolment_id == enrolment_id,
+            Event.kind == EventKind.CONTACTS_CHANGED,
+            Event.at == now,
+        )
+    ).all()
+    return [line for e in events for line in (e.data or {}).get("changes", [])]

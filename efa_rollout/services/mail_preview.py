@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from efa_rollout.errors import UserError
+from efa_rollout.mail.calendar import calendar_attachment
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -199,7 +200,12 @@ def preview_campaign_mail(
         raise UserError(f"Die Gemeinde {ags} nimmt an der Kampagne »{campaign_id}« nicht teil.")
     definition = campaign_definition(campaign)
     roles = definition.contact_roles if definition else ["Hauptamt"]
-    contacts = select_recipients(session, ags=ags, roles=roles, fallback_to_any=True)
+    fallback, cc = True, []
+    if kind == "escalation" and definition is not None:
+        # As the reminder policy sends it: the escalation roles only, the coordinator in Cc.
+        roles, fallback = list(definition.reminders.escalation_roles), False
+        cc = [Recipient(settings.coordinator_email, settings.coordinator_name)]
+    contacts = select_recipients(session, ags=ags, roles=roles, fallback_to_any=fallback)
     warnings = [] if contacts else ["Keine zustellbare Ansprechperson: es würde nichts versandt."]
     link = (
         portal_url(settings.portal_base_url, PREVIEW_LINK_TOKEN)
@@ -223,9 +229,20 @@ def preview_campaign_mail(
     to = [Recipient(c.email, c.name) for c in contacts] or [
         Recipient("keine-ansprechperson@example.invalid")
     ]
+    invite = calendar_attachment(
+        session,
+        context=context,
+        campaign_id=campaign.id,
+        ags=ags,
+        is_pilot=enrolment.is_pilot,
+        now=now,
+        settings=settings,
+    )
     raw = build_raw(
         rendered,
         to=to,
+        cc=cc,
+        attachments=[invite[0]] if invite else [],
         message_id=logical_message_id(campaign.id, ags, kind, sequence, settings),
         date=now,
         kind=kind,

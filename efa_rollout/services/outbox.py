@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
+from efa_rollout.mail.calendar import calendar_attachment
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -368,6 +369,18 @@ def queue_campaign_mail(
                 extra=extra,
             )
             rendered = render_mail(kind, context)
+            invite = calendar_attachment(
+                session,
+                context=context,
+                campaign_id=campaign.id,
+                ags=municipality.ags,
+                is_pilot=enrolment.is_pilot,
+                now=now,
+                settings=settings,
+            )
+            if invite is not None:
+                files.append(invite[0])
+                meta["calendar"] = invite[1]
             return store_message(
                 session,
                 rendered=rendered,
@@ -504,6 +517,20 @@ def queue_campaign_mails(
             done_items=done.get(request.enrolment.id or 0, set()),  # stored: never None
         )
         rendered = render_mail(request.kind, context)
+        # Calendar entries for the coming key dates (information request, reminders).
+        invite = calendar_attachment(
+            session,
+            context=context,
+            campaign_id=campaign.id,
+            ags=ags,
+            is_pilot=request.enrolment.is_pilot,
+            now=now,
+            settings=settings,
+        )
+        files: list[Attachment] = []
+        if invite is not None:
+            files.append(invite[0])
+            meta["calendar"] = invite[1]
         rows.append(
             _row_values(
                 rendered,
@@ -520,6 +547,7 @@ def queue_campaign_mails(
                 meta=meta,
                 settings=settings,
                 sender=sender,
+                attachments=files,
             )
         )
         results.append(QUEUED)

@@ -271,7 +271,7 @@ def _build(session: Session, campaign: Campaign, *, now: datetime) -> tuple[Summ
         version=version,
         content_hash=digest,
         html=render_html(data, version=version, generated=generated),
-        pdf=render_pdf(data, version=version, generated=generated),
+        pdf=render_pdf(data, version=version, generated=generated, created_at=now),
         created_at=now,
     )
     session.add(document)

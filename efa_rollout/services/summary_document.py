@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from efa_rollout import TEMPLATES_DIR
+from efa_rollout.domain import phrasing
 from efa_rollout.domain.text import german_date
 
 SUMMARY_DIR = TEMPLATES_DIR / "summary"
@@ -30,13 +31,20 @@ def render_html(data: dict[str, Any], *, version: int, generated: date) -> str:
         version=version,
         generated=german_date(generated),
         intro=intro_text(data),
-        next_steps_text=next_steps_text(data),
+        next_steps_text=next_steps_text(data, generated),
     )
 
 
-def render_pdf(data: dict[str, Any], *, version: int, generated: date) -> bytes:
-    """The summary as PDF (A4; the key answers on landscape pages), fonts embedded."""
-    return _SummaryPdf(data, version=version, generated=german_date(generated)).build()
+def render_pdf(
+    data: dict[str, Any], *, version: int, generated: date, created_at: datetime | None = None
+) -> bytes:
+    """The summary as PDF (A4; the key answers on landscape pages), fonts embedded.
+
+    CREATED_AT (the moment the version is built) is the PDF's creation date; without it the
+    date GENERATED at midnight UTC, so the same version always gives the same bytes.
+    """
+    moment = created_at or datetime(generated.year, generated.month, generated.day, tzinfo=UTC)
+    return _SummaryPdf(data, version=version, generated=generated, created_at=moment).build()
 
 
 _INTRO = (
@@ -44,6 +52,13 @@ _INTRO = (
     "zu {service} wieder: wer wie weit ist, die wichtigsten Angaben im Überblick, offene Punkte "
     "sowie die nächsten Schritte und die zentralen Termine. So muss niemand Informationen "
     "einzeln zusammensuchen."
+)
+
+
+_NEXT_STARTED = (
+    "Der Go-Live war am {go_live}; die folgenden Punkte sind noch zu erledigen. Vor jeder Frist "
+    "erhalten Sie eine kurze Erinnerung; erledigte Punkte haken Sie bitte im Portal ab, dann "
+    "entfällt die Erinnerung dazu."
 )
 
 
@@ -60,17 +75,32 @@ _LATE = (
 )
 
 
+_OVERDUE = (
+    "Die Rückmeldefrist ist am {deadline} abgelaufen. Kommunen, deren Rückmeldung noch "
+    "aussteht, werden gebeten, den Fragebogen umgehend über ihren persönlichen Link im Portal "
+    "auszufüllen."
+)
+
+
 def intro_text(data: dict[str, Any]) -> str:
     """The opening paragraph (shared by HTML and PDF)."""
     return _INTRO.format(service=data["campaign"]["service"])
 
 
-def next_steps_text(data: dict[str, Any]) -> list[str]:
-    """The paragraphs of 'Was als Nächstes geschieht' (shared by HTML and PDF)."""
-    paragraphs = [_NEXT.format(go_live=data["go_live"])]
-    if data["counts"]["total"] > data["counts"]["submitted"] and data["collection_deadline"]:
-        paragraphs.append(_LATE.format(deadline=data["collection_deadline"]))
+def next_steps_text(data: dict[str, Any], today: date) -> list[str]:
+    """The paragraphs of 'Was als Nächstes geschieht' as true on TODAY (HTML and PDF)."""
+    started = phrasing.tense(_day(data["go_live"]), today) != phrasing.FUTURE
+    paragraphs = [(_NEXT_STARTED if started else _NEXT).format(go_live=data["go_live"])]
+    deadline = data["collection_deadline"]
+    if data["counts"]["total"] > data["counts"]["submitted"] and deadline:
+        late = _OVERDUE if _day(deadline) < today else _LATE
+        paragraphs.append(late.format(deadline=deadline))
     return paragraphs
+
+
+def _day(text: str) -> date:
+    """The date of 'Freitag, 31.05.2023' (the summary data holds German dates)."""
+    return datetime.strptime(text.rsplit(" ", 1)[-1], "%d.%m.%Y").date()
 
 
 class _SummaryPdf:
@@ -78,10 +108,14 @@ class _SummaryPdf:
 
     MARGIN = 18
 
-    def __init__(self, data: dict[str, Any], *, version: int, generated: str) -> None:
+    def __init__(
+        self, data: dict[str, Any], *, version: int, generated: date, created_at: datetime
+    ) -> None:
         self.data = data
         self.version = version
-        self.generated = generated
+        self.today = generated
+        self.generated = german_date(generated)
+        self.created_at = created_at
 
     def build(self) -> bytes:
         from fpdf import FPDF
@@ -114,7 +148,7 @@ class _SummaryPdf:
         pdf.set_author(office)
         pdf.set_creator("efa-rollout")
         pdf.set_lang("de-DE")
-        pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))  # same content, same bytes
+        pdf.set_creation_date(self.created_at)  # the version's real moment, stored once
         pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
         pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
         pdf.set_margins(self.MARGIN, 15, self.MARGIN)
@@ -256,7 +290,7 @@ class _SummaryPdf:
 
     def _next_steps(self) -> None:
         self._heading("4. Was als Nächstes geschieht")
-        for paragraph in next_steps_text(self.data):
+        for paragraph in next_steps_text(self.data, self.today):
             self._paragraph(paragraph)
         rows = [[s["due"], s["title"], s["owner"], s["note"]] for s in self.data["next_steps"]]
         if rows:
