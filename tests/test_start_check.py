@@ -55,7 +55,16 @@ def broken_campaign(efa_env: Path, engine: Engine) -> Path:
         add_contact(session, "08136019", "hauptamt@essingen.example")
         add_contact(session, "08136088", "hauptamt@aalen.example")
         session.commit()
-    out = efa("campaign", "create", "eigene", "--district", "08136", "--go-live", "2025-09-01")
+    out = efa(
+        "campaign",
+        "create",
+        "eigene",
+        "--district",
+        "08136",
+        "--go-live",
+        "2025-09-01",
+        "--allow-past",
+    )
     assert CAMPAIGN in out
     return path
 
