@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from efa_rollout.cli import app
 from efa_rollout.mail.delivery import deliver
-from efa_rollout.services.bounces import process_bounces, suppress, unsuppress
+from efa_rollout.services.bounces import process_bounces
 from efa_rollout.services.outbox import queue_campaign_mail, queue_coordinator_mail
+from efa_rollout.services.suppression import suppress, unsuppress
 from efa_rollout.settings import get_settings
 from models import Campaign, Event, OutboxMessage, Suppression
 from tests.bounce_samples import rfc3464

@@ -42,7 +42,7 @@ def unsuppress_command(
 ) -> None:
     """Hebt die Sperre einer Adresse auf (nach einer Unzustellbarkeitsmeldung)."""
     from efa_rollout.db import session_scope
-    from efa_rollout.services.bounces import unsuppress
+    from efa_rollout.services.suppression import unsuppress
     from efa_rollout.settings import get_settings
 
     with session_scope() as session:

@@ -68,8 +68,8 @@ def outbox_command(
 ) -> None:
     """Zeigt den Postausgang (neueste zuerst)."""
     from efa_rollout.db import session_scope
-    from efa_rollout.services.bounces import suppression_notes
     from efa_rollout.services.outbox import list_messages
+    from efa_rollout.services.suppression import suppression_notes
 
     with session_scope() as session:
         rows = list_messages(

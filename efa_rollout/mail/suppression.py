@@ -1,6 +1,6 @@
 """Suppression at delivery: an address suppressed after queueing (or before a retry) gets nothing.
 
-Queueing already leaves suppressed addresses out (`services.bounces.drop_suppressed`). A mail
+Queueing already leaves suppressed addresses out (`services.suppression.drop_suppressed`). A mail
 queued before its address bounced, or sent again with `efa mail retry`, is checked here, in
 the claim's transaction: each suppressed recipient is marked ``suppressed`` in the row's
 recipient states (final, so never handed to the relay) and logged as an event; a row left

@@ -22,7 +22,7 @@ from efa_rollout.reports.model import (
     DistrictOverview,
     GroupRollup,
 )
-from efa_rollout.reports.rollup import sort_key
+from efa_rollout.reports.rollup_groups import sort_key
 from efa_rollout.settings import get_settings
 
 REPORT_TEMPLATES = TEMPLATES_DIR / "reports"

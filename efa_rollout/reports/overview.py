@@ -17,7 +17,8 @@ from efa_rollout.reports.model import (
     OverviewCell,
     OverviewRow,
 )
-from efa_rollout.reports.rollup import GV100AD_ATTRIBUTION, sort_key, stage_label
+from efa_rollout.reports.rollup import GV100AD_ATTRIBUTION
+from efa_rollout.reports.rollup_groups import sort_key, stage_label
 from efa_rollout.services.history import PastState, past_states
 from efa_rollout.settings import get_settings
 from models import Campaign, Enrolment, Municipality

@@ -16,7 +16,8 @@ from sqlmodel import Session, col
 from efa_rollout.domain.stages import CampaignStatus
 from efa_rollout.reports.files import write_campaign_report
 from efa_rollout.reports.model import LIGHT_ORDER, CampaignRollup
-from efa_rollout.reports.rollup import campaign_rollup, sort_key
+from efa_rollout.reports.rollup import campaign_rollup
+from efa_rollout.reports.rollup_groups import sort_key
 from efa_rollout.reports.text import campaign_markdown
 from efa_rollout.services.lookup import get_campaign
 from efa_rollout.settings import get_settings

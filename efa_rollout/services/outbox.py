@@ -318,7 +318,7 @@ def queue_campaign_mail(
     contacts = select_recipients(
         session, ags=municipality.ags, roles=roles, fallback_to_any=recipient_roles is None
     )
-    from efa_rollout.services.bounces import drop_suppressed  # services import this module
+    from efa_rollout.services.suppression import drop_suppressed  # services import this module
 
     contacts = drop_suppressed(
         session,
@@ -441,7 +441,7 @@ def queue_campaign_mails(
     ags_list = sorted({r.municipality.ags for r in requests})
     existing = _existing_keys(session, campaign.id, ags_list)
     contacts = _contacts_by_ags(session, ags_list)
-    from efa_rollout.services.bounces import drop_suppressed, suppressed_addresses
+    from efa_rollout.services.suppression import drop_suppressed, suppressed_addresses
 
     blocked = suppressed_addresses(session, [c.email for cs in contacts.values() for c in cs])
     done = _done_items(session, [r.enrolment.id for r in requests if r.enrolment.id is not None])
