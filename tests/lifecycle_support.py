@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from efa_rollout import demo
 from efa_rollout.db import get_engine, session_scope
-from efa_rollout.domain.reminders import MUNICIPALITY_OWNER
+from efa_rollout.domain.reminder_plan import MUNICIPALITY_OWNER
 from efa_rollout.domain.workdays import WorkCalendar, iter_working_days
 from efa_rollout.services import campaigns, lookup, orchestration
 from efa_rollout.services.answers import save_answers

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from efa_rollout import demo
 from efa_rollout.db import get_engine
-from efa_rollout.domain.reminders import MUNICIPALITY_OWNER
+from efa_rollout.domain.reminder_plan import MUNICIPALITY_OWNER
 from efa_rollout.domain.workdays import iter_working_days
 from efa_rollout.services.lookup import campaign_definition, find_enrolment
 from efa_rollout.services.waiting import campaign_waits, flag_of

@@ -6,14 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from efa_rollout.definitions import ReminderPlan
-from efa_rollout.domain.reminders import (
-    Action,
-    OpenItem,
-    ReminderDecision,
-    SentMail,
-    decide_reminder,
-    group_by_deadline,
-)
+from efa_rollout.domain.reminder_plan import OpenItem, group_by_deadline
+from efa_rollout.domain.reminders import Action, ReminderDecision, SentMail, decide_reminder
 from efa_rollout.domain.workdays import WorkCalendar, iter_working_days
 
 BERLIN = ZoneInfo("Europe/Berlin")

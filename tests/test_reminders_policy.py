@@ -9,19 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from efa_rollout.definitions import CampaignDefinition, ReminderPlan
-from efa_rollout.domain.reminders import (
+from efa_rollout.domain.reminder_plan import (
     QUESTIONNAIRE_KEY,
-    Action,
     OpenItem,
-    ReminderDecision,
-    SentMail,
     SlotKind,
-    decide_reminder,
     effective_deadline,
     iter_slots,
     open_items,
     slots_until,
 )
+from efa_rollout.domain.reminders import Action, ReminderDecision, SentMail, decide_reminder
 from efa_rollout.domain.workdays import WorkCalendar
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -15,14 +15,23 @@ deadline has passed it is dropped (logged), never sent late.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from efa_rollout.definitions import CampaignDefinition, ChecklistItem, ReminderPlan
+from efa_rollout.definitions import ReminderPlan
+from efa_rollout.domain.reminder_plan import (
+    REMINDER_STAGES,
+    SLOT_LABELS,
+    OpenItem,
+    Slot,
+    SlotKind,
+    effective_deadline,
+    group_by_deadline,
+    slots_until,
+)
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.domain.text import german_date, german_weekday_date
 from efa_rollout.domain.workdays import WorkCalendar
@@ -34,25 +43,6 @@ HISTORY_KINDS = (REMINDER, ESCALATION)
 
 #: Event kind logged for a reminder day that passed without a mail.
 DROPPED_EVENT = "reminder_dropped"
-
-#: Checklist items owned by the municipality itself (others, e.g. Komm.ONE, are not reminded).
-MUNICIPALITY_OWNER = "Gemeinde"
-QUESTIONNAIRE_KEY = "fragebogen"
-QUESTIONNAIRE_TITLE = "Rückmeldung zum Fragebogen der Informationserhebung"
-
-QUESTIONNAIRE_STAGES = frozenset({Stage.INFORMATION_COLLECTION})
-CHECKLIST_STAGES = frozenset(
-    {
-        Stage.CHECKLIST_FOLLOW_UP,
-        Stage.PILOT,
-        Stage.SILENT_GO_LIVE,
-        Stage.GO_LIVE,
-        Stage.MANDATORY,
-        Stage.AFTER_CARE,
-    }
-)
-#: Stages in which open items are reminded (summary distribution and completed: never).
-REMINDER_STAGES = QUESTIONNAIRE_STAGES | CHECKLIST_STAGES
 
 
 class Action(StrEnum):
@@ -72,34 +62,6 @@ ACTION_LABELS = {
 }
 
 
-class SlotKind(StrEnum):
-    """Which reminder of a deadline's schedule."""
-
-    BEFORE = "before"
-    DEADLINE = "deadline"
-    REPEAT = "repeat"
-
-
-SLOT_LABELS = {
-    SlotKind.BEFORE: "freundliche Vorab-Erinnerung",
-    SlotKind.DEADLINE: "Erinnerung am Fristtag",
-    SlotKind.REPEAT: "wiederholte Erinnerung",
-}
-
-
-@dataclass(frozen=True)
-class OpenItem:
-    """Something the municipality still has to do, with its absolute due date."""
-
-    key: str
-    title: str
-    due: date
-
-    def overdue(self, today: date) -> bool:
-        """Whether the due date has passed on TODAY."""
-        return today > self.due
-
-
 @dataclass(frozen=True)
 class SentMail:
     """One mail already queued for the municipality, its local day and what it asked for.
@@ -113,14 +75,6 @@ class SentMail:
     sequence: int
     day: date
     covered: tuple[tuple[str, date], ...] | None = None
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A day on which a reminder for a deadline is due."""
-
-    day: date
-    kind: SlotKind
 
 
 @dataclass(frozen=True)
@@ -233,110 +187,6 @@ def _item_data(item: OpenItem, today: date) -> dict[str, Any]:
     return {"key": item.key, "title": item.title, "due": item.due, "overdue": item.overdue(today)}
 
 
-# --- open items ------------------------------------------------------------------------------
-
-
-def questionnaire_open(
-    *, stage: str, answers_complete: bool, collection_closed: bool = False
-) -> bool:
-    """Whether the questionnaire is still owed: in information collection, incomplete, open."""
-    return stage == Stage.INFORMATION_COLLECTION and not answers_complete and not collection_closed
-
-
-def remindable_items(
-    definition: CampaignDefinition, role: str | None, is_pilot: bool
-) -> list[ChecklistItem]:
-    """The applying checklist items the municipality itself owns (not e.g. the Landratsamt's)."""
-    return [
-        item for item in definition.items_for(role, is_pilot) if item.owner == MUNICIPALITY_OWNER
-    ]
-
-
-def open_items(
-    definition: CampaignDefinition,
-    *,
-    stage: str,
-    role: str | None,
-    is_pilot: bool,
-    go_live: date,
-    collection_deadline: date,
-    answers_complete: bool,
-    done_keys: Iterable[str],
-    collection_closed: bool = False,
-) -> list[OpenItem]:
-    """The open items of one enrolment in its stage, earliest due first."""
-    if stage in QUESTIONNAIRE_STAGES:
-        if not questionnaire_open(
-            stage=stage, answers_complete=answers_complete, collection_closed=collection_closed
-        ):
-            return []
-        return [OpenItem(QUESTIONNAIRE_KEY, QUESTIONNAIRE_TITLE, collection_deadline)]
-    if stage not in CHECKLIST_STAGES:
-        return []
-    done = set(done_keys)
-    items = [
-        OpenItem(item.key, item.title, go_live + timedelta(days=item.due))
-        for item in remindable_items(definition, role, is_pilot)
-        if item.key not in done
-    ]
-    return sorted(items, key=lambda i: (i.due, i.key))
-
-
-# --- the schedule ----------------------------------------------------------------------------
-
-
-def effective_deadline(due: date, calendar: WorkCalendar) -> date:
-    """DUE, or the last working day before it when DUE is no working day."""
-    return calendar.previous_working_day(due, include_today=True)
-
-
-def iter_slots(deadline: date, plan: ReminderPlan, calendar: WorkCalendar) -> Iterator[Slot]:
-    """The reminder days for DEADLINE in order: before, on the deadline, then repeats (endless)."""
-    anchor = effective_deadline(deadline, calendar)
-    if plan.before_working_days > 0:
-        yield Slot(calendar.add_working_days(anchor, -plan.before_working_days), SlotKind.BEFORE)
-    if plan.on_deadline:
-        yield Slot(anchor, SlotKind.DEADLINE)
-    day = anchor
-    while True:
-        day = calendar.add_working_days(day, plan.every_working_days)
-        yield Slot(day, SlotKind.REPEAT)
-
-
-@functools.lru_cache(maxsize=4096)
-def _slots_until(
-    deadline: date,
-    before: int,
-    on_deadline: bool,
-    every: int,
-    calendar: WorkCalendar,
-    until: date,
-) -> tuple[tuple[Slot, ...], Slot]:
-    plan = ReminderPlan(
-        before_working_days=before, on_deadline=on_deadline, every_working_days=every
-    )
-    past: list[Slot] = []
-    for slot in iter_slots(deadline, plan, calendar):
-        if slot.day > until:
-            return tuple(past), slot
-        past.append(slot)
-    raise AssertionError("iter_slots is endless")  # pragma: no cover
-
-
-def slots_until(
-    deadline: date, plan: ReminderPlan, calendar: WorkCalendar, until: date
-) -> tuple[tuple[Slot, ...], Slot]:
-    """The reminder days for DEADLINE up to UNTIL (inclusive), and the first one after it."""
-    return _slots_until(
-        deadline,
-        plan.before_working_days,
-        plan.on_deadline,
-        plan.every_working_days,
-        calendar,
-        until,
-    )
-
-
 # --- the decision ----------------------------------------------------------------------------
 
 
@@ -407,14 +257,6 @@ def decide_reminder(
         for due, group in group_by_deadline(items)
     ]
     return _decide_today(today, deadlines, history, plan, calendar)
-
-
-def group_by_deadline(items: Iterable[OpenItem]) -> list[tuple[date, tuple[OpenItem, ...]]]:
-    """The open items grouped by due date, earliest first (items in a group by key)."""
-    groups: dict[date, list[OpenItem]] = {}
-    for item in items:
-        groups.setdefault(item.due, []).append(item)
-    return [(due, tuple(sorted(groups[due], key=lambda i: i.key))) for due in sorted(groups)]
 
 
 @dataclass(frozen=True)

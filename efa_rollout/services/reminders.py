@@ -18,18 +18,15 @@ from sqlmodel import Session, col, select
 
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind
+from efa_rollout.domain.reminder_plan import REMINDER_STAGES, SLOT_LABELS, SlotKind, open_items
 from efa_rollout.domain.reminders import (
     ACTION_LABELS,
     DROPPED_EVENT,
-    REMINDER_STAGES,
-    SLOT_LABELS,
     Action,
     DroppedReminder,
     ReminderDecision,
     SentMail,
-    SlotKind,
     decide_reminder,
-    open_items,
 )
 from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
 from efa_rollout.domain.text import german_date
