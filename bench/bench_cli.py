@@ -71,7 +71,7 @@ def import_ostalbkreis(env: dict[str, str], work: Path) -> None:
         "import",
         str(ROOT / "reference" / "ostalbkreis-baurechtsbehoerden.csv"),
     )
-    from efa_rollout.demo import write_demo_contacts
+    from efa_rollout.demo.simulation import write_demo_contacts
 
     write_demo_contacts(work / "contacts.csv")
     efa(env, "contacts", "import", str(work / "contacts.csv"))

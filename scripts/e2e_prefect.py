@@ -130,7 +130,7 @@ def main() -> None:
             env=env,
         )
         sys.path.insert(0, str(ROOT))
-        from efa_rollout.demo import write_demo_contacts
+        from efa_rollout.demo.simulation import write_demo_contacts
 
         (work / "data").mkdir(exist_ok=True)
         write_demo_contacts(work / "contacts.csv")

@@ -42,7 +42,7 @@ def main() -> None:
         folder = Path(tmp)
         os.environ["EFA_DATA_DIR"] = str(folder / "data")
         os.chdir(folder)
-        from efa_rollout.demo import VIBA
+        from efa_rollout.demo.scenario import VIBA
         from efa_rollout.reports import write_report
         from tests.history_support import moment, run_timeline
 

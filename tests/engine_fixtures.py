@@ -7,30 +7,31 @@ from pathlib import Path
 
 from sqlmodel import Session, func, select
 
-from efa_rollout import demo
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.definitions import get_definition
+from efa_rollout.demo import scenario, simulation
 from efa_rollout.services import campaigns
+from efa_rollout.settings import get_settings
 from models import ChecklistItemState, Enrolment, Event, OutboxMessage
 
-VIBA, EWA = demo.VIBA, demo.EWA
+VIBA, EWA = scenario.VIBA, scenario.EWA
 
 
 def at(day: str, hour: int = 9) -> datetime:
     """A local moment on DAY as aware UTC."""
     local = datetime.combine(date.fromisoformat(day), datetime.min.time()).replace(hour=hour)
-    return local.replace(tzinfo=demo.get_settings().zone).astimezone(UTC)
+    return local.replace(tzinfo=get_settings().zone).astimezone(UTC)
 
 
 def ostalbkreis_with_campaigns(data_dir: Path) -> None:
     """Directory, building authorities, fictitious contacts, ViBa BW and eWA (not started)."""
     messages: list[str] = []
-    demo.import_directory(messages.append)
+    simulation.import_directory(messages.append)
     csv_path = data_dir / "contacts.csv"
     data_dir.mkdir(parents=True, exist_ok=True)
-    demo.write_demo_contacts(csv_path)
-    demo.import_contacts(csv_path, messages.append)
-    demo.create_campaigns(messages.append)
+    simulation.write_demo_contacts(csv_path)
+    simulation.import_contacts(csv_path, messages.append)
+    simulation.create_campaigns(messages.append)
 
 
 def create_ewa(go_live: str = "2024-10-01", name: str = EWA) -> None:

@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 from sqlmodel import select
 
-from efa_rollout import demo
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.demo import scenario, simulation
 from efa_rollout.services import campaigns
 from models import Enrolment
 
@@ -22,30 +22,30 @@ def run_timeline(
     after_step: Callable[[date], None] | None = None,
     deliver_mail: bool = True,
 ) -> Truth:
-    """Directory, contacts, both campaigns, then every step of demo.TIMELINE; the stored truth."""
+    """Directory, contacts, both campaigns, then every step of scenario.TIMELINE; the stored truth."""
     from efa_rollout.services.orchestration import advance_campaigns, start_campaign
     from efa_rollout.services.summary import distribute_summary
     from tests.engine_fixtures import ostalbkreis_with_campaigns
 
     ostalbkreis_with_campaigns(data_dir)  # type: ignore[arg-type]
     truth: Truth = {}
-    for step in demo.TIMELINE:
-        now = demo.moment(step.day)
+    for step in scenario.TIMELINE:
+        now = scenario.moment(step.day)
         for action in step.actions:
             kind, _, rest = action.partition(":")
             if kind == "start":
                 start_campaign(rest, now)
             elif kind == "answer":
                 campaign_id, _, share = rest.rpartition(":")
-                demo.simulate_answers(campaign_id, float(share), now)
+                simulation.simulate_answers(campaign_id, float(share), now)
             elif kind == "tick_items":
                 campaign_id, _, share = rest.rpartition(":")
-                demo.simulate_ticks(campaign_id, float(share), now)
+                simulation.simulate_ticks(campaign_id, float(share), now)
             elif kind == "summary":
                 with session_scope() as session:
-                    campaigns.close_collection(session, rest, now=now, actor=demo.SIMULATION)
+                    campaigns.close_collection(session, rest, now=now, actor=scenario.SIMULATION)
                 advance_campaigns(rest, now, go_live=False)
-                distribute_summary(get_engine(), rest, now=now, actor=demo.SIMULATION)
+                distribute_summary(get_engine(), rest, now=now, actor=scenario.SIMULATION)
         advance_campaigns(None, now, go_live=True)
         if deliver_mail:
             from efa_rollout.mail.delivery import deliver
@@ -68,4 +68,4 @@ def stored_stages() -> dict[str, dict[str, tuple[str, str]]]:
 
 def moment(day: date) -> datetime:
     """The moment the demo acts on DAY (09:00 local)."""
-    return demo.moment(day)
+    return scenario.moment(day)

@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
-from efa_rollout import demo
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.demo import simulation
 from efa_rollout.domain.reminder_plan import MUNICIPALITY_OWNER
 from efa_rollout.domain.workdays import WorkCalendar, iter_working_days
 from efa_rollout.services import campaigns, lookup, orchestration
@@ -202,12 +202,12 @@ class Lifecycle:
 
     def municipalities_act(self, campaign: Campaign, day: date) -> None:
         template = lookup.campaign_definition(_campaign(campaign.id)).key
-        answers_for = demo.SAMPLE_ANSWERS[template]
+        answers_for = simulation.SAMPLE_ANSWERS[template]
         now = at(day, 10)
         for ags, answer_day in campaign.who.answer_day.items():
             if answer_day == day:
                 domain = campaigns.slugify(_name(ags)) + ".example"
-                self.steps.answer(campaign.id, ags, demo._fill(answers_for, domain), now)
+                self.steps.answer(campaign.id, ags, simulation._fill(answers_for, domain), now)
         for ags, key in self.due_items(campaign, day):
             self.steps.tick_item(campaign.id, ags, key, now)
 

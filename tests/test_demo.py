@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from efa_rollout.db import get_engine
-from efa_rollout.demo import EWA, SIMULATION, VIBA, run_demo
+from efa_rollout.demo.runner import run_demo
+from efa_rollout.demo.scenario import EWA, SIMULATION, VIBA
 from efa_rollout.domain.stages import Stage
 from models import Enrolment, Event, OutboxMessage
 

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import get_engine, session_scope
-from efa_rollout.demo import SAMPLE_ANSWERS, _fill
+from efa_rollout.demo.simulation import SAMPLE_ANSWERS, _fill
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
 from efa_rollout.services import campaigns, lookup, overrides

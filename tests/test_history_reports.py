@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from efa_rollout.db import session_scope
-from efa_rollout.demo import EWA, VIBA
+from efa_rollout.demo.scenario import EWA, VIBA
 from efa_rollout.reports.rollup import campaign_rollup
 from tests.history_support import moment, run_timeline
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from efa_rollout import demo
 from efa_rollout.db import get_engine
+from efa_rollout.demo import scenario
 from efa_rollout.domain.reminder_plan import MUNICIPALITY_OWNER
 from efa_rollout.domain.workdays import iter_working_days
 from efa_rollout.services.lookup import campaign_definition, find_enrolment
@@ -98,16 +98,16 @@ def check_campaign(campaign: Campaign, *, checklist_entry: date, go_live: date) 
 
 def run(steps: Steps, data_dir: Path) -> tuple[Campaign, Campaign]:
     ostalbkreis_with_campaigns(data_dir)
-    require_approval(demo.EWA)
-    ewa = Campaign(demo.EWA, EWA_START)
-    viba = Campaign(demo.VIBA, VIBA_START)
+    require_approval(scenario.EWA)
+    ewa = Campaign(scenario.EWA, EWA_START)
+    viba = Campaign(scenario.VIBA, VIBA_START)
     lifecycle = Lifecycle(steps, [viba, ewa], END)
     statuses: list[tuple[date, str | None]] = []
 
     def look_at_summary_day(day: date) -> None:
-        if day in lifecycle.awaiting.get(demo.EWA, [])[:1]:
+        if day in lifecycle.awaiting.get(scenario.EWA, [])[:1]:
             with Session(get_engine()) as session:
-                waits = campaign_waits(session, demo.EWA, today=day)
+                waits = campaign_waits(session, scenario.EWA, today=day)
             statuses.append((day, flag_of(waits)))
             assert {w.waiting.what for w in waits} == {"Freigabe der Zusammenfassung"}
 
@@ -137,9 +137,9 @@ def test_both_campaigns_run_to_mandatory_from_through_the_services(efa_env: Path
 
 def test_ewa_runs_through_the_cli_alone(efa_env: Path) -> None:
     ostalbkreis_with_campaigns(efa_env)
-    require_approval(demo.EWA)
+    require_approval(scenario.EWA)
     steps = CliSteps()
-    ewa = Campaign(demo.EWA, EWA_START)
+    ewa = Campaign(scenario.EWA, EWA_START)
     Lifecycle(steps, [ewa], date(2024, 11, 15)).run()
     check_campaign(ewa, checklist_entry=date(2024, 7, 17), go_live=date(2024, 10, 1))
     out = "".join(steps.output)

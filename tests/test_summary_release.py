@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from efa_rollout import demo
 from efa_rollout.cli import app
 from efa_rollout.db import get_engine
+from efa_rollout.demo import scenario
 from efa_rollout.errors import UserError
 from efa_rollout.services.summary_release import (
     AWAITING_APPROVAL,
@@ -25,7 +25,7 @@ from models import Campaign, Event, OutboxMessage
 from tests.engine_fixtures import at, ostalbkreis_with_campaigns
 from tests.lifecycle_support import Steps
 
-EWA = demo.EWA
+EWA = scenario.EWA
 runner = CliRunner()
 
 

@@ -194,7 +194,7 @@ def test_efa_up_runs_the_whole_system(
     system = System(tmp_path, env, port, portal_port)
     system.efa("municipalities", "import", str(GV100AD), "--district", "08136")
     system.efa("municipalities", "import", str(BUILDING_AUTHORITIES))
-    from efa_rollout.demo import write_demo_contacts
+    from efa_rollout.demo.simulation import write_demo_contacts
 
     assert efa_env == system.data  # the test reads the directory the children wrote
     write_demo_contacts(tmp_path / "contacts.csv")

@@ -16,7 +16,7 @@ def demo(
 ) -> None:
     """Demo: Ostalbkreis führt ViBa BW und eWA ein – simulierte Zeitachse, Mails in einen Ordner."""
     from efa_rollout import db
-    from efa_rollout.demo import run_demo
+    from efa_rollout.demo.runner import run_demo
     from efa_rollout.settings import get_settings
 
     started = time.monotonic()
