@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,8 @@ from models import (
 )
 
 if TYPE_CHECKING:
-    from efa_rollout.importers.validation import ImportResult
+    from efa_rollout.importers.tabular import Row, Table
+    from efa_rollout.importers.validation import ErrorCollector, ImportResult
 from efa_rollout.services.answers import latest_response, save_answers, validate_answers
 from efa_rollout.services.contacts import CONTACT_ALIASES
 from efa_rollout.services.lookup import campaign_definition, get_campaign
@@ -84,17 +86,49 @@ def import_answers(
     written. A row that changes nothing adds no version. Returns an ImportResult.
     """
     from efa_rollout.importers.tabular import read_table
-    from efa_rollout.importers.validation import (
-        ErrorCollector,
-        ImportErrors,
-        ImportResult,
-        RowError,
-        parse_ags,
-    )
+    from efa_rollout.importers.validation import ErrorCollector, ImportErrors, ImportResult
 
     campaign = get_campaign(session, campaign_id)
     definition = campaign_definition(campaign)
     table = read_table(Path(path))
+    ags_index, columns, ignored = _checked_columns(table, definition)
+    enrolments = {
+        e.ags: e
+        for e in session.exec(select(Enrolment).where(Enrolment.campaign_id == campaign_id)).all()
+    }
+    reader = _RowReader(
+        table=table,
+        definition=definition,
+        ags_index=ags_index,
+        columns=columns,
+        enrolments=enrolments,
+        campaign_id=campaign_id,
+        submit=submit,
+        collector=ErrorCollector(table.source),
+    )
+    result = ImportResult(table.source, table.format, ignored_columns=ignored)
+    planned: list[_Planned] = []
+    for row in table.rows:
+        plan = reader.plan(session, row)
+        if plan is _UNCHANGED:
+            result.unchanged += 1
+        elif isinstance(plan, _Planned):
+            planned.append(plan)
+    if reader.collector.errors:
+        raise ImportErrors(reader.collector.errors, source=table.source)
+    for plan in planned:
+        _save(
+            session, plan, submit=submit, author=author, now=now, source=table.source, result=result
+        )
+    return result
+
+
+def _checked_columns(
+    table: Table, definition: CampaignDefinition
+) -> tuple[int, dict[int, tuple[str, str | None]], list[str]]:
+    """AGS column, answer columns and ignored headers; refuses a file without AGS or with unknowns."""
+    from efa_rollout.importers.validation import ImportErrors, RowError
+
     ags_index, columns, ignored, unknown = _answer_columns(table.headers, definition)
     if ags_index is None:
         found = ", ".join(f"»{h}«" for h in table.headers if h) or "keine"
@@ -105,87 +139,122 @@ def import_answers(
         )
     if unknown:
         keys = ", ".join(q.key for q in definition.questionnaire)
+        reason = (
+            f"unbekannte Spalte – erwartet wird ein Feldschlüssel oder die Frage (Felder: {keys})"
+        )
         raise ImportErrors(
-            [
-                RowError(
-                    table.source,
-                    table.header_line,
-                    header,
-                    None,
-                    f"unbekannte Spalte – erwartet wird ein Feldschlüssel oder die Frage (Felder: {keys})",
-                )
-                for _, header in unknown
-            ],
+            [RowError(table.source, table.header_line, h, None, reason) for _, h in unknown],
             source=table.source,
         )
-    ags_header = table.headers[ags_index]
-    labels = {q.key: q.label for q in definition.questionnaire}
-    enrolments = {
-        e.ags: e
-        for e in session.exec(select(Enrolment).where(Enrolment.campaign_id == campaign_id)).all()
-    }
-    collector = ErrorCollector(table.source)
-    seen: dict[str, int] = {}
-    planned: list[tuple[Enrolment, dict[str, Any], int]] = []
-    result = ImportResult(table.source, table.format, ignored_columns=ignored)
-    for row in table.rows:
-        ags = collector.parse(row.line, ags_header, row.get(ags_index), parse_ags)
-        if ags is None:
-            continue
-        enrolment = enrolments.get(ags)
+    return ags_index, columns, ignored
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A row that will be saved once the whole file is free of errors."""
+
+    enrolment: Enrolment
+    answers: dict[str, Any]
+    line: int
+
+
+#: A row that leaves every answer as it is.
+_UNCHANGED = object()
+
+
+@dataclass
+class _RowReader:
+    """Reads one row after another: its municipality, its answers, and what is wrong with it."""
+
+    table: Table
+    definition: CampaignDefinition
+    ags_index: int
+    columns: dict[int, tuple[str, str | None]]
+    enrolments: dict[str, Enrolment]
+    campaign_id: str
+    submit: bool
+    collector: ErrorCollector
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def plan(self, session: Session, row: Row) -> _Planned | object | None:
+        """The row's plan, _UNCHANGED, or None when it has errors (collected)."""
+        enrolment = self._enrolment(row)
         if enrolment is None:
-            collector.add(
-                row.line,
-                ags_header,
-                row.get(ags_index),
-                f"die Gemeinde nimmt an der Kampagne »{campaign_id}« nicht teil",
-            )
-            continue
-        if ags in seen:
-            collector.add(
-                row.line,
-                ags_header,
-                row.get(ags_index),
-                f"die Gemeinde steht mehrfach in der Datei (auch in Zeile {seen[ags]})",
-            )
-            continue
-        seen[ags] = row.line
+            return None
+        answers, cells = self._answers(row)
+        if not answers:
+            return _UNCHANGED
+        assert enrolment.id is not None
+        latest = latest_response(session, enrolment.id)
+        checked = validate_answers(
+            self.definition,
+            role=enrolment.role,
+            is_pilot=enrolment.is_pilot,
+            answers={**(latest.answers if latest else {}), **answers},
+            submit=self.submit,
+        )
+        self._report(row.line, checked.errors, cells)
+        if (
+            latest is not None
+            and latest.answers == checked.clean
+            and (latest.status == ResponseStatus.SUBMITTED or not self.submit)
+        ):
+            return _UNCHANGED
+        return _Planned(enrolment, answers, row.line)
+
+    def _enrolment(self, row: Row) -> Enrolment | None:
+        """The row's enrolment; an unknown, absent or repeated municipality is an error."""
+        from efa_rollout.importers.validation import parse_ags
+
+        header, cell = self.table.headers[self.ags_index], row.get(self.ags_index)
+        ags = self.collector.parse(row.line, header, cell, parse_ags)
+        if ags is None:
+            return None
+        enrolment = self.enrolments.get(ags)
+        if enrolment is None:
+            reason = f"die Gemeinde nimmt an der Kampagne »{self.campaign_id}« nicht teil"
+        elif ags in self.seen:
+            reason = f"die Gemeinde steht mehrfach in der Datei (auch in Zeile {self.seen[ags]})"
+        else:
+            self.seen[ags] = row.line
+            return enrolment
+        self.collector.add(row.line, header, cell, reason)
+        return None
+
+    def _answers(self, row: Row) -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]]]:
+        """The row's non-empty answers (contact parts joined) and their cells per field key."""
         answers: dict[str, Any] = {}
         cells: dict[str, list[tuple[str, str]]] = {}
-        for index, (key, part) in columns.items():
+        whole: set[str] = set()
+        split: set[str] = set()
+        for index, (key, part) in self.columns.items():
             text = row.get(index)
             if not text:
                 continue
-            cells.setdefault(key, []).append((table.headers[index], text))
+            cells.setdefault(key, []).append((self.table.headers[index], text))
             if part is None:
                 answers[key] = text
+                whole.add(key)
             else:
+                split.add(key)
                 current = answers.setdefault(key, {})
                 if isinstance(current, dict):
                     current[part] = text
-        whole = {key for i, (key, part) in columns.items() if part is None and row.get(i)}
-        split = {key for i, (key, part) in columns.items() if part is not None and row.get(i)}
         for key in sorted(whole & split):
-            collector.add(
+            self.collector.add(
                 row.line,
                 " / ".join(h for h, _ in cells[key]),
                 None,
                 "die Angabe steht sowohl in einer Gesamtspalte als auch in Teilspalten",
             )
-        if not answers:
-            result.unchanged += 1
-            continue
-        assert enrolment.id is not None
-        latest = latest_response(session, enrolment.id)
-        merged = {**(latest.answers if latest else {}), **answers}
-        checked = validate_answers(
-            definition,
-            role=enrolment.role,
-            is_pilot=enrolment.is_pilot,
-            answers=merged,
-            submit=submit,
-        )
-        for key, message in checked.errors.items():
+        return answers, cells
+
+    def _report(
+        self, line: int, errors: dict[str, str], cells: dict[str, list[tuple[str, str]]]
+    ) -> None:
+        """Each validation error at the cells it came from (or the field's label)."""
+        labels = {q.key: q.label for q in self.definition.questionnaire}
+        for key, message in errors.items():
             if key in cells:
                 header = " / ".join(h for h, _ in cells[key])
                 value: str | None = "; ".join(v for _, v in cells[key])
@@ -193,32 +262,33 @@ def import_answers(
                 header, value = labels.get(key, key), None
             # the value is shown in its own place: "»x« ist keine …" → "keine …"
             reason = re.sub(r"^»[^«]*« ist ", "", message).rstrip(".")
-            collector.add(row.line, header, value, reason)
-        if (
-            latest is not None
-            and latest.answers == checked.clean
-            and (latest.status == ResponseStatus.SUBMITTED or not submit)
-        ):
-            result.unchanged += 1
-            continue
-        planned.append((enrolment, answers, row.line))
-    if collector.errors:
-        raise ImportErrors(collector.errors, source=table.source)
-    for enrolment, answers, line in planned:
-        assert enrolment.id is not None
-        first = latest_response(session, enrolment.id) is None
-        save_answers(
-            session,
-            enrolment=enrolment,
-            answers=answers,
-            submit=submit,
-            source="import",
-            author=author,
-            now=now,
-            reason=f"Import aus »{table.source}«, Zeile {line}",
-        )
-        if first:
-            result.added += 1
-        else:
-            result.changed += 1
-    return result
+            self.collector.add(line, header, value, reason)
+
+
+def _save(
+    session: Session,
+    plan: _Planned,
+    *,
+    submit: bool,
+    author: str,
+    now: datetime,
+    source: str,
+    result: ImportResult,
+) -> None:
+    """Save one planned row as a new answers version and count it as added or changed."""
+    assert plan.enrolment.id is not None
+    first = latest_response(session, plan.enrolment.id) is None
+    save_answers(
+        session,
+        enrolment=plan.enrolment,
+        answers=plan.answers,
+        submit=submit,
+        source="import",
+        author=author,
+        now=now,
+        reason=f"Import aus »{source}«, Zeile {plan.line}",
+    )
+    if first:
+        result.added += 1
+    else:
+        result.changed += 1
