@@ -10,11 +10,8 @@ from prefect import flow, get_run_logger
 from efa_rollout.domain.text import german_date
 from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
-from efa_rollout.services.reminders import (
-    DEFAULT_ACTOR,
-    ReminderReport,
-    summary_line,
-)
+from efa_rollout.services.reminder_report import ReminderReport, summary_line
+from efa_rollout.services.reminders import DEFAULT_ACTOR
 from flows._prefect import publish_markdown, publish_table, run_name
 from tasks.runner import TaskRunner
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from prefect import task
 
 from efa_rollout.services.orchestration import BatchRunner
-from efa_rollout.services.reminders import ReminderReport
+from efa_rollout.services.reminder_report import ReminderReport
 
 
 @task(name="remind-batch", retries=2, retry_delay_seconds=[2, 10])

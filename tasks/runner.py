@@ -11,7 +11,7 @@ from prefect import tags
 
 from efa_rollout.services.orchestration import BatchRunner, campaign_tags
 from efa_rollout.services.progression import AdvanceOptions, BatchResult
-from efa_rollout.services.reminders import ReminderReport
+from efa_rollout.services.reminder_report import ReminderReport
 from tasks import engine, reminders, summary
 
 

@@ -627,7 +627,7 @@ def test_flow_queues_once_and_publishes_artifacts(
 
 
 def test_flow_summary_and_table_rows_are_german() -> None:
-    from efa_rollout.services.reminders import ReminderReport, ReminderRow
+    from efa_rollout.services.reminder_report import ReminderReport, ReminderRow
     from flows.send_reminders import summary_markdown, table_rows
 
     report = ReminderReport(CAMPAIGN, reminders=1, evaluated=2)

@@ -36,7 +36,7 @@ def remind(
 ) -> None:
     """Fällige Erinnerungen und Eskalationen zu offenen Punkten vormerken."""
     from efa_rollout.services.orchestration import remind as run_reminders
-    from efa_rollout.services.reminders import row_line, summary_line
+    from efa_rollout.services.reminder_report import row_line, summary_line
 
     moment = reminder_moment(as_of)
     served, reports = (False, None)

@@ -28,7 +28,7 @@ from efa_rollout.services import (
 from efa_rollout.services.batches import chunks
 from efa_rollout.services.clock import resolve_as_of
 from efa_rollout.services.progression import AdvanceOptions, BatchResult
-from efa_rollout.services.reminders import ReminderReport
+from efa_rollout.services.reminder_report import ReminderReport
 from efa_rollout.settings import get_settings
 
 #: Called after each batch with (campaign id, done, total).
