@@ -8,7 +8,6 @@ next run only moves them. Nothing is ever deleted; unrecognised mail is not touc
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,34 +22,23 @@ from efa_rollout.domain.bounces import (
     PERMANENT,
     TRANSIENT,
     UNRECOGNISED,
-    RecipientFailure,
     Report,
     parse,
     verp_outbox_id,
 )
 from efa_rollout.errors import UserError
-from efa_rollout.mail.suppression import coordinator_addresses
-from efa_rollout.services.suppression import suppress
+from efa_rollout.services.bounce_effects import apply_failure, log_event
 from efa_rollout.settings import Settings, get_settings
 from models import (
     BounceReport,
     Campaign,
     Contact,
-    Enrolment,
-    Event,
-    Municipality,
     OutboxMessage,
 )
 
 if TYPE_CHECKING:
     from efa_rollout.mail.bounce_mailbox import BounceMailbox
 
-ACTOR = "unzustellbar"
-#: Event of a report about the coordinator's own address (flagged, never suppressed).
-COORDINATOR_BOUNCED = "coordinator_address_bounced"
-logger = logging.getLogger(__name__)
-#: The mail that asks a municipality's other contacts for a working address.
-ADDRESS_REQUEST_KIND = "address_request"
 #: How far back a bounce without Message-ID is matched to mail sent to its address.
 ADDRESS_MATCH_DAYS = 60
 CHUNK = 100
@@ -211,14 +199,14 @@ def apply_report(
 ) -> list[dict[str, Any]] | None:
     """Apply one recognised message; the outcomes, or None when it concerns none of our mail."""
     if report.kind == AUTO_REPLY:
-        return _apply_auto_reply(session, report, now)
+        return apply_auto_reply(session, report, now)
     outcomes = []
     for failure in report.recipients:
         row = find_outbox_row(session, report, failure.address, now)
         if row is None:
             continue
         address = _recipient_of(row, failure.address)
-        outcomes.append(_apply_failure(session, report, row, failure, address, now, settings))
+        outcomes.append(apply_failure(session, report, row, failure, address, now, settings))
     return outcomes or None
 
 
@@ -232,202 +220,24 @@ def _recipient_of(row: OutboxMessage, address: str) -> str:
     return address.lower()
 
 
-def _apply_failure(
-    session: Session,
-    report: Report,
-    row: OutboxMessage,
-    failure: RecipientFailure,
-    address: str,
-    now: datetime,
-    settings: Settings,
-) -> dict[str, Any]:
-    """Record one recipient's failure; mark, flag, suppress as its kind demands."""
-    diagnostic = failure.diagnostic or report.subject
-    session.add(
-        BounceReport(
-            report_key=report.key,
-            recipient=address,
-            kind=failure.kind,
-            status_code=failure.status,
-            diagnostic=diagnostic[:1000],
-            outbox_id=row.id,
-            ags=row.ags,
-            processed_at=now,
-            data={"detector": report.detector, "reported_address": failure.address},
-        )
-    )
-    _mark_row(session, row, address, failure, diagnostic, now)
-    label = (
-        "dauerhaft unzustellbar" if failure.kind == PERMANENT else "vorübergehend nicht zugestellt"
-    )
-    code = f"{failure.status} " if failure.status else ""
-    _event(
-        session,
-        row,
-        "mail_bounced" if failure.kind == PERMANENT else "mail_bounced_transient",
-        f"Mail an {address} {label}: {code}{diagnostic}",
-        now,
-        {"outbox_id": row.id, "recipient": address, "status": failure.status},
-    )
-    flagged = False
-    coordinator = address in coordinator_addresses(settings)
-    if coordinator:
-        # Never suppress our own address: the weekly report, the summaries' copies and every
-        # reply would silently stop. Logged loudly instead, for the coordinator to check.
-        _coordinator_bounced(session, row, address, failure.kind, f"{code}{diagnostic}", now)
-    elif failure.kind == PERMANENT:
-        suppress(session, address, reason=diagnostic, status=failure.status, row=row, now=now)
-        flagged = _flag_contacts(session, row, address, f"{code}{diagnostic}", now)
-    elif _transient_count(session, address, now, settings) >= settings.bounce_transient_threshold:
-        reason = (
-            f"{settings.bounce_transient_threshold} vorübergehende Fehler in "
-            f"{settings.bounce_transient_window_days} Tagen, zuletzt: {code}{diagnostic}"
-        )
-        flagged = _flag_contacts(session, row, address, reason, now)
-    if flagged:
-        ask_for_working_address(session, row, address, now)
-    return {
-        "Art": failure.kind,
-        "Empfänger": address,
-        "AGS": row.ags or "",
-        "Mail": row.id,
-        "Status": failure.status or "",
-        "Kontakt gesperrt": "ja" if flagged else ("nein (Koordination)" if coordinator else "nein"),
-        "Meldung": diagnostic[:200],
-    }
+def unreachable_municipalities(session: Session, *, as_of: datetime) -> list[dict[str, Any]]:
+    """Per running campaign: the municipalities without a working contact."""
+    from efa_rollout.reports.rollup import campaign_rollup
 
-
-def _coordinator_bounced(
-    session: Session, row: OutboxMessage, address: str, kind: str, text: str, now: datetime
-) -> None:
-    """A report about the coordinator's own address: an event and a warning, no suppression."""
-    reason = (
-        f"Mail an die Adresse der Koordination {address} als unzustellbar gemeldet "
-        f"({'dauerhaft' if kind == PERMANENT else 'vorübergehend'}): {text}. Die Adresse wird "
-        "nicht gesperrt; bitte EFA_COORDINATOR_EMAIL, EFA_REPLY_TO und EFA_MAIL_FROM prüfen."
-    )
-    logger.warning("%s", reason)
-    _event(
-        session,
-        row,
-        COORDINATOR_BOUNCED,
-        reason,
-        now,
-        {"outbox_id": row.id, "recipient": address, "kind": kind},
-    )
-
-
-def _mark_row(
-    session: Session,
-    row: OutboxMessage,
-    address: str,
-    failure: RecipientFailure,
-    diagnostic: str,
-    now: datetime,
-) -> None:
-    states = dict(row.recipient_status or {})
-    previous = dict(states.get(address) or {})
-    if failure.kind == PERMANENT:
-        states[address] = {
-            **previous,
-            "status": "bounced",
-            "code": failure.status,
-            "text": diagnostic[:300],
-            "at": now.isoformat(),
-        }
-    else:
-        states[address] = {
-            **previous,
-            "status": previous.get("status", "sent"),
-            "transient_reports": int(previous.get("transient_reports", 0)) + 1,
-            "last_report": diagnostic[:300],
-        }
-    row.recipient_status = states
-    targets = [a.lower() for a in [*row.recipients, *row.cc]]
-    bounced = [a for a in targets if (states.get(a) or {}).get("status") == "bounced"]
-    if failure.kind == PERMANENT and bounced and len(bounced) == len(targets):
-        row.status = "failed_permanently"
-        row.next_attempt_at = None
-        row.last_error = f"Unzustellbar gemeldet: {failure.status or ''} {diagnostic}".strip()[
-            :1000
+    campaigns = session.exec(
+        select(Campaign).where(Campaign.status != "closed").order_by(col(Campaign.id))
+    ).all()
+    rows = []
+    for campaign in campaigns:
+        rollup = campaign_rollup(session, campaign.id, as_of=as_of)
+        rows += [
+            {"Kampagne": campaign.id, "AGS": w.ags, "Gemeinde": w.name, "Grund": w.reason}
+            for w in rollup.without_contact
         ]
-    elif failure.kind == PERMANENT:
-        row.last_error = f"Teilweise unzustellbar gemeldet: {', '.join(bounced)}"[:1000]
-    session.add(row)
+    return rows
 
 
-def _transient_count(session: Session, address: str, now: datetime, settings: Settings) -> int:
-    session.flush()
-    since = now - timedelta(days=settings.bounce_transient_window_days)
-    return int(
-        session.exec(
-            select(func.count()).where(
-                BounceReport.recipient == address,
-                BounceReport.kind == TRANSIENT,
-                BounceReport.processed_at >= since,
-            )
-        ).one()
-    )
-
-
-def _flag_contacts(
-    session: Session, row: OutboxMessage, address: str, reason: str, now: datetime
-) -> bool:
-    """Flag every contact with ADDRESS as unreachable; True if one was newly flagged."""
-    newly = False
-    contacts = session.exec(select(Contact).where(func.lower(Contact.email) == address)).all()
-    for contact in contacts:
-        if contact.delivery_failed_at is not None:
-            continue
-        contact.delivery_failed_at = now
-        contact.delivery_failure = reason[:500]
-        session.add(contact)
-        newly = True
-        session.add(
-            Event(
-                at=now,
-                campaign_id=row.campaign_id if contact.ags == row.ags else None,
-                ags=contact.ags,
-                actor=ACTOR,
-                kind="contact_undeliverable",
-                reason=f"{contact.email} nicht erreichbar (Unzustellbarkeitsmeldung): {reason}"[
-                    :1000
-                ],
-                data={"contact_id": contact.id, "outbox_id": row.id},
-            )
-        )
-    return newly
-
-
-def ask_for_working_address(
-    session: Session, row: OutboxMessage, address: str, now: datetime
-) -> OutboxMessage | None:
-    """Once per campaign and municipality: ask its other contacts for a working address."""
-    from efa_rollout.services.outbox import queue_campaign_mail
-
-    if not row.campaign_id or not row.ags or row.is_test or row.kind == ADDRESS_REQUEST_KIND:
-        return None
-    campaign = session.get(Campaign, row.campaign_id)
-    municipality = session.get(Municipality, row.ags)
-    enrolment = session.exec(
-        select(Enrolment).where(Enrolment.campaign_id == row.campaign_id, Enrolment.ags == row.ags)
-    ).first()
-    if campaign is None or municipality is None or enrolment is None:
-        return None
-    session.flush()
-    return queue_campaign_mail(
-        session,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        kind=ADDRESS_REQUEST_KIND,
-        sequence=1,
-        now=now,
-        extra={"failed_address": address, "failed_subject": row.subject},
-    )
-
-
-def _apply_auto_reply(
+def apply_auto_reply(
     session: Session, report: Report, now: datetime
 ) -> list[dict[str, Any]] | None:
     """Record an auto-reply (not a bounce): an event, the absence date when the text names one."""
@@ -452,7 +262,7 @@ def _apply_auto_reply(
         if report.absent_until
         else "Automatische Antwort"
     )
-    _event(
+    log_event(
         session,
         row,
         "auto_reply_received",
@@ -471,41 +281,3 @@ def _apply_auto_reply(
             "Meldung": what,
         }
     ]
-
-
-def _event(
-    session: Session,
-    row: OutboxMessage,
-    kind: str,
-    reason: str,
-    now: datetime,
-    data: dict[str, Any],
-) -> None:
-    session.add(
-        Event(
-            at=now,
-            campaign_id=row.campaign_id,
-            ags=row.ags,
-            actor=ACTOR,
-            kind=kind,
-            reason=reason[:1000],
-            data=data,
-        )
-    )
-
-
-def unreachable_municipalities(session: Session, *, as_of: datetime) -> list[dict[str, Any]]:
-    """Per running campaign: the municipalities without a working contact."""
-    from efa_rollout.reports.rollup import campaign_rollup
-
-    campaigns = session.exec(
-        select(Campaign).where(Campaign.status != "closed").order_by(col(Campaign.id))
-    ).all()
-    rows = []
-    for campaign in campaigns:
-        rollup = campaign_rollup(session, campaign.id, as_of=as_of)
-        rows += [
-            {"Kampagne": campaign.id, "AGS": w.ags, "Gemeinde": w.name, "Grund": w.reason}
-            for w in rollup.without_contact
-        ]
-    return rows
