@@ -9,7 +9,13 @@ from efa_rollout.domain.stages import Stage
 from efa_rollout.services import lookup, orchestration
 from efa_rollout.services.clock import local_day
 from efa_rollout.services.progression import BatchResult
-from flows._prefect import Progress, publish_markdown, publish_table, stage_table
+from flows._prefect import (
+    Progress,
+    publish_markdown,
+    publish_table,
+    stage_table,
+    tag_run_with_campaign,
+)
 from tasks.runner import TaskRunner
 
 
@@ -17,6 +23,7 @@ def advance_campaigns(
     campaign: str | None, now: datetime, *, action: str, go_live: bool
 ) -> dict[str, dict[str, object]]:
     """Advance CAMPAIGN (or every running one) through the task runner; figures per campaign."""
+    tag_run_with_campaign(campaign)
     bars: dict[str, Progress] = {}
 
     def progress(campaign_id: str, done: int, total: int) -> None:

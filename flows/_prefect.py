@@ -7,8 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from efa_rollout.db import session_scope
 from efa_rollout.output_safety import strip_controls
 from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.services.orchestration import campaign_tags
+from models import Campaign
 
 
 def run_name(subject: str, action: str, as_of: datetime | None) -> str:
@@ -64,6 +67,33 @@ class Progress:
         if self.artifact_id is not None:
             share = 100.0 if total == 0 else round(100.0 * done / total, 1)
             update_progress_artifact(artifact_id=self.artifact_id, progress=share)
+
+
+def tag_run_with_campaign(campaign_id: str | None) -> None:
+    """Give this flow run its campaign's tags, also when a trigger or schedule started it.
+
+    A deployment trigger cannot set tags (only parameters), so a run started by an event would
+    carry only the deployment's tags; the run adds `campaign:`/`service:` itself, and the UI's
+    tag filter finds it next to the runs the CLI started.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if campaign_id is None or context is None or context.flow_run is None:
+        return
+    with session_scope() as session:
+        campaign = session.get(Campaign, campaign_id)
+        service_key = campaign.definition.get("service_key") if campaign else None
+    if campaign is None:
+        return  # the flow itself says that the campaign does not exist
+    have = list(context.flow_run.tags)
+    missing = [tag for tag in campaign_tags(campaign_id, service_key) if tag not in have]
+    if not missing:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(context.flow_run.id, tags=[*have, *missing])
+    context.flow_run.tags = [*have, *missing]
 
 
 def flow_parameter(name: str) -> Any:

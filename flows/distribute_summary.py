@@ -17,7 +17,13 @@ from prefect import flow, get_run_logger
 from efa_rollout.output_safety import markdown_cell
 from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
-from flows._prefect import flow_parameter, publish_markdown, publish_table, run_name
+from flows._prefect import (
+    flow_parameter,
+    publish_markdown,
+    publish_table,
+    run_name,
+    tag_run_with_campaign,
+)
 from tasks.runner import TaskRunner
 
 
@@ -50,6 +56,7 @@ def distribute_summary(
     campaign: str, as_of: datetime | None = None, close_collection: bool = False
 ) -> dict[str, Any]:
     """Zusammenfassung erstellen und an alle Gemeinden ab der Stufe »Zusammenfassung verteilen« senden."""
+    tag_run_with_campaign(campaign)
     logger = get_run_logger()
     now = resolve_as_of(as_of)
     result = orchestration.distribute_summary(

@@ -12,7 +12,7 @@ from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
 from efa_rollout.services.reminder_report import ReminderReport, summary_line
 from efa_rollout.services.reminders import DEFAULT_ACTOR
-from flows._prefect import publish_markdown, publish_table, run_name
+from flows._prefect import publish_markdown, publish_table, run_name, tag_run_with_campaign
 from tasks.runner import TaskRunner
 
 FLOW_NAME = "send-reminders"
@@ -82,6 +82,7 @@ def send_reminders(
     campaign: str | None = None, as_of: datetime | None = None, dry_run: bool = False
 ) -> list[ReminderReport]:
     """Queue the due reminders and escalations of every running campaign (or the one named)."""
+    tag_run_with_campaign(campaign)
     logger = get_run_logger()
     now = resolve_as_of(as_of)
     reports = orchestration.remind(

@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 
 from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
-from flows._prefect import Progress, flow_parameter, publish_markdown, run_name
+from flows._prefect import (
+    Progress,
+    flow_parameter,
+    publish_markdown,
+    run_name,
+    tag_run_with_campaign,
+)
 from tasks.runner import TaskRunner
 
 
@@ -51,6 +57,7 @@ def _name() -> str:
 @flow(name="start-campaign", flow_run_name=_name, log_prints=True)
 def start_campaign(params: StartCampaignInput) -> dict[str, int]:
     """Enrol the campaign's municipalities and queue the information request to each; idempotent."""
+    tag_run_with_campaign(params.campaign)
     now = resolve_as_of(params.as_of)
     progress = Progress(f"{params.campaign}-start-progress", f"{params.campaign}: Start")
     figures = orchestration.start_campaign(

@@ -48,6 +48,10 @@ def test_flows_name_their_runs_tag_them_and_publish_artifacts(
     assert all(run.state is not None and run.state.is_completed() for run in runs)
     start_run = next(r for r in runs if r.name == f"{EWA} · start · 2024-04-16")
     assert {"campaign:" + EWA, "service:ewa"} <= set(start_run.tags)
+    assert start_run.tags.count("campaign:" + EWA) == 1  # given by the caller, not added twice
+    # tick and go-live ran without a tags context, as when a trigger or schedule starts them
+    for run in runs:
+        assert {"campaign:" + EWA, "service:ewa"} <= set(run.tags), run.name
     keys = {a.key for a in artifacts if a.key}
     assert {f"{EWA}-tick-stufen", f"{EWA}-tick-summary", f"{EWA}-start-summary"} <= keys
     table = next(a for a in artifacts if a.key == f"{EWA}-tick-stufen")
