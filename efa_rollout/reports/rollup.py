@@ -53,10 +53,10 @@ from efa_rollout.reports.rollup_queries import (
     mail_subquery,
     run_query,
 )
-from efa_rollout.reports.stamps import raw, utc
 from efa_rollout.reports.timeline import campaign_timeline
 from efa_rollout.services.history import PastState, campaign_history, past_states
 from efa_rollout.services.lookup import get_campaign
+from efa_rollout.services.stamps import raw, utc
 from efa_rollout.settings import get_settings
 from models import (
     OutboxMessage,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from efa_rollout.reports.model import TimelinePoint
-from efa_rollout.reports.stamps import raw, utc
+from efa_rollout.services.stamps import raw, utc
 from efa_rollout.settings import get_settings
 from models import Event
 

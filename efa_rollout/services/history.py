@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, cast, overload
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from efa_rollout.domain.stages import STAGE_LABELS
+from efa_rollout.services.stamps import raw, utc
 from models import DeliveryAttempt, Enrolment, Event, Municipality, OutboxMessage
 
 STAGE_EVENTS = ("enrolled", "stage_changed")
@@ -108,23 +109,6 @@ def _apply(
     elif kind in ANSWER_EVENTS:
         state.submitted += 1
         state.answers_complete = bool(data.get("complete"))
-
-
-def raw(column: Any) -> Any:
-    """A timestamp column fetched as stored (SQLite text), parsed by `utc()`."""
-    return type_coerce(column, String())
-
-
-@overload
-def utc(value: str | datetime) -> datetime: ...
-@overload
-def utc(value: None) -> None: ...
-def utc(value: str | datetime | None) -> datetime | None:
-    """An aware UTC datetime from a stored timestamp."""
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def stage_label(stage: str | None) -> str:
