@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from email import message_from_bytes, policy
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -145,6 +146,48 @@ def test_summary_pdf_is_a_pdf_with_names_and_umlauts(
     ):
         assert needle in " ".join(text.split()), needle
     assert pdf_filename(campaign, 3) == "Zusammenfassung-ewa-ostalbkreis-v3.pdf"
+
+
+class _Blocks(HTMLParser):
+    """The text of each heading and paragraph of an HTML page (tables left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[str] = []
+        self._open: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("h1", "h2", "p"):
+            self._open = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h1", "h2", "p") and self._open is not None:
+            self.blocks.append(" ".join("".join(self._open).split()))
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open.append(data)
+
+
+@pytest.mark.parametrize("after_deadline", [False, True])
+def test_summary_html_and_pdf_carry_the_same_sentences(
+    session: Session, ewa: tuple[Campaign, dict[str, Enrolment]], after_deadline: bool
+) -> None:
+    campaign, _ = ewa
+    now = NOW.replace(year=NOW.year + 1) if after_deadline else NOW
+    document = build_summary(session, campaign, now=now)
+    parser = _Blocks()
+    parser.feed(document.html)
+    assert len(parser.blocks) >= 12, parser.blocks  # title, intro, glance, 6 headings, next steps
+    pdf = " ".join(pdf_text(document.pdf).split())
+    for block in parser.blocks:
+        assert block in pdf, block
+    title = parser.blocks[1]
+    assert f"Zusammenfassung {title} · Version 1 · Stand" in pdf  # the running head
+    assert "Seite 1 von" in pdf and f"<title>Zusammenfassung {title} – Version 1</title>" in (
+        document.html
+    )
 
 
 def test_viba_dates_roles_and_pilot_items(session: Session) -> None:
