@@ -18,7 +18,8 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -27,9 +28,10 @@ from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.domain.text import german_date, signature
+from efa_rollout.mail.context import municipality_label
 from efa_rollout.services.answers import format_answer, latest_response
 from efa_rollout.services.lookup import campaign_definition, get_campaign
-from efa_rollout.services.summary_document import render_html, render_pdf
+from efa_rollout.services.summary_document import SUMMARY_DIR, render_html, render_pdf
 from models import Campaign, Enrolment, Event, Municipality, OutboxMessage, SummaryDocument
 
 MAIL_KIND = "summary"
@@ -38,42 +40,15 @@ MAIL_KIND = "summary"
 OPEN_POINTS_FIELD = "offene_punkte"
 
 
-#: Labels of the central dates, in the order used when two fall on the same day.
-DATE_LABELS = {
-    "collection_deadline": "Rückmeldefrist der Informationserhebung",
-    "pilot_start": "Beginn der Pilotphase",
-    "silent_go_live": "Silent Go-Live (nur für die Testbeteiligten)",
-    "trainings": "Schulung",
-    "go_live": "Go-Live",
-    "after_care_until": "Ende der Nachbetreuung",
-    "mandatory_from": "Verpflichtende digitale Nutzung ab",
-}
-
-
-#: Phases shown in the summary. Stages before the pilot or go-live look alike: how far the
-#: answers are is its own column, and a stage move alone must not make a new version that
-#: would be sent to every municipality again.
-PHASES: dict[Stage, str] = {
-    Stage.INFORMATION_COLLECTION: "Vorbereitung",
-    Stage.SUMMARY_DISTRIBUTION: "Vorbereitung",
-    Stage.CHECKLIST_FOLLOW_UP: "Vorbereitung",
-    Stage.PILOT: "Pilotphase",
-    Stage.SILENT_GO_LIVE: "Pilotphase",
-    Stage.GO_LIVE: "Live",
-    Stage.AFTER_CARE: "Live",
-    Stage.MANDATORY: "Live",
-    Stage.COMPLETED: "Live",
-}
-
-
-_TYPE_LABELS = {"60": "Markt", "61": "Stadt", "62": "Stadt", "63": "Stadt", "67": "Stadt"}
-
-
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "Ä": "a", "Ö": "o", "Ü": "u"})
 
 
-def _label(municipality: Municipality) -> str:
-    return f"{_TYPE_LABELS.get(municipality.type_code or '', 'Gemeinde')} {municipality.name}"
+@cache
+def words() -> dict[str, Any]:
+    """The words of the summary's data, from templates/summary/words.yaml."""
+    import yaml
+
+    return cast("dict[str, Any]", yaml.safe_load((SUMMARY_DIR / "words.yaml").read_text("utf-8")))
 
 
 def _sort_key(municipality: Municipality) -> tuple[str, str]:
@@ -82,8 +57,9 @@ def _sort_key(municipality: Municipality) -> tuple[str, str]:
 
 def _central_dates(campaign: Campaign) -> list[dict[str, str]]:
     dates: list[tuple[str, int, str]] = []
-    order = list(DATE_LABELS)
-    for key, label in DATE_LABELS.items():
+    labels: dict[str, str] = words()["dates"]
+    order = list(labels)
+    for key, label in labels.items():
         value = campaign.dates.get(key)
         if key == "go_live":
             value = value or campaign.go_live.isoformat()
@@ -92,7 +68,9 @@ def _central_dates(campaign: Campaign) -> list[dict[str, str]]:
         values = value if isinstance(value, list) else [value]
         numbered = key == "trainings" and len(values) > 1
         for number, iso in enumerate(values, start=1):
-            text = f"{label} ({number}. Termin)" if numbered else label
+            text = (
+                words()["numbered_date"].format(label=label, number=number) if numbered else label
+            )
             dates.append((str(iso), order.index(key), text))
     return [
         {"iso": iso, "date": german_date(iso, weekday=True), "label": label}
@@ -102,14 +80,15 @@ def _central_dates(campaign: Campaign) -> list[dict[str, str]]:
 
 def _next_steps(definition: CampaignDefinition, go_live: date) -> list[dict[str, str]]:
     steps = []
+    note = words()["notes"]
     for item in sorted(definition.checklist, key=lambda i: i.due):
         notes = []
         if item.pilots_only:
-            notes.append("nur Pilotkommunen")
+            notes.append(note["pilots_only"])
         if item.roles:
-            notes.append("nur: " + ", ".join(item.roles))
+            notes.append(note["roles"].format(roles=", ".join(item.roles)))
         if not item.required:
-            notes.append("empfohlen")
+            notes.append(note["recommended"])
         steps.append(
             {
                 "title": item.title,
@@ -148,15 +127,17 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
     counts = {"total": 0, "submitted": 0, "started": 0, "missing": 0}
     for enrolment, municipality in rows:
         assert enrolment.id is not None
-        label = _label(municipality)
+        label = municipality_label(municipality)
         submitted = latest_response(session, enrolment.id, submitted_only=True)
         started = submitted is None and latest_response(session, enrolment.id) is not None
-        if submitted is not None:
-            answers_text = "eingereicht" + ("" if submitted.complete else " (unvollständig)")
-        elif started:
-            answers_text = "begonnen, noch nicht eingereicht"
-        else:
-            answers_text = "steht noch aus"
+        state = (
+            ("submitted" if submitted.complete else "incomplete")
+            if submitted is not None
+            else "started"
+            if started
+            else "missing"
+        )
+        answers_text = words()["answers"][state]
         counts["total"] += 1
         counts["submitted" if submitted else "started" if started else "missing"] += 1
         stage = Stage(enrolment.stage)
@@ -164,7 +145,7 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
             {
                 "ags": municipality.ags,
                 "name": label,
-                "phase": PHASES.get(stage, stage.label),
+                "phase": words()["phases"].get(stage.value, stage.label),
                 "answers": answers_text,
                 "ready": bool(submitted and submitted.complete),
                 "pilot": enrolment.is_pilot,
@@ -175,7 +156,7 @@ def build_summary_data(session: Session, campaign: Campaign) -> dict[str, Any]:
                 {
                     "name": label,
                     "text": "",
-                    "missing": ["Rückmeldung zum Fragebogen"],
+                    "missing": [words()["questionnaire_missing"]],
                 }
             )
             continue
