@@ -18,6 +18,8 @@ FONT_DIR = SUMMARY_DIR / "fonts"
 FONT = "DejaVu"
 MARGIN = 18
 TABLE_PT = 8.5
+#: Room (mm) a heading needs below it on its page, else it starts the next one.
+KEEP_WITH_HEADING = 50
 
 
 def render_html(data: dict[str, Any], *, version: int, generated: date) -> str:
@@ -101,7 +103,8 @@ def _document(head: str, office: str, page_number: Any) -> Any:
     page number at the foot of each.
 
     A `<section class="... landscape">` of the template starts a landscape page; the page after
-    it is portrait again.
+    it is portrait again. The parser's private helpers (_end_paragraph, _perform_page_break, the
+    table's alignment) are those of fpdf2 2.8, hence its upper bound in pyproject.toml.
     """
     from fpdf import FPDF
     from fpdf.enums import Align, VAlign
@@ -118,6 +121,9 @@ def _document(head: str, office: str, page_number: Any) -> Any:
             if tag == "section" and "landscape" in classes:
                 self.landscape = True
                 self._turn("L")
+            elif tag == "h2" and pdf.get_y() > pdf.h - KEEP_WITH_HEADING:  # no lone heading
+                self._end_paragraph()
+                pdf._perform_page_break()
             if tag == "table":  # tables a size smaller than the text, as in the print CSS
                 self.text_pt, self.font_size_pt = self.font_size_pt, TABLE_PT
             super().handle_starttag(tag, attrs)
