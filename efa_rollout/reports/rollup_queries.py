@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from efa_rollout.definitions import CampaignDefinition
-from efa_rollout.reports.stamps import raw
+from efa_rollout.services.stamps import raw
 from models import (
     Campaign,
     ChecklistItemState,
