@@ -1,10 +1,11 @@
-"""Where the Prefect server is, and progress events sent to it (no Prefect import).
+"""Where the Prefect server is, runs and progress events sent to it (no Prefect import).
 
 `efa up` records its server in the data folder; `PREFECT_API_URL` names one explicitly. Progress
 events (a municipality answered or ticked its checklist, mail was queued) go to the server's
 event API after the database commit, from a background thread: a portal request or a CLI
 command never waits for Prefect or fails because it is down. The server's deployment triggers
-(`deployments/catalog.py`) turn them into tick and delivery runs.
+(`deployments/catalog.py`) turn them into tick and delivery runs. `ServerApi` triggers and follows
+a deployment run over the REST API with httpx: the CLI answers without importing Prefect (~1 s).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +38,16 @@ MAIL_EVENT = "efa.outbox.queued"
 #: The Prefect global concurrency limit (with slot decay) that carries EFA_SMTP_RATE_PER_SECOND.
 SMTP_RATE_LIMIT = "efa-smtp-rate"
 RECORD_NAME = "efa-up.json"
+#: State types after which a flow run does not change any more (Prefect's `State.is_final`).
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+
+
+def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
+    """Tags per campaign and service, for filtering in the Prefect UI."""
+    found = [f"campaign:{campaign_id}"]
+    if service_key:
+        found.append(f"service:{service_key}")
+    return found
 
 
 # -- where the server is ----------------------------------------------------------------------
@@ -107,6 +119,92 @@ def adopt_recorded_server() -> str | None:
         return None
     os.environ["PREFECT_API_URL"] = url  # for a Prefect imported later in this process
     return url
+
+
+# -- deployment runs over the REST API -------------------------------------------------------
+
+
+class ServerApi:
+    """The few calls of Prefect's REST API the CLI needs, with one httpx client."""
+
+    def __init__(self, api_url: str, timeout: float = 10.0) -> None:
+        import httpx
+
+        self.api_url = api_url
+        self.client = httpx.Client(base_url=api_url, timeout=timeout)
+
+    def __enter__(self) -> ServerApi:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.client.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.client.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def ready_deployment(self, name: str) -> str | None:
+        """The id of the deployment NAME if a runner polls it (status READY), else None."""
+        found = self._post("/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+        ready = [d["id"] for d in found if d.get("status") == "READY"]
+        return ready[0] if ready else None
+
+    def create_flow_run(
+        self, deployment_id: str, parameters: dict[str, Any], tags: list[str]
+    ) -> dict[str, Any]:
+        """A flow run of DEPLOYMENT_ID, scheduled for now (as `run_deployment` creates it)."""
+        now = datetime.now(UTC).isoformat()
+        state = {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}
+        body = {"parameters": parameters, "tags": tags, "state": state}
+        return self._post(f"/deployments/{deployment_id}/create_flow_run", body)
+
+    def flow_run(self, flow_run_id: str) -> dict[str, Any]:
+        """The flow run FLOW_RUN_ID as the API returns it (with its state)."""
+        response = self.client.get(f"/flow_runs/{flow_run_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for(self, flow_run_id: str, poll_seconds: float = 0.5) -> dict[str, Any]:
+        """The flow run once its state is final."""
+        while True:
+            flow_run = self.flow_run(flow_run_id)
+            if (flow_run.get("state") or {}).get("type") in FINAL_STATES:
+                return flow_run
+            time.sleep(poll_seconds)
+
+
+def stored_result(state: dict[str, Any]) -> Any:
+    """The persisted result of a completed STATE (API JSON), read without Prefect.
+
+    Reads what the runner kept in local storage with the pickle serializer (the default of
+    `efa up`, `deployments/serving.py`); anything else, e.g. a storage block, goes through
+    Prefect's own result reader.
+    """
+    data = state.get("data")
+    if not isinstance(data, dict) or not data.get("storage_key"):
+        return None  # not persisted
+    serializer = data.get("serializer") or {}
+    local = data.get("storage_block_id") is None and Path(data["storage_key"]).is_absolute()
+    if local and serializer.get("type") == "pickle":
+        import base64
+        import pickle
+
+        # The runner of our own `efa up` wrote it, into our data folder: as trusted as Prefect's
+        # reading it would be. A cloudpickle of plain values loads with pickle.
+        blob = Path(data["storage_key"]).read_bytes()
+        if blob.lstrip().startswith(b"{"):  # a whole result record (result and metadata)
+            blob = json.loads(blob)["result"].encode()
+        return pickle.loads(base64.decodebytes(blob))
+    return _result_through_prefect(state)
+
+
+def _result_through_prefect(state: dict[str, Any]) -> Any:
+    import asyncio
+
+    from prefect.client.schemas.objects import State
+
+    return asyncio.run(State.model_validate(state).aresult(raise_on_failure=False))
 
 
 # -- events -----------------------------------------------------------------------------------

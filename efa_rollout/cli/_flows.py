@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from efa_rollout.prefect_api import ServerApi
 
 #: What the CLI says about a deployment run's final state.
 STATE_LABELS = {
@@ -37,15 +39,18 @@ def prepare_prefect_environment() -> None:
 class DeploymentRun:
     """What a deployment run ended as (or that it was only triggered, with --no-wait)."""
 
-    def __init__(self, flow_run: Any, ui_url: str, result: Any = None) -> None:
-        self.flow_run = flow_run
+    def __init__(self, flow_run: dict[str, Any], ui_url: str, result: Any = None) -> None:
+        self.flow_run = flow_run  # as the REST API returns it
         self.ui_url = ui_url
         self.result = result
 
     @property
+    def state(self) -> dict[str, Any]:
+        return self.flow_run.get("state") or {}
+
+    @property
     def state_type(self) -> str:
-        state = self.flow_run.state
-        return state.type.value if state is not None else "SCHEDULED"
+        return self.state.get("type") or "SCHEDULED"
 
     @property
     def completed(self) -> bool:
@@ -85,9 +90,10 @@ def run_if_served(
 ) -> tuple[bool, Any]:
     """(True, result) when a reachable server serves DEPLOYMENT and ran it; else (False, None).
 
-    Costs nothing when no server is configured (no PREFECT_API_URL, no running `efa up`).
+    Costs nothing when no server is configured (no PREFECT_API_URL, no running `efa up`). Talks
+    to the server over its REST API: Prefect itself is not imported (~1 s of CPU).
     """
-    from efa_rollout.prefect_api import adopt_recorded_server, configured_api_url
+    from efa_rollout.prefect_api import ServerApi, adopt_recorded_server, configured_api_url
 
     if not configured_api_url():
         return False, None
@@ -95,11 +101,8 @@ def run_if_served(
     api_url = adopt_recorded_server()
     if not api_url:
         return False, None
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    # Prefect may have been imported already (with its settings read): set the URL explicitly.
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        deployment_id = _served_deployment(deployment)
+    with ServerApi(api_url) as api:
+        deployment_id = api.ready_deployment(deployment)
         if deployment_id is None:
             typer.echo(
                 f"» Das Deployment »{deployment}« wird nicht bereitgestellt (»efa up« oder "
@@ -107,7 +110,7 @@ def run_if_served(
                 err=True,
             )
             return False, None
-        return True, _through_deployment(deployment_id, api_url, params, tags or [], wait)
+        return True, _through_deployment(api, deployment_id, params, tags or [], wait)
 
 
 def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params: dict) -> Any:
@@ -138,41 +141,19 @@ def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params
     return result
 
 
-def _served_deployment(name: str) -> UUID | None:
-    """The id of the deployment NAME if the server has it and a runner polls it, else None."""
-    # Found by its name alone: the flow's name would mean importing the flow module (~2 s).
-
-    async def check() -> UUID | None:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-
-        async with get_client() as client:
-            found = await client.read_deployments(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))
-            )
-        ready = [d for d in found if getattr(d.status, "value", d.status) == "READY"]
-        return ready[0].id if ready else None
-
-    import asyncio
-
-    return asyncio.run(check())
-
-
 def _through_deployment(
-    deployment_id: UUID, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
+    api: ServerApi, deployment_id: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> Any:
-    import asyncio
-
     started = time.monotonic()
-    run = asyncio.run(_trigger_and_follow(deployment_id, api_url, params, flow_tags, wait))
-    typer.echo(f"» Lauf »{run.flow_run.name}« auf dem Prefect-Server: {run.ui_url}", err=True)
+    run = _trigger_and_follow(api, deployment_id, params, flow_tags, wait)
+    typer.echo(f"» Lauf »{run.flow_run['name']}« auf dem Prefect-Server: {run.ui_url}", err=True)
     if not wait:
         typer.echo("» Ausgelöst (--no-wait): Ergebnis in der Prefect-Oberfläche.", err=True)
         return None
     label = STATE_LABELS.get(run.state_type, run.state_type.lower())
     typer.echo(f"» Lauf {label} nach {time.monotonic() - started:.1f} s.", err=True)
     if not run.completed:
-        message = run.flow_run.state.message if run.flow_run.state else ""
+        message = run.state.get("message") or ""
         raise typer.Exit(_fail(f"Der Lauf ist {label}: {message or 'siehe Prefect-Oberfläche'}"))
     return run.result
 
@@ -182,34 +163,21 @@ def _fail(message: str) -> int:
     return 1
 
 
-async def _trigger_and_follow(
-    deployment_id: UUID, api_url: str, params: dict[str, Any], flow_tags: list[str], wait: bool
+def _trigger_and_follow(
+    api: ServerApi, deployment_id: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
-    import asyncio
+    from efa_rollout.prefect_api import stored_result
 
-    from prefect.client.orchestration import get_client
-    from prefect.deployments import arun_deployment
-
-    flow_run = await arun_deployment(
-        deployment_id,
-        parameters=_jsonable(params),
-        tags=["efa-rollout", *flow_tags],
-        timeout=0,
-    )
-    ui = api_url.removesuffix("/api") + f"/runs/flow-run/{flow_run.id}"
+    flow_run = api.create_flow_run(deployment_id, _jsonable(params), ["efa-rollout", *flow_tags])
+    ui = api.api_url.removesuffix("/api") + f"/runs/flow-run/{flow_run['id']}"
     if not wait:
         return DeploymentRun(flow_run, ui)
-    async with get_client() as client:
-        while True:
-            flow_run = await client.read_flow_run(flow_run.id)
-            if flow_run.state is not None and flow_run.state.is_final():
-                break
-            await asyncio.sleep(0.5)
+    flow_run = api.wait_for(flow_run["id"])
     result = None
-    if flow_run.state.is_completed():
+    if flow_run["state"]["type"] == "COMPLETED":
         try:
-            result = await flow_run.state.aresult(raise_on_failure=False)
-        except Exception:  # result not kept (served without persistence): links still help
+            result = stored_result(flow_run["state"])
+        except Exception:  # result not kept or unreadable: the links still help
             result = None
     return DeploymentRun(flow_run, ui, result)
 

@@ -263,13 +263,15 @@ def start_command(
 ) -> None:
     """Startet eine Kampagne: Gemeinden aufnehmen, Informationsanfrage in den Postausgang."""
     from efa_rollout.db import session_scope
-    from efa_rollout.services import enrolment, lookup, orchestration
+    from efa_rollout.services import enrolment, lookup
 
     now = parse_as_of(as_of) or datetime.now(UTC)
     with session_scope() as session:
         campaign = lookup.get_campaign(session, campaign_id)
         tags = _tags(campaign)
     if no_prefect:
+        from efa_rollout.services import orchestration
+
         figures = orchestration.start_campaign(
             campaign_id, now, refresh_definition=refresh_definition
         )
@@ -305,7 +307,7 @@ def start_command(
 
 
 def _tags(campaign: Campaign) -> list[str]:
-    from efa_rollout.services.orchestration import campaign_tags
+    from efa_rollout.prefect_api import campaign_tags  # not orchestration: ~0.4 s of imports
 
     return campaign_tags(campaign.id, campaign.definition.get("service_key"))
 
@@ -319,14 +321,16 @@ def _advance(
     wait: bool = True,
 ) -> None:
     from efa_rollout.db import session_scope
-    from efa_rollout.services import lookup, orchestration
 
     now = parse_as_of(as_of) or datetime.now(UTC)
     action = "go-live" if go_live else "tick"
     if no_prefect:
+        from efa_rollout.services import orchestration
+
         figures = orchestration.advance_campaigns(campaign_id, now, go_live=go_live)
     else:
         from efa_rollout.cli._flows import run_flow
+        from efa_rollout.services import lookup
 
         tags = None
         if campaign_id:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.prefect_api import campaign_tags as campaign_tags  # where the CLI finds it cheaply
 from efa_rollout.services import (
     campaigns,
     enrolment,
@@ -33,14 +34,6 @@ from efa_rollout.settings import get_settings
 
 #: Called after each batch with (campaign id, done, total).
 Progress = Callable[[str, int, int], None]
-
-
-def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
-    """Tags per campaign and service, for filtering in the Prefect UI."""
-    found = [f"campaign:{campaign_id}"]
-    if service_key:
-        found.append(f"service:{service_key}")
-    return found
 
 
 class BatchRunner:
