@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from efa_rollout.definitions import CampaignDefinition
+from efa_rollout.definitions import STORED, CampaignDefinition
 from efa_rollout.reports.checklist import ChecklistFigures, ChecklistJudge, done_keys
 from efa_rollout.reports.lights import judge
 from efa_rollout.reports.model import (
@@ -121,7 +121,7 @@ def _context(session: Session, campaign_id: str, as_of: datetime) -> RollupConte
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     campaign = get_campaign(session, campaign_id)
-    definition = CampaignDefinition.model_validate(campaign.definition)
+    definition = CampaignDefinition.model_validate(campaign.definition, context={STORED: True})
     today = as_of.astimezone(get_settings().zone).date()
     deadline = campaign.dates.get("collection_deadline")
     return RollupContext(

@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 def campaign_definition(campaign: Campaign) -> CampaignDefinition:
     """The definition snapshot stored with CAMPAIGN (the current template when there is none)."""
     # Imported here: read-only commands that never parse a definition skip pydantic's models.
-    from efa_rollout.definitions import CampaignDefinition, get_definition
+    from efa_rollout.definitions import STORED, CampaignDefinition, get_definition
 
     if campaign.definition:
-        return CampaignDefinition.model_validate(campaign.definition)
+        return CampaignDefinition.model_validate(campaign.definition, context={STORED: True})
     return get_definition(campaign.template)
 
 
