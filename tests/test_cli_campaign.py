@@ -150,3 +150,7 @@ def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
     modules = _modules_after(reading_definitions)
     assert _loaded(modules, HEAVY) == []
     assert "efa_rollout.definitions" in modules  # the check above looked at the right process
+    # A stored definition snapshot is read without YAML and without compiling its templates.
+    modules = _modules_after([["campaign", "status", "ewa-ostalbkreis"]])
+    assert "efa_rollout.definitions" in modules
+    assert _loaded(modules, ("yaml", "jinja2", "efa_rollout.mail.render")) == []

@@ -89,9 +89,9 @@ class System:
         self.record = self.data / "prefect" / "efa-up.json"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def efa(self, *args: str) -> str:
+    def efa(self, *args: str, python: tuple[str, ...] = ()) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "efa_rollout.cli", *args],
+            [sys.executable, *python, "-m", "efa_rollout.cli", *args],
             env=self.env,
             cwd=self.work,
             capture_output=True,
@@ -305,9 +305,13 @@ def test_efa_up_runs_the_whole_system(
         )
 
         # The CLI runs the tick through its deployment, tagged per campaign and service.
-        output = system.efa("campaign", "tick", CAMPAIGN)
+        # It talks to the server over its REST API: Prefect itself is never imported (issue 14).
+        output = system.efa("campaign", "tick", CAMPAIGN, python=("-X", "importtime"))
         assert "auf dem Prefect-Server" in output and "Lauf erfolgreich" in output, output
         assert f"{CAMPAIGN} · tick: 42 Gemeinden geprüft" in output, output
+        imported = re.findall(r"^import time:.*\| +(\S+)$", output, re.MULTILINE)
+        assert "efa_rollout.cli._flows" in imported  # the check reads the right lines
+        assert [m for m in imported if m.split(".")[0] == "prefect"] == []
         tagged = system.runs(tags={"all_": [f"campaign:{CAMPAIGN}", "service:ewa"]})
         assert any(r["deployment_id"] == deployments["tick"]["id"] for r in tagged)
 
