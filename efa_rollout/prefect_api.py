@@ -178,8 +178,8 @@ def stored_result(state: dict[str, Any]) -> Any:
     """The persisted result of a completed STATE (API JSON), read without Prefect.
 
     Reads what the runner kept in local storage with the pickle serializer (the default of
-    `efa up`, `deployments/serving.py`); anything else, e.g. a storage block, goes through
-    Prefect's own result reader.
+    `efa up`, `deployments/serving.py`); anything else, e.g. a storage block, raises
+    LookupError: Prefect's own reader can read it (the CLI falls back to it).
     """
     data = state.get("data")
     if not isinstance(data, dict) or not data.get("storage_key"):
@@ -196,15 +196,7 @@ def stored_result(state: dict[str, Any]) -> Any:
         if blob.lstrip().startswith(b"{"):  # a whole result record (result and metadata)
             blob = json.loads(blob)["result"].encode()
         return pickle.loads(base64.decodebytes(blob))
-    return _result_through_prefect(state)
-
-
-def _result_through_prefect(state: dict[str, Any]) -> Any:
-    import asyncio
-
-    from prefect.client.schemas.objects import State
-
-    return asyncio.run(State.model_validate(state).aresult(raise_on_failure=False))
+    raise LookupError(f"Ergebnis nicht lokal lesbar: {data.get('storage_key')}")
 
 
 # -- events -----------------------------------------------------------------------------------

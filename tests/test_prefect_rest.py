@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from efa_rollout.prefect_api import stored_result
 
 FIGURES = {
@@ -71,3 +73,10 @@ def test_reading_a_result_does_not_import_prefect(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_result_in_a_storage_block_is_left_to_prefect(tmp_path: Path) -> None:
+    state = _state(tmp_path / "r", {"type": "pickle", "picklelib": "cloudpickle"})
+    state["data"]["storage_block_id"] = "3f1c0d5e-0000-4000-8000-000000000000"  # type: ignore[index]
+    with pytest.raises(LookupError):
+        stored_result(state)

@@ -176,10 +176,21 @@ def _trigger_and_follow(
     result = None
     if flow_run["state"]["type"] == "COMPLETED":
         try:
-            result = stored_result(flow_run["state"])
+            try:
+                result = stored_result(flow_run["state"])
+            except LookupError:  # kept elsewhere (a storage block): Prefect reads it
+                result = _result_through_prefect(flow_run["state"])
         except Exception:  # result not kept or unreadable: the links still help
             result = None
     return DeploymentRun(flow_run, ui, result)
+
+
+def _result_through_prefect(state: dict[str, Any]) -> Any:
+    import asyncio
+
+    from prefect.client.schemas.objects import State
+
+    return asyncio.run(State.model_validate(state).aresult(raise_on_failure=False))
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
