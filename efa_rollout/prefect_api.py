@@ -291,6 +291,18 @@ def _after_flush(session: Session, _context: Any) -> None:
             pending["mail"] = True
 
 
+def _on_execute(state: Any) -> None:
+    """Mail queued with a bulk INSERT (no ORM objects in `session.new`) is pending mail too."""
+    if not state.is_insert:
+        return
+    from models import OutboxMessage
+
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) == OutboxMessage.__table__.name:  # type: ignore[attr-defined]
+        pending = state.session.info.setdefault(_KEY, {"campaigns": set(), "mail": False})
+        pending["mail"] = True
+
+
 def _after_commit(session: Session) -> None:
     if session.in_nested_transaction():  # a SAVEPOINT: the change is not durable yet
         return
@@ -323,6 +335,7 @@ def install() -> None:
     if _installed:
         return
     event.listen(Session, "after_flush", _after_flush)
+    event.listen(Session, "do_orm_execute", _on_execute)
     event.listen(Session, "after_commit", _after_commit)
     event.listen(Session, "after_transaction_end", _after_transaction_end)
     _installed = True

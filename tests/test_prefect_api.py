@@ -150,3 +150,32 @@ def test_the_shared_rate_holds_across_concurrent_delivery_runs(prefect_api: None
     # two runs with a limit each would be done after about 1 s.
     assert len(sent) == 20
     assert max(sent) - started >= 2.8
+
+
+def test_mail_queued_with_a_bulk_insert_emits_the_mail_event(
+    engine: Engine, api: list[Any]
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from models import OutboxMessage
+
+    row = {
+        "kind": "information_request",
+        "message_id": "<bulk-1@example.org>",
+        "sender": "efa@example.org",
+        "recipients": ["hauptamt@example.org"],
+        "cc": [],
+        "subject": "Test",
+        "raw": b"Subject: Test\r\n\r\n",
+        "status": "queued",
+        "queued_at": datetime.now(UTC),
+        "recipient_status": {},
+        "meta": {},
+    }
+    # As services.outbox queues per batch: a Core INSERT, no ORM objects in the session.
+    with session_scope(engine) as session:
+        session.execute(insert(OutboxMessage.__table__), [row])  # type: ignore[attr-defined]
+    events = _events(api)
+    assert [e["event"] for e in events] == [server_api.MAIL_EVENT]
