@@ -44,8 +44,6 @@ def deliver_command(
     no_wait: bool = NO_WAIT,
 ) -> None:
     """Stellt fällige Mails zu (SMTP oder .eml-Ordner); über Prefect, wenn ein Server läuft."""
-    from efa_rollout.mail.delivery import deliver
-
     served, result = run_if_served(
         "postausgang-zustellen", wait=not no_wait, as_of=parse_as_of(as_of), limit=limit
     )
@@ -53,6 +51,8 @@ def deliver_command(
         for key, value in (result or {}).items():
             typer.echo(f"  {key}: {value}")
         return
+    from efa_rollout.mail.delivery import deliver  # here: a served run needs no SMTP machinery
+
     report = deliver(now=parse_as_of(as_of), limit=limit)
     typer.echo(report.summary())
     for row in report.rows():
