@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, col, select
@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 from efa_rollout.db import session_scope
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.bounces import verp_address
+from efa_rollout.mail import ledger_sql
 from efa_rollout.mail.message import normalize_address
 from efa_rollout.mail.suppression import skip_suppressed
 from efa_rollout.settings import Settings, get_settings
@@ -97,20 +98,6 @@ def _claim_statement(only_ids: bool) -> Any:
 
 _CLAIM = _claim_statement(only_ids=False)
 _CLAIM_ONLY = _claim_statement(only_ids=True)
-# Refreshing the claim also locks the rows that are still ours until the commit.
-_REFRESH_GROUP = (
-    update(_OUTBOX)
-    .where(
-        _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
-        _OUTBOX.c.status == "sending",
-        _OUTBOX.c.claimed_by == bindparam("worker"),
-    )
-    .values(claimed_at=bindparam("now"))
-    .returning(_OUTBOX.c.id)
-)
-_INSERT_IN_FLIGHT = insert(_ATTEMPT).returning(
-    _ATTEMPT.c.id, _ATTEMPT.c.outbox_id, sort_by_parameter_order=True
-)
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OURS)
@@ -466,58 +453,29 @@ def commit_group(
     row (a row missing: its claim was lost) and the ids recorded as sent; successes not
     recorded here (row no longer ours) go through `record_outcome`.
     """
-    ids = [c.id for c in handovers] + [c.id for c, _, _ in successes]
-    if not ids:
+    if not handovers and not successes:
         return {}, set()
-    with _begin(bind) as connection:
-        refresh = {"ids": ids, "worker": worker, "now": now}
-        ours: set[int] = set(connection.execute(_REFRESH_GROUP, refresh).scalars())
-        attempt_ids: dict[int, int] = {}
-        handed = [c.id for c in handovers if c.id in ours]
-        if handed:
-            rows = connection.execute(
-                _INSERT_IN_FLIGHT,
-                [
-                    {
-                        "outbox_id": row_id,
-                        "at": now,
-                        "worker": worker,
-                        "outcome": "in_flight",
-                        "smtp_text": "Übergabe der Nachricht an den Mailserver begonnen.",
-                    }
-                    for row_id in handed
-                ],
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return commit_group(
+                connection, worker=worker, now=now, handovers=handovers, successes=successes
             )
-            # Rows of (attempt id, outbox id); mypy types raw rows' values as object.
-            pairs = cast("Sequence[tuple[int, int]]", rows.all())
-            attempt_ids = {outbox_id: attempt_id for attempt_id, outbox_id in pairs}
-        done = [(c, r, a) for c, r, a in successes if c.id in ours]
-        if done:
-            connection.execute(
-                _MARK_SENT,
-                [
-                    {
-                        "row_id": c.id,
-                        "worker": worker,
-                        "now": now,
-                        "recipient_status": plain_success(c, r),
-                    }
-                    for c, r, _ in done
-                ],
-            )
-            finished = [
-                {"attempt_id": a, **_attempt_values(r, now)} for _, r, a in done if a is not None
-            ]
-            if finished:
-                connection.execute(_FINISH_ATTEMPT, finished)
-            logged = [
-                {"outbox_id": c.id, "worker": worker, **_attempt_values(r, now)}
-                for c, r, a in done
-                if a is None
-            ]
-            if logged:
-                connection.execute(insert(_ATTEMPT), logged)
-    return attempt_ids, {c.id for c, _, _ in done}
+    recorded: list[ledger_sql.Success] = []
+    logged: list[ledger_sql.Success] = []
+    for claimed, result, attempt_id in successes:
+        merged = plain_success(claimed, result)
+        assert merged is not None, "only plain successes are group-committed"
+        text = _attempt_values(result, now)["smtp_text"]
+        item = (claimed.id, merged, attempt_id, result.code, text)
+        (recorded if attempt_id is not None else logged).append(item)
+    return ledger_sql.commit_group(
+        bind,
+        worker=worker,
+        now=now,
+        handed=[c.id for c in handovers],
+        successes=recorded,
+        logged=logged,
+    )
 
 
 def _attempt_values(result: SendResult, now: datetime) -> dict[str, Any]:
