@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
@@ -72,32 +72,8 @@ _CLAIMED_COLUMNS = (
 )
 
 
-# Built once (SQLAlchemy then only looks them up in its cache): the statements every
-# delivered message goes through.
-def _claim_statement(only_ids: bool) -> Any:
-    outbox = _OUTBOX.c
-    due = (
-        select(outbox.id)
-        .where(
-            outbox.status.in_(DUE_STATUSES),
-            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= bindparam("now")),
-        )
-        .order_by(outbox.next_attempt_at, outbox.id)
-        .limit(bindparam("size"))
-        .with_for_update(skip_locked=True)
-    )
-    if only_ids:
-        due = due.where(outbox.id.in_(bindparam("only_ids", expanding=True)))
-    return (
-        update(_OUTBOX)
-        .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
-        .values(status="sending", claimed_by=bindparam("worker"), claimed_at=bindparam("now"))
-        .returning(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
-    )
-
-
-_CLAIM = _claim_statement(only_ids=False)
-_CLAIM_ONLY = _claim_statement(only_ids=True)
+# Built once (SQLAlchemy then only looks them up in its cache); the claim and the group
+# commit, the hot path, are plain DB-API statements (efa_rollout.mail.ledger_sql).
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OURS)
@@ -253,21 +229,22 @@ def _pending(to: list[str], cc: list[str], states: RecipientStates) -> list[str]
     return result
 
 
-def _claimed(row: Any) -> Claimed:
-    """A Claimed from a result row of _CLAIMED_COLUMNS."""
-    states = dict(row.recipient_status or {})
+def _claimed(row: dict[str, Any]) -> Claimed:
+    """A Claimed from the _CLAIMED_COLUMNS of a claimed row."""
+    states = dict(row["recipient_status"] or {})
+    sender = row["sender"]
     return Claimed(
-        id=row.id,
-        message_id=row.message_id,
-        campaign_id=row.campaign_id,
-        ags=row.ags,
-        kind=row.kind,
-        is_test=row.is_test,
-        sender=verp_address(row.sender, row.id) if get_settings().bounce_verp else row.sender,
-        pending=tuple(_pending(row.recipients, row.cc, states)),
-        raw=row.raw,
+        id=row["id"],
+        message_id=row["message_id"],
+        campaign_id=row["campaign_id"],
+        ags=row["ags"],
+        kind=row["kind"],
+        is_test=row["is_test"],
+        sender=verp_address(sender, row["id"]) if get_settings().bounce_verp else sender,
+        pending=tuple(_pending(row["recipients"], row["cc"], states)),
+        raw=row["raw"],
         recipient_status=states,
-        link=(row.meta or {}).get("link"),
+        link=(row["meta"] or {}).get("link"),
     )
 
 
@@ -349,13 +326,16 @@ def claim_batch(
     """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit."""
     if size <= 0:
         return []
-    parameters: dict[str, Any] = {"worker": worker, "now": now, "size": size}
-    statement = _CLAIM
-    if only_ids is not None:
-        statement, parameters["only_ids"] = _CLAIM_ONLY, list(only_ids)
     with _begin(bind) as connection:
-        rows = connection.execute(statement, parameters).all()
-        claimed = [_claimed(row) for row in sorted(rows, key=lambda row: row.id)]
+        rows = ledger_sql.claim(
+            connection,
+            columns=_CLAIMED_COLUMNS,
+            worker=worker,
+            now=now,
+            size=size,
+            only_ids=only_ids,
+        )
+        claimed = [_claimed(row) for row in sorted(rows, key=lambda row: row["id"])]
         # An address suppressed after queueing (or before a retry) is left out here.
         return skip_suppressed(connection, claimed, now=now)
 

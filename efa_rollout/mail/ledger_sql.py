@@ -11,6 +11,7 @@ on, exactly as before (see `efa_rollout.mail.ledger.commit_group`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,3 +199,57 @@ def _log_attempts(
         f"VALUES ({mark}, {mark}, {mark}, 'sent', {mark}, {mark})",
         [(s[0], at, worker, s[3], s[4]) for s in logged],
     )
+
+
+def claim(
+    connection: Connection,
+    *,
+    columns: Sequence[str],
+    worker: str,
+    now: datetime,
+    size: int,
+    only_ids: Sequence[int] | None,
+) -> list[dict[str, Any]]:
+    """Claim up to SIZE due rows in CONNECTION's open transaction; COLUMNS of each, decoded."""
+    assert connection.in_transaction(), "the claim is committed with its suppression check"
+    binds = _binds(connection.dialect)
+    at = binds.datetime(now)
+    if binds.postgres:
+        only = " AND id = ANY(%(only)s)" if only_ids is not None else ""
+        sql = (
+            f"UPDATE {OUT} SET status = 'sending', claimed_by = %(worker)s, claimed_at = %(at)s "
+            f"WHERE id IN (SELECT id FROM {OUT} WHERE status IN ('queued', 'retrying') "
+            f"AND (next_attempt_at IS NULL OR next_attempt_at <= %(at)s){only} "
+            "ORDER BY next_attempt_at, id LIMIT %(size)s FOR UPDATE SKIP LOCKED) "
+            f"AND status IN ('queued', 'retrying') RETURNING {', '.join(columns)}"
+        )
+        parameters: Any = {"worker": worker, "at": at, "size": size, "only": list(only_ids or ())}
+    else:
+        only = f" AND id IN ({', '.join('?' * len(only_ids))})" if only_ids is not None else ""
+        sql = (
+            f"UPDATE {OUT} SET status = 'sending', claimed_by = ?, claimed_at = ? "
+            f"WHERE id IN (SELECT id FROM {OUT} WHERE status IN ('queued', 'retrying') "
+            f"AND (next_attempt_at IS NULL OR next_attempt_at <= ?){only} "
+            "ORDER BY next_attempt_at, id LIMIT ?) "
+            f"AND status IN ('queued', 'retrying') RETURNING {', '.join(columns)}"
+        )
+        parameters = [worker, at, at, *(only_ids or ()), size]
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, parameters)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return [_decoded(dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """Driver values as the columns' types give them: JSON parsed, booleans, bytes."""
+    for name in ("recipients", "cc", "recipient_status", "meta"):
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    if "is_test" in row:
+        row["is_test"] = bool(row["is_test"])
+    if isinstance(row.get("raw"), memoryview):
+        row["raw"] = bytes(row["raw"])
+    return row
