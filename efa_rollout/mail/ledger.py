@@ -4,11 +4,14 @@ Every function here runs one short transaction of its own and commits it, so tha
 ledger is always up to date before (claim, hand-over) and right after (outcome) each
 SMTP exchange; `commit_group` does that for several connections' hand-overs and outcomes in
 one transaction (group commit: each waits for the commit of its own record, as before).
-States of a row while it is delivered:
+The in-flight marker is committed before the content is written (it is requested when the
+SMTP transaction starts, so its commit overlaps MAIL, RCPT and DATA), and a connection's next
+marker is committed with or after its previous outcome: at most one message per connection
+is ever between marker and outcome. States of a row while it is delivered:
 
-    queued/retrying --claim--> sending --DATA content written--> (in-flight attempt) --> sent
+    queued/retrying --claim--> sending --marker committed--> (in-flight attempt) --> sent
                                   |                                      |
-                 crash before hand-over: back to queued      crash after hand-over: unknown
+                 crash before the marker: back to queued     crash after the marker: unknown
 
 A row in `sending` whose claimer is dead (its process is gone, or its lease ran out) is
 recovered: without an in-flight attempt the message provably never reached the server and
