@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -192,16 +192,30 @@ class _Run:
 
     async def record(self, claimed: Claimed, result: SendResult, attempt_id: int | None) -> None:
         """Commit the outcome of one message and count it."""
+        await self.record_soon(claimed, result, attempt_id)
+
+    def record_soon(
+        self, claimed: Claimed, result: SendResult, attempt_id: int | None
+    ) -> asyncio.Future[None]:
+        """Queue the outcome for the next group commit now; the future is done once committed.
+
+        Queued synchronously, so that a connection's next hand-over marker is always committed
+        with or after this outcome (at most one message per connection in flight).
+        """
         if ledger.plain_success(claimed, result) is not None:
             future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             self._successes.append((claimed, result, attempt_id, future))
             self._schedule()
-            status = await future
-        else:
-            status = await self._record_one(claimed, result, attempt_id)
+            return asyncio.ensure_future(self._count(claimed, result, future))
+        return asyncio.ensure_future(
+            self._count(claimed, result, self._record_one(claimed, result, attempt_id))
+        )
+
+    async def _count(self, claimed: Claimed, result: SendResult, status: Awaitable[str]) -> None:
+        outcome = await status
         if result.outcome != "skipped":
             label = claimed.campaign_id or ("(Test)" if claimed.is_test else "(ohne Kampagne)")
-            self.report.count(label, status)
+            self.report.count(label, outcome)
 
     async def _record_one(
         self, claimed: Claimed, result: SendResult, attempt_id: int | None
@@ -273,6 +287,9 @@ async def _smtp_worker(run: _Run, bucket: Any) -> None:
     )
     connection = SmtpConnection(config, local_hostname=_helo_name(run.settings))
     batch: list[Claimed] = []
+    # The previous message's outcome, committing while this connection starts the next one
+    # (its marker is committed with or after that outcome; see _Run.record_soon).
+    recording: asyncio.Future[None] | None = None
     try:
         while batch := await run.claim():
             while batch:
@@ -291,8 +308,12 @@ async def _smtp_worker(run: _Run, bucket: Any) -> None:
                 result, attempt_id = await send_message(
                     connection, claimed, partial(run.handover, claimed)
                 )
-                await run.record(claimed, result, attempt_id)
+                if recording is not None:
+                    await recording
+                recording = run.record_soon(claimed, result, attempt_id)
                 batch.pop(0)
+                if result.outcome != "sent" or result.drop_connection:
+                    await recording  # the careful path: decided before the next message
                 if result.stage == "connect":
                     if result.code is None:
                         # Unreachable (refused, timeout): nobody gets through this run.
@@ -301,7 +322,12 @@ async def _smtp_worker(run: _Run, bucket: Any) -> None:
                         # The relay answered but refused this connection (e.g. too many
                         # connections, AUTH): the other connections carry on without it.
                         return
+            if recording is not None:
+                await recording
+                recording = None
     finally:
+        if recording is not None and not recording.done():
+            recording.cancel()  # interrupted: the ledger thread still commits what it has
         if batch:  # interrupted: give back what was not handed over
             run.report.released += await run.db(
                 ledger.release, ids=[c.id for c in batch], worker=run.worker

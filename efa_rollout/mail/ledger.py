@@ -4,11 +4,14 @@ Every function here runs one short transaction of its own and commits it, so tha
 ledger is always up to date before (claim, hand-over) and right after (outcome) each
 SMTP exchange; `commit_group` does that for several connections' hand-overs and outcomes in
 one transaction (group commit: each waits for the commit of its own record, as before).
-States of a row while it is delivered:
+The in-flight marker is committed before the content is written (it is requested when the
+SMTP transaction starts, so its commit overlaps MAIL, RCPT and DATA), and a connection's next
+marker is committed with or after its previous outcome: at most one message per connection
+is ever between marker and outcome. States of a row while it is delivered:
 
-    queued/retrying --claim--> sending --DATA content written--> (in-flight attempt) --> sent
+    queued/retrying --claim--> sending --marker committed--> (in-flight attempt) --> sent
                                   |                                      |
-                 crash before hand-over: back to queued      crash after hand-over: unknown
+                 crash before the marker: back to queued     crash after the marker: unknown
 
 A row in `sending` whose claimer is dead (its process is gone, or its lease ran out) is
 recovered: without an in-flight attempt the message provably never reached the server and
@@ -26,14 +29,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from efa_rollout.db import session_scope
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.bounces import verp_address
+from efa_rollout.mail import ledger_sql
 from efa_rollout.mail.message import normalize_address
 from efa_rollout.mail.suppression import skip_suppressed
 from efa_rollout.settings import Settings, get_settings
@@ -71,46 +75,8 @@ _CLAIMED_COLUMNS = (
 )
 
 
-# Built once (SQLAlchemy then only looks them up in its cache): the statements every
-# delivered message goes through.
-def _claim_statement(only_ids: bool) -> Any:
-    outbox = _OUTBOX.c
-    due = (
-        select(outbox.id)
-        .where(
-            outbox.status.in_(DUE_STATUSES),
-            or_(outbox.next_attempt_at.is_(None), outbox.next_attempt_at <= bindparam("now")),
-        )
-        .order_by(outbox.next_attempt_at, outbox.id)
-        .limit(bindparam("size"))
-        .with_for_update(skip_locked=True)
-    )
-    if only_ids:
-        due = due.where(outbox.id.in_(bindparam("only_ids", expanding=True)))
-    return (
-        update(_OUTBOX)
-        .where(outbox.id.in_(due.scalar_subquery()), outbox.status.in_(DUE_STATUSES))
-        .values(status="sending", claimed_by=bindparam("worker"), claimed_at=bindparam("now"))
-        .returning(*(getattr(outbox, name) for name in _CLAIMED_COLUMNS))
-    )
-
-
-_CLAIM = _claim_statement(only_ids=False)
-_CLAIM_ONLY = _claim_statement(only_ids=True)
-# Refreshing the claim also locks the rows that are still ours until the commit.
-_REFRESH_GROUP = (
-    update(_OUTBOX)
-    .where(
-        _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
-        _OUTBOX.c.status == "sending",
-        _OUTBOX.c.claimed_by == bindparam("worker"),
-    )
-    .values(claimed_at=bindparam("now"))
-    .returning(_OUTBOX.c.id)
-)
-_INSERT_IN_FLIGHT = insert(_ATTEMPT).returning(
-    _ATTEMPT.c.id, _ATTEMPT.c.outbox_id, sort_by_parameter_order=True
-)
+# Built once (SQLAlchemy then only looks them up in its cache); the claim and the group
+# commit, the hot path, are plain DB-API statements (efa_rollout.mail.ledger_sql).
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OURS)
@@ -266,21 +232,22 @@ def _pending(to: list[str], cc: list[str], states: RecipientStates) -> list[str]
     return result
 
 
-def _claimed(row: Any) -> Claimed:
-    """A Claimed from a result row of _CLAIMED_COLUMNS."""
-    states = dict(row.recipient_status or {})
+def _claimed(row: dict[str, Any]) -> Claimed:
+    """A Claimed from the _CLAIMED_COLUMNS of a claimed row."""
+    states = dict(row["recipient_status"] or {})
+    sender = row["sender"]
     return Claimed(
-        id=row.id,
-        message_id=row.message_id,
-        campaign_id=row.campaign_id,
-        ags=row.ags,
-        kind=row.kind,
-        is_test=row.is_test,
-        sender=verp_address(row.sender, row.id) if get_settings().bounce_verp else row.sender,
-        pending=tuple(_pending(row.recipients, row.cc, states)),
-        raw=row.raw,
+        id=row["id"],
+        message_id=row["message_id"],
+        campaign_id=row["campaign_id"],
+        ags=row["ags"],
+        kind=row["kind"],
+        is_test=row["is_test"],
+        sender=verp_address(sender, row["id"]) if get_settings().bounce_verp else sender,
+        pending=tuple(_pending(row["recipients"], row["cc"], states)),
+        raw=row["raw"],
         recipient_status=states,
-        link=(row.meta or {}).get("link"),
+        link=(row["meta"] or {}).get("link"),
     )
 
 
@@ -362,13 +329,16 @@ def claim_batch(
     """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit."""
     if size <= 0:
         return []
-    parameters: dict[str, Any] = {"worker": worker, "now": now, "size": size}
-    statement = _CLAIM
-    if only_ids is not None:
-        statement, parameters["only_ids"] = _CLAIM_ONLY, list(only_ids)
     with _begin(bind) as connection:
-        rows = connection.execute(statement, parameters).all()
-        claimed = [_claimed(row) for row in sorted(rows, key=lambda row: row.id)]
+        rows = ledger_sql.claim(
+            connection,
+            columns=_CLAIMED_COLUMNS,
+            worker=worker,
+            now=now,
+            size=size,
+            only_ids=only_ids,
+        )
+        claimed = [_claimed(row) for row in sorted(rows, key=lambda row: row["id"])]
         # An address suppressed after queueing (or before a retry) is left out here.
         return skip_suppressed(connection, claimed, now=now)
 
@@ -466,58 +436,29 @@ def commit_group(
     row (a row missing: its claim was lost) and the ids recorded as sent; successes not
     recorded here (row no longer ours) go through `record_outcome`.
     """
-    ids = [c.id for c in handovers] + [c.id for c, _, _ in successes]
-    if not ids:
+    if not handovers and not successes:
         return {}, set()
-    with _begin(bind) as connection:
-        refresh = {"ids": ids, "worker": worker, "now": now}
-        ours: set[int] = set(connection.execute(_REFRESH_GROUP, refresh).scalars())
-        attempt_ids: dict[int, int] = {}
-        handed = [c.id for c in handovers if c.id in ours]
-        if handed:
-            rows = connection.execute(
-                _INSERT_IN_FLIGHT,
-                [
-                    {
-                        "outbox_id": row_id,
-                        "at": now,
-                        "worker": worker,
-                        "outcome": "in_flight",
-                        "smtp_text": "Übergabe der Nachricht an den Mailserver begonnen.",
-                    }
-                    for row_id in handed
-                ],
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return commit_group(
+                connection, worker=worker, now=now, handovers=handovers, successes=successes
             )
-            # Rows of (attempt id, outbox id); mypy types raw rows' values as object.
-            pairs = cast("Sequence[tuple[int, int]]", rows.all())
-            attempt_ids = {outbox_id: attempt_id for attempt_id, outbox_id in pairs}
-        done = [(c, r, a) for c, r, a in successes if c.id in ours]
-        if done:
-            connection.execute(
-                _MARK_SENT,
-                [
-                    {
-                        "row_id": c.id,
-                        "worker": worker,
-                        "now": now,
-                        "recipient_status": plain_success(c, r),
-                    }
-                    for c, r, _ in done
-                ],
-            )
-            finished = [
-                {"attempt_id": a, **_attempt_values(r, now)} for _, r, a in done if a is not None
-            ]
-            if finished:
-                connection.execute(_FINISH_ATTEMPT, finished)
-            logged = [
-                {"outbox_id": c.id, "worker": worker, **_attempt_values(r, now)}
-                for c, r, a in done
-                if a is None
-            ]
-            if logged:
-                connection.execute(insert(_ATTEMPT), logged)
-    return attempt_ids, {c.id for c, _, _ in done}
+    recorded: list[ledger_sql.Success] = []
+    logged: list[ledger_sql.Success] = []
+    for claimed, result, attempt_id in successes:
+        merged = plain_success(claimed, result)
+        assert merged is not None, "only plain successes are group-committed"
+        text = _attempt_values(result, now)["smtp_text"]
+        item = (claimed.id, merged, attempt_id, result.code, text)
+        (recorded if attempt_id is not None else logged).append(item)
+    return ledger_sql.commit_group(
+        bind,
+        worker=worker,
+        now=now,
+        handed=[c.id for c in handovers],
+        successes=recorded,
+        logged=logged,
+    )
 
 
 def _attempt_values(result: SendResult, now: datetime) -> dict[str, Any]:

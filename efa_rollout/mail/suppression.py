@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from efa_rollout.settings import Settings, get_settings
 from models import Event, OutboxMessage, Suppression, table_of
@@ -30,6 +30,11 @@ ACTOR = "zustellung"
 
 _OUTBOX = table_of(OutboxMessage)
 _SUPPRESSION = table_of(Suppression)
+# Built once: delivery checks every claimed batch (constructing it each time cost more than the query).
+_SUPPRESSED = select(_SUPPRESSION.c.email, _SUPPRESSION.c.reason).where(
+    _SUPPRESSION.c.email.in_(bindparam("wanted", expanding=True)),
+    _SUPPRESSION.c.lifted_at.is_(None),
+)
 
 
 def coordinator_addresses(settings: Settings | None = None) -> set[str]:
@@ -48,11 +53,7 @@ def suppressed_reasons(connection: Connection, addresses: Sequence[str]) -> dict
     wanted = sorted({a.lower() for a in addresses} - coordinator_addresses())
     if not wanted:
         return {}
-    rows = connection.execute(
-        select(_SUPPRESSION.c.email, _SUPPRESSION.c.reason).where(
-            _SUPPRESSION.c.email.in_(wanted), _SUPPRESSION.c.lifted_at.is_(None)
-        )
-    ).all()
+    rows = connection.execute(_SUPPRESSED, {"wanted": wanted}).all()
     return {str(email): str(reason) for email, reason in rows}
 
 

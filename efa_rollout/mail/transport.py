@@ -223,10 +223,21 @@ async def send_message(
     claimed: Claimed,
     handover: Callable[[], Awaitable[int | None]],
 ) -> tuple[SendResult, int | None]:
-    """One SMTP transaction for CLAIMED; HANDOVER records the hand-over and returns its id."""
-    envelope = await _envelope(connection, claimed)
+    """One SMTP transaction for CLAIMED; HANDOVER records the hand-over and returns its id.
+
+    The hand-over marker is committed while MAIL, RCPT and DATA are on their way (its commit
+    is awaited before the content is written, as before), so the ledger's commit costs no
+    round trip of its own. An attempt that fails before the content is written finishes the
+    marker's attempt row with its failure (the returned attempt id).
+    """
+    marker = asyncio.ensure_future(handover())
+    try:
+        envelope = await _envelope(connection, claimed)
+    except BaseException:
+        marker.cancel()
+        raise
     if isinstance(envelope, SendResult):
-        return envelope, None
+        return envelope, await marker
     accepted, recipients = envelope
     smtp = connection.smtp
     assert smtp is not None
@@ -234,12 +245,15 @@ async def send_message(
         reply = await smtp.execute_command(b"DATA")
     except (SMTPException, *CONNECTION_ERRORS) as error:
         connection.drop()
-        return _retry("data", error, recipients), None
+        return _retry("data", error, recipients), await marker
+    except BaseException:
+        marker.cancel()
+        raise
     if reply.code != 354:
         await connection.reset()
         outcome = _reply_outcome(reply.code)
-        return SendResult(outcome, "data", reply.code, reply.message, recipients), None
-    attempt_id = await handover()
+        return SendResult(outcome, "data", reply.code, reply.message, recipients), await marker
+    attempt_id = await marker
     if attempt_id is None:
         connection.drop()  # closing mid-DATA aborts the transaction on the server
         return SendResult("skipped", "data", text="Auftrag inzwischen anderweitig vergeben."), None
