@@ -7,13 +7,17 @@ UID changes (counted from the invites already in the outbox).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone
+from icalendar.parser import Contentline
+from icalendar.prop import vText
 from sqlmodel import Session, col, select
 
 from efa_rollout.mail.message import Attachment
@@ -77,20 +81,45 @@ def build_calendar(
     settings: Settings,
 ) -> bytes:
     """A VCALENDAR (METHOD:PUBLISH, VTIMEZONE of the configured zone) with all-day events."""
+    return _build_calendar(
+        tuple(entries),
+        campaign_id=campaign_id,
+        ags=ags,
+        location=location,
+        description=description,
+        domain=domain,
+        sequences=sequences,
+        now=now,
+        timezone=settings.timezone,
+    )
+
+
+def _build_calendar(
+    entries: tuple[KeyDate, ...],
+    *,
+    campaign_id: str,
+    ags: str,
+    location: str,
+    description: str,
+    domain: str,
+    sequences: dict[str, int],
+    now: datetime,
+    timezone: str,
+) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", "-//efa-rollout//Einfuehrungskoordination//DE")
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-timezone", settings.timezone)
+    calendar.add("x-wr-timezone", timezone)
     first = min(e.day for e in entries)
     calendar.add_component(
         Timezone.from_tzid(
-            settings.timezone,
+            timezone,
             first_date=first - timedelta(days=366),
             last_date=first.replace(year=first.year + 3),
         )
     )
-    stamp = now.astimezone(settings.zone)
+    stamp = now.astimezone(ZoneInfo(timezone))
     for entry in entries:
         event = Event()
         uid = entry_uid(campaign_id, ags, entry.key, domain)
@@ -108,19 +137,106 @@ def build_calendar(
     return calendar.to_ical()
 
 
+# Stand-ins for what differs between the municipalities of one campaign: the calendar is built
+# with them once per campaign, date set and moment (`_calendar_template`), and each mail's copy
+# is that template with its own values put in and the changed lines folded again.
+_AGS_MARK = "QQefaAGSmarkQQ"
+_LABEL_MARK = "QQefaLABELmarkQQ"
+_SEQUENCE_MARK = 987_654_000  # + the entry's position
+
+
+@functools.lru_cache(maxsize=64)
+def _calendar_template(
+    entries: tuple[KeyDate, ...],
+    campaign_id: str,
+    title: str,
+    domain: str,
+    now: datetime,
+    timezone: str,
+) -> tuple[bytes | str, ...]:
+    """The calendar's content lines: folded bytes where fixed, unfolded text where marked."""
+    marks = {
+        entry_uid(campaign_id, _AGS_MARK, e.key, domain): _SEQUENCE_MARK + n
+        for n, e in enumerate(entries)
+    }
+    content = _build_calendar(
+        entries,
+        campaign_id=campaign_id,
+        ags=_AGS_MARK,
+        location=_LABEL_MARK,
+        description=_description(title, _LABEL_MARK),
+        domain=domain,
+        sequences=marks,
+        now=now,
+        timezone=timezone,
+    )
+    unfolded = content.decode().replace("\r\n ", "").split("\r\n")[:-1]
+    return tuple(
+        line
+        if _AGS_MARK in line or _LABEL_MARK in line or _is_sequence_mark(line)
+        else Contentline(line).to_ical()
+        for line in unfolded
+    )
+
+
+def _is_sequence_mark(line: str) -> bool:
+    return line.startswith(f"SEQUENCE:{_SEQUENCE_MARK // 1000}")
+
+
+def _description(title: str, label: str) -> str:
+    return f"{title} – Einführung in der {label}"
+
+
+def calendar_for(
+    entries: Sequence[KeyDate],
+    *,
+    campaign_id: str,
+    title: str,
+    ags: str,
+    label: str,
+    domain: str,
+    sequences: dict[str, int],
+    now: datetime,
+    settings: Settings,
+) -> bytes:
+    """`build_calendar` for one municipality, byte for byte, from the campaign's template."""
+    template = _calendar_template(
+        tuple(entries), campaign_id, title, domain, now, settings.timezone
+    )
+    escaped = vText(label).to_ical().decode()
+    by_position = [sequences.get(entry_uid(campaign_id, ags, e.key, domain), 0) for e in entries]
+    lines: list[bytes] = []
+    for line in template:
+        if isinstance(line, bytes):
+            lines.append(line)
+            continue
+        if _is_sequence_mark(line):
+            line = f"SEQUENCE:{by_position[int(line[9:]) - _SEQUENCE_MARK]}"
+        line = line.replace(_AGS_MARK, ags).replace(_LABEL_MARK, escaped)
+        lines.append(Contentline(line).to_ical())
+    return b"\r\n".join(lines) + b"\r\n"
+
+
 def sent_dates(session: Session | None, campaign_id: str, ags: str) -> dict[str, tuple[str, int]]:
     """UID → (date, sequence) as last sent to AGS, from the invites already in the outbox."""
     if session is None:
         return {}
+    return sent_dates_batch(session, campaign_id, [ags]).get(ags, {})
+
+
+def sent_dates_batch(
+    session: Session, campaign_id: str, ags_list: Sequence[str]
+) -> dict[str, dict[str, tuple[str, int]]]:
+    """`sent_dates` for every AGS of AGS_LIST with one query: AGS → UID → (date, sequence)."""
     rows = session.exec(
-        select(OutboxMessage.meta)
-        .where(OutboxMessage.campaign_id == campaign_id, OutboxMessage.ags == ags)
+        select(OutboxMessage.ags, OutboxMessage.meta)
+        .where(OutboxMessage.campaign_id == campaign_id, col(OutboxMessage.ags).in_(ags_list))
         .order_by(col(OutboxMessage.id))
     ).all()
-    sent: dict[str, tuple[str, int]] = {}
-    for meta in rows:
+    sent: dict[str, dict[str, tuple[str, int]]] = {}
+    for ags, meta in rows:
         for uid, (day, sequence) in ((meta or {}).get("calendar") or {}).items():
-            sent[uid] = (day, int(sequence))
+            sent.setdefault(ags or "", {})[uid] = (day, int(sequence))
     return sent
 
 
@@ -149,8 +265,12 @@ def calendar_attachment(
     is_pilot: bool,
     now: datetime,
     settings: Settings,
+    sent: dict[str, tuple[str, int]] | None = None,
 ) -> tuple[Attachment, dict[str, list[Any]]] | None:
-    """The .ics for a mail of context['kind'] and what to remember in its meta; None if none."""
+    """The .ics for a mail of context['kind'] and what to remember in its meta; None if none.
+
+    SENT: the `sent_dates` of AGS, when the caller loaded them (for a whole batch).
+    """
     kind = context["kind"]
     if kind not in KINDS_WITH_CALENDAR:
         return None
@@ -167,14 +287,15 @@ def calendar_attachment(
         return None
     domain = settings.effective_message_id_domain
     uids = {e.key: entry_uid(campaign_id, ags, e.key, domain) for e in entries}
-    sequences = next_sequences(entries, uids, sent_dates(session, campaign_id, ags))
-    municipality = (context.get("municipality") or {}).get("label", "")
-    content = build_calendar(
+    if sent is None:
+        sent = sent_dates(session, campaign_id, ags)
+    sequences = next_sequences(entries, uids, sent)
+    content = calendar_for(
         entries,
         campaign_id=campaign_id,
+        title=context["campaign"]["title"],
         ags=ags,
-        location=municipality,
-        description=f"{context['campaign']['title']} – Einführung in der {municipality}",
+        label=(context.get("municipality") or {}).get("label", ""),
         domain=domain,
         sequences=sequences,
         now=now,
