@@ -213,7 +213,9 @@ def calendar_for(
         if _is_sequence_mark(line):
             line = f"SEQUENCE:{by_position[int(line[9:]) - _SEQUENCE_MARK]}"
         line = line.replace(_AGS_MARK, ags).replace(_LABEL_MARK, escaped)
-        lines.append(Contentline(line).to_ical())
+        encoded = line.encode()
+        # Folding leaves a line of at most 74 octets as it is (icalendar folds before the 75th).
+        lines.append(encoded if len(encoded) < 75 else Contentline(line).to_ical())
     return b"\r\n".join(lines) + b"\r\n"
 
 

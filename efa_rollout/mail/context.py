@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -135,14 +136,24 @@ def key_dates(campaign: Campaign, enrolment: Enrolment | None) -> tuple[date, di
 
 def add_working_days(start: date, days: int, settings: Settings) -> date:
     """START plus DAYS working days (no weekends, state holidays or closing days)."""
+    return _add_working_days(
+        start, days, settings.holiday_subdivision, tuple(settings.closing_days)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _add_working_days(
+    start: date, days: int, subdivision: str, closing_days: tuple[str, ...]
+) -> date:
+    """Cached: a batch asks the same few days for every mail (building the holidays is slow)."""
     import holidays
 
     years = range(start.year, start.year + 2)
-    off = holidays.country_holidays("DE", subdiv=settings.holiday_subdivision, years=years)
+    off = holidays.country_holidays("DE", subdiv=subdivision, years=years)
     current, left = start, days
     while left > 0:
         current += timedelta(days=1)
-        closed = current.strftime("%m-%d") in settings.closing_days
+        closed = current.strftime("%m-%d") in closing_days
         if current.weekday() < 5 and current not in off and not closed:
             left -= 1
     return current

@@ -91,6 +91,7 @@ def _install_filters(env: Environment) -> Environment:
 
 #: How long compiled mail templates are used without looking at the files again. Jinja's own
 #: auto-reload stats every template (and its base) on every render: ~0.1 ms per mail in a batch.
+#: After that, Jinja looks at the files (one stat each) and compiles only a changed template.
 RELOAD_SECONDS = 2.0
 
 
@@ -99,10 +100,10 @@ def _epoch() -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _text_env(folder: Path = MAIL_TEMPLATES_DIR, epoch: int = 0) -> Environment:
+def _text_env(folder: Path = MAIL_TEMPLATES_DIR) -> Environment:
     env = Environment(
         loader=FileSystemLoader(folder),
-        auto_reload=False,
+        auto_reload=True,
         undefined=StrictUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -113,10 +114,10 @@ def _text_env(folder: Path = MAIL_TEMPLATES_DIR, epoch: int = 0) -> Environment:
 
 
 @functools.lru_cache(maxsize=8)
-def _html_env(folder: Path = MAIL_TEMPLATES_DIR, epoch: int = 0) -> Environment:
+def _html_env(folder: Path = MAIL_TEMPLATES_DIR) -> Environment:
     env = Environment(
         loader=FileSystemLoader(folder),
-        auto_reload=False,
+        auto_reload=True,
         undefined=StrictUndefined,
         autoescape=True,
         trim_blocks=True,
@@ -311,12 +312,11 @@ def render_mail(
     """Subject, text and HTML of KIND; a missing variable raises MailRenderError."""
     if kind not in MAIL_KINDS and not (folder / f"{kind}.txt").exists():
         raise MailRenderError(f"Unbekannte Mail-Art »{kind}« (bekannt: {', '.join(MAIL_KINDS)}).")
-    epoch = _epoch()
-    text_env, html_env = _text_env(folder, epoch), _html_env(folder, epoch)
     try:
-        subject = text_env.get_template(f"{kind}.subject.txt").render(context)
-        text = text_env.get_template(f"{kind}.txt").render(context)
-        html = html_env.get_template(f"{kind}.html").render(context)
+        subject_template, text_template, html_template = _templates(kind, folder, _epoch())
+        subject = subject_template.render(context)
+        text = text_template.render(context)
+        html = html_template.render(context)
     except TemplateNotFound as error:
         raise MailRenderError(f"Mail-Vorlage {error.name} fehlt in {folder}.") from None
     except UndefinedError as error:
@@ -328,6 +328,17 @@ def render_mail(
     if not subject:
         raise MailRenderError(f"Mail »{kind}«: der Betreff ist leer.")
     return RenderedMail(subject=subject, text=_tidy_text(text), html=html)
+
+
+@functools.lru_cache(maxsize=64)
+def _templates(kind: str, folder: Path, epoch: int) -> tuple[Template, Template, Template]:
+    """Subject, text and HTML template of KIND, looked up again once per EPOCH."""
+    text_env, html_env = _text_env(folder), _html_env(folder)
+    return (
+        text_env.get_template(f"{kind}.subject.txt"),
+        text_env.get_template(f"{kind}.txt"),
+        html_env.get_template(f"{kind}.html"),
+    )
 
 
 def _tidy_text(text: str) -> str:

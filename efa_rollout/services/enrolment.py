@@ -15,7 +15,15 @@ from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.services.lookup import campaign_definition, get_campaign, load_batch
 from efa_rollout.services.progression import BatchResult
-from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
+from models import (
+    Campaign,
+    ChecklistItemState,
+    Enrolment,
+    Event,
+    Municipality,
+    OutboxMessage,
+    table_of,
+)
 
 
 def enrol_batch(
@@ -40,15 +48,12 @@ def enrol_batch(
         if not new:
             return result
         rows = [_enrolment_row(campaign, definition, m, now) for m in new]
+        # Core tables, not the ORM's bulk insert: the same statements without its per-row work.
+        table = table_of(Enrolment)
         inserted = cast(  # mypy unpacks a Row of Any columns as object
             "Sequence[tuple[Any, ...]]",
             session.execute(
-                insert(Enrolment).returning(
-                    col(Enrolment.id),
-                    col(Enrolment.ags),
-                    col(Enrolment.role),
-                    col(Enrolment.is_pilot),
-                ),
+                insert(table).returning(table.c.id, table.c.ags, table.c.role, table.c.is_pilot),
                 rows,
             ).all(),
         )
@@ -77,8 +82,8 @@ def enrol_batch(
                 )
             )
         if items:
-            session.execute(insert(ChecklistItemState), items)
-        session.execute(insert(Event), events)
+            session.execute(insert(table_of(ChecklistItemState)), items)
+        session.execute(insert(table_of(Event)), events)
         result.enrolled = len(inserted)
     return result
 

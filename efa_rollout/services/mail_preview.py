@@ -12,22 +12,23 @@ from typing import Any
 from sqlmodel import Session, select
 
 from efa_rollout.errors import UserError
-from efa_rollout.mail.calendar import calendar_attachment
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
     campaign_definition,
 )
-from efa_rollout.mail.message import (
-    Recipient,
-    build_raw,
-    make_message_id,
-    normalize_address,
-)
+from efa_rollout.mail.message import Recipient, make_message_id, normalize_address
 from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.lookup import get_campaign
-from efa_rollout.services.outbox import logical_message_id, select_recipients, store_message
+from efa_rollout.services.outbox import (
+    OutgoingMail,
+    build_mail,
+    compose_campaign_mail,
+    logical_message_id,
+    select_recipients,
+    store_message,
+)
 from efa_rollout.settings import get_settings
 from models import Campaign, Enrolment, Municipality, OutboxMessage
 
@@ -153,9 +154,7 @@ def queue_test_mail(session: Session, *, address: str, kind: str, now: datetime)
     rendered = render_mail(kind, context)
     rendered = RenderedMail(f"[TEST] {rendered.subject}", rendered.text, rendered.html)
     unique = f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
-    return store_message(
-        session,
-        rendered=rendered,
+    mail = OutgoingMail(
         to=[Recipient(address)],
         cc=[],
         campaign_id=None,
@@ -170,11 +169,10 @@ def queue_test_mail(session: Session, *, address: str, kind: str, now: datetime)
             domain=settings.effective_message_id_domain,
         ),
         now=now,
-        not_after=None,
         is_test=True,
         meta={"test": True},
-        settings=settings,
     )
+    return store_message(session, rendered, mail, settings=settings)
 
 
 def preview_campaign_mail(
@@ -212,7 +210,7 @@ def preview_campaign_mail(
         if kind in KINDS_WITH_LINK
         else None
     )
-    context = build_context(
+    composed = compose_campaign_mail(
         session,
         campaign=campaign,
         enrolment=enrolment,
@@ -225,31 +223,22 @@ def preview_campaign_mail(
         portal_link=link,
         extra=extra,
     )
-    rendered = render_mail(kind, context)
     to = [Recipient(c.email, c.name) for c in contacts] or [
         Recipient("keine-ansprechperson@example.invalid")
     ]
-    invite = calendar_attachment(
-        session,
-        context=context,
-        campaign_id=campaign.id,
-        ags=ags,
-        is_pilot=enrolment.is_pilot,
-        now=now,
-        settings=settings,
-    )
-    raw = build_raw(
-        rendered,
+    mail = OutgoingMail(
         to=to,
         cc=cc,
-        attachments=[invite[0]] if invite else [],
-        message_id=logical_message_id(campaign.id, ags, kind, sequence, settings),
-        date=now,
-        kind=kind,
         campaign_id=campaign.id,
         ags=ags,
-        settings=settings,
+        kind=kind,
+        sequence=sequence,
+        message_id=logical_message_id(campaign.id, ags, kind, sequence, settings),
+        now=now,
+        attachments=composed.attachments,
     )
+    raw = build_mail(composed.rendered, mail, settings)
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     headers = {name: str(value) for name, value in parsed.items()}
+    rendered = composed.rendered
     return MailPreview(headers, rendered.text, rendered.html, raw, warnings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,8 +18,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind
-from efa_rollout.mail.calendar import calendar_attachment
+from efa_rollout.mail.calendar import KINDS_WITH_CALENDAR, calendar_attachment, sent_dates_batch
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -170,63 +171,72 @@ def _ensure_outer_transaction(session: Session) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def _row_values(
-    rendered: RenderedMail,
-    *,
-    to: list[Recipient],
-    cc: list[Recipient],
-    campaign_id: str | None,
-    ags: str | None,
-    kind: str,
-    sequence: int,
-    message_id: str,
-    now: datetime,
-    not_after: datetime | None,
-    is_test: bool,
-    meta: dict[str, Any],
-    settings: Settings,
-    sender: str,
-    attachments: list[Attachment] | None = None,
-) -> dict[str, Any]:
-    """The column values of one outbox row: the complete message, built now."""
-    raw = build_raw(
+@dataclass(frozen=True)
+class OutgoingMail:
+    """Everything of an outbox row besides the rendered text: envelope, identity, timing."""
+
+    to: list[Recipient]
+    cc: list[Recipient]
+    campaign_id: str | None
+    ags: str | None
+    kind: str
+    sequence: int
+    message_id: str
+    now: datetime
+    not_after: datetime | None = None
+    is_test: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def build_mail(rendered: RenderedMail, mail: OutgoingMail, settings: Settings) -> bytes:
+    """The complete message of MAIL, as it is stored and sent."""
+    return build_raw(
         rendered,
-        to=to,
-        cc=cc,
-        message_id=message_id,
-        date=now,
-        kind=kind,
-        campaign_id=campaign_id,
-        ags=ags,
-        attachments=attachments or [],
+        to=mail.to,
+        cc=mail.cc,
+        message_id=mail.message_id,
+        date=mail.now,
+        kind=mail.kind,
+        campaign_id=mail.campaign_id,
+        ags=mail.ags,
+        attachments=mail.attachments,
         settings=settings,
     )
-    if attachments:
-        meta = {**meta, "attachments": [a.filename for a in attachments]}
+
+
+def _row_values(
+    rendered: RenderedMail, mail: OutgoingMail, *, settings: Settings, sender: str
+) -> dict[str, Any]:
+    """The column values of one outbox row: the complete message, built now."""
+    raw = build_mail(rendered, mail, settings)
+    meta = mail.meta
+    if mail.attachments:
+        meta = {**meta, "attachments": [a.filename for a in mail.attachments]}
     if "link" in meta:
         _check_placeholders(rendered, raw)
-    to_addresses = envelope_recipients(to)
+    to_addresses = envelope_recipients(mail.to)
     seen = {t.lower() for t in to_addresses}
-    cc_addresses = [a for a in envelope_recipients(cc) if a.lower() not in seen]
+    cc_addresses = [a for a in envelope_recipients(mail.cc) if a.lower() not in seen]
     return {
-        "campaign_id": campaign_id,
-        "ags": ags,
-        "kind": kind,
-        "sequence": sequence,
-        "message_id": message_id,
+        "campaign_id": mail.campaign_id,
+        "ags": mail.ags,
+        "kind": mail.kind,
+        "sequence": mail.sequence,
+        "message_id": mail.message_id,
         "sender": sender,
         "recipients": to_addresses,
         "cc": cc_addresses,
         "subject": clean_header(rendered.subject),
         "raw": raw,
-        "is_test": is_test,
+        "is_test": mail.is_test,
         "status": "queued",
         "attempts": 0,
-        "next_attempt_at": now,
-        "not_after": not_after,
+        "next_attempt_at": mail.now,
+        "not_after": mail.not_after,
         "claimed_by": None,
         "claimed_at": None,
-        "queued_at": now,
+        "queued_at": mail.now,
         "sent_at": None,
         "last_error": None,
         "recipient_status": {},
@@ -235,44 +245,80 @@ def _row_values(
 
 
 def store_message(
-    session: Session,
-    *,
-    rendered: RenderedMail,
-    to: list[Recipient],
-    cc: list[Recipient],
-    campaign_id: str | None,
-    ags: str | None,
-    kind: str,
-    sequence: int,
-    message_id: str,
-    now: datetime,
-    not_after: datetime | None,
-    is_test: bool,
-    meta: dict[str, Any],
-    settings: Settings,
-    attachments: list[Attachment] | None = None,
+    session: Session, rendered: RenderedMail, mail: OutgoingMail, *, settings: Settings
 ) -> OutboxMessage:
+    """Add MAIL's outbox row to SESSION (flushed, not committed)."""
     values = _row_values(
-        rendered,
-        to=to,
-        cc=cc,
-        campaign_id=campaign_id,
-        ags=ags,
-        kind=kind,
-        sequence=sequence,
-        message_id=message_id,
-        now=now,
-        not_after=not_after,
-        is_test=is_test,
-        meta=meta,
-        settings=settings,
-        sender=normalize_address(settings.mail_from),
-        attachments=attachments,
+        rendered, mail, settings=settings, sender=normalize_address(settings.mail_from)
     )
     row = OutboxMessage(**values)
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class ComposedMail:
+    """A campaign mail rendered, with its calendar entries (if its kind has them)."""
+
+    context: dict[str, Any]
+    rendered: RenderedMail
+    attachments: list[Attachment]
+    #: UID → [date, sequence] of the calendar entries, for the row's meta (None: none).
+    calendar: dict[str, list[Any]] | None
+
+
+def compose_campaign_mail(
+    session: Session | None,
+    *,
+    campaign: Campaign,
+    enrolment: Enrolment,
+    municipality: Municipality,
+    contacts: Sequence[Contact],
+    kind: str,
+    sequence: int,
+    now: datetime,
+    settings: Settings,
+    portal_link: str | None,
+    extra: dict[str, Any] | None,
+    definition: CampaignDefinition | bool | None = False,
+    done_items: set[str] | None = None,
+    sent: dict[str, tuple[str, int]] | None = None,
+) -> ComposedMail:
+    """Context, rendering and calendar of one campaign mail: what queueing and preview share.
+
+    DEFINITION, DONE_ITEMS and SENT (the calendar entries sent before) may be given by a caller
+    that loaded them for a whole batch; otherwise they are read with SESSION.
+    """
+    context = build_context(
+        session,
+        campaign=campaign,
+        enrolment=enrolment,
+        municipality=municipality,
+        contacts=contacts,
+        kind=kind,
+        sequence=sequence,
+        now=now,
+        settings=settings,
+        portal_link=portal_link,
+        extra=extra,
+        definition=definition,
+        done_items=done_items,
+    )
+    rendered = render_mail(kind, context)
+    invite = calendar_attachment(
+        session,
+        context=context,
+        campaign_id=campaign.id,
+        ags=municipality.ags,
+        is_pilot=enrolment.is_pilot,
+        now=now,
+        settings=settings,
+        sent=sent,
+    )
+    if invite is None:
+        return ComposedMail(context, rendered, [], None)
+    return ComposedMail(context, rendered, [invite[0]], invite[1])
 
 
 def _check_placeholders(rendered: RenderedMail, raw: bytes) -> None:
@@ -355,7 +401,7 @@ def queue_campaign_mail(
                     valid_days=settings.portal_token_days,
                 )
                 link = portal_url(settings.portal_base_url, PLACEHOLDER)
-            context = build_context(
+            composed = compose_campaign_mail(
                 session,
                 campaign=campaign,
                 enrolment=enrolment,
@@ -368,22 +414,9 @@ def queue_campaign_mail(
                 portal_link=link,
                 extra=extra,
             )
-            rendered = render_mail(kind, context)
-            invite = calendar_attachment(
-                session,
-                context=context,
-                campaign_id=campaign.id,
-                ags=municipality.ags,
-                is_pilot=enrolment.is_pilot,
-                now=now,
-                settings=settings,
-            )
-            if invite is not None:
-                files.append(invite[0])
-                meta["calendar"] = invite[1]
-            return store_message(
-                session,
-                rendered=rendered,
+            if composed.calendar is not None:
+                meta["calendar"] = composed.calendar
+            mail = OutgoingMail(
                 to=[Recipient(c.email, c.name) for c in contacts],
                 cc=_coordinator_cc(settings) if cc_coordinator else [],
                 campaign_id=campaign.id,
@@ -393,11 +426,10 @@ def queue_campaign_mail(
                 message_id=message_id,
                 now=now,
                 not_after=not_after,
-                is_test=False,
                 meta=meta,
-                settings=settings,
-                attachments=files,
+                attachments=files + composed.attachments,
             )
+            return store_message(session, composed.rendered, mail, settings=settings)
     except IntegrityError:
         return None  # a concurrent writer queued the same logical mail first
 
@@ -445,6 +477,11 @@ def queue_campaign_mails(
 
     blocked = suppressed_addresses(session, [c.email for cs in contacts.values() for c in cs])
     done = _done_items(session, [r.enrolment.id for r in requests if r.enrolment.id is not None])
+    sent = (
+        sent_dates_batch(session, campaign.id, ags_list)
+        if any(r.kind in KINDS_WITH_CALENDAR for r in requests)
+        else {}
+    )
     secret = (
         load_link_secret(settings.data_dir)
         if any(r.kind in KINDS_WITH_LINK for r in requests)
@@ -500,8 +537,7 @@ def queue_campaign_mails(
                 "revoked_at": None,
             }
             link = portal_url(settings.portal_base_url, PLACEHOLDER)
-        extra = {**(request.extra or {}), "attachment_names": []}
-        context = build_context(
+        composed = compose_campaign_mail(
             None,
             campaign=campaign,
             enrolment=request.enrolment,
@@ -512,44 +548,27 @@ def queue_campaign_mails(
             now=now,
             settings=settings,
             portal_link=link,
-            extra=extra,
+            extra={**(request.extra or {}), "attachment_names": []},
             definition=definition,
             done_items=done.get(request.enrolment.id or 0, set()),  # stored: never None
+            sent=sent.get(ags, {}),
         )
-        rendered = render_mail(request.kind, context)
-        # Calendar entries for the coming key dates (information request, reminders).
-        invite = calendar_attachment(
-            session,
-            context=context,
+        if composed.calendar is not None:
+            meta["calendar"] = composed.calendar
+        mail = OutgoingMail(
+            to=[Recipient(c.email, c.name) for c in chosen],
+            cc=_coordinator_cc(settings) if request.cc_coordinator else [],
             campaign_id=campaign.id,
             ags=ags,
-            is_pilot=request.enrolment.is_pilot,
+            kind=request.kind,
+            sequence=request.sequence,
+            message_id=message_id,
             now=now,
-            settings=settings,
+            not_after=request.not_after,
+            meta=meta,
+            attachments=composed.attachments,
         )
-        files: list[Attachment] = []
-        if invite is not None:
-            files.append(invite[0])
-            meta["calendar"] = invite[1]
-        rows.append(
-            _row_values(
-                rendered,
-                to=[Recipient(c.email, c.name) for c in chosen],
-                cc=_coordinator_cc(settings) if request.cc_coordinator else [],
-                campaign_id=campaign.id,
-                ags=ags,
-                kind=request.kind,
-                sequence=request.sequence,
-                message_id=message_id,
-                now=now,
-                not_after=request.not_after,
-                is_test=False,
-                meta=meta,
-                settings=settings,
-                sender=sender,
-                attachments=files,
-            )
-        )
+        rows.append(_row_values(composed.rendered, mail, settings=settings, sender=sender))
         results.append(QUEUED)
     inserted = _insert_rows(session, rows)
     if tokens:
@@ -682,9 +701,7 @@ def queue_coordinator_mail(
     _ensure_outer_transaction(session)
     try:
         with session.begin_nested():
-            return store_message(
-                session,
-                rendered=rendered,
+            mail = OutgoingMail(
                 to=[Recipient(a) for a in addresses],
                 cc=[],
                 campaign_id=campaign.id,
@@ -693,11 +710,8 @@ def queue_coordinator_mail(
                 sequence=sequence,
                 message_id=logical_message_id(campaign.id, None, kind, sequence, settings),
                 now=now,
-                not_after=None,
-                is_test=False,
-                meta={},
-                settings=settings,
             )
+            return store_message(session, rendered, mail, settings=settings)
     except IntegrityError:
         return None
 
