@@ -58,3 +58,17 @@ def test_template_equals_whole_build(label: str, is_pilot: bool) -> None:
         )
         assert templated == whole
         assert b"QQefa" not in templated
+
+
+def test_fold_equals_icalendar() -> None:
+    import random
+
+    from icalendar.parser import Contentline
+
+    from efa_rollout.mail.calendar import fold
+
+    rng = random.Random(14)
+    alphabet = "abcXYZ 0123456789,;:\\^–äöüßÄ€𝄞\"'"
+    for _ in range(3000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 260)))
+        assert fold(line) == Contentline(line).to_ical(), line
