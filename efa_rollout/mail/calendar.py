@@ -7,13 +7,11 @@ UID changes (counted from the invites already in the outbox).
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone
 from icalendar.parser import Contentline
@@ -81,45 +79,20 @@ def build_calendar(
     settings: Settings,
 ) -> bytes:
     """A VCALENDAR (METHOD:PUBLISH, VTIMEZONE of the configured zone) with all-day events."""
-    return _build_calendar(
-        tuple(entries),
-        campaign_id=campaign_id,
-        ags=ags,
-        location=location,
-        description=description,
-        domain=domain,
-        sequences=sequences,
-        now=now,
-        timezone=settings.timezone,
-    )
-
-
-def _build_calendar(
-    entries: tuple[KeyDate, ...],
-    *,
-    campaign_id: str,
-    ags: str,
-    location: str,
-    description: str,
-    domain: str,
-    sequences: dict[str, int],
-    now: datetime,
-    timezone: str,
-) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", "-//efa-rollout//Einfuehrungskoordination//DE")
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-timezone", timezone)
+    calendar.add("x-wr-timezone", settings.timezone)
     first = min(e.day for e in entries)
     calendar.add_component(
         Timezone.from_tzid(
-            timezone,
+            settings.timezone,
             first_date=first - timedelta(days=366),
             last_date=first.replace(year=first.year + 3),
         )
     )
-    stamp = now.astimezone(ZoneInfo(timezone))
+    stamp = now.astimezone(settings.zone)
     for entry in entries:
         event = Event()
         uid = entry_uid(campaign_id, ags, entry.key, domain)
@@ -145,21 +118,26 @@ _LABEL_MARK = "QQefaLABELmarkQQ"
 _SEQUENCE_MARK = 987_654_000  # + the entry's position
 
 
-@functools.lru_cache(maxsize=64)
+_templates: dict[tuple[Any, ...], tuple[bytes | str, ...]] = {}
+
+
 def _calendar_template(
     entries: tuple[KeyDate, ...],
     campaign_id: str,
     title: str,
     domain: str,
     now: datetime,
-    timezone: str,
+    settings: Settings,
 ) -> tuple[bytes | str, ...]:
     """The calendar's content lines: folded bytes where fixed, unfolded text where marked."""
+    key = (entries, campaign_id, title, domain, now, settings.timezone)
+    if key in _templates:
+        return _templates[key]
     marks = {
         entry_uid(campaign_id, _AGS_MARK, e.key, domain): _SEQUENCE_MARK + n
         for n, e in enumerate(entries)
     }
-    content = _build_calendar(
+    content = build_calendar(
         entries,
         campaign_id=campaign_id,
         ags=_AGS_MARK,
@@ -168,15 +146,19 @@ def _calendar_template(
         domain=domain,
         sequences=marks,
         now=now,
-        timezone=timezone,
+        settings=settings,
     )
     unfolded = content.decode().replace("\r\n ", "").split("\r\n")[:-1]
-    return tuple(
+    lines = tuple(
         line
         if _AGS_MARK in line or _LABEL_MARK in line or _is_sequence_mark(line)
         else Contentline(line).to_ical()
         for line in unfolded
     )
+    if len(_templates) >= 64:
+        _templates.clear()
+    _templates[key] = lines
+    return lines
 
 
 def _is_sequence_mark(line: str) -> bool:
@@ -224,9 +206,7 @@ def calendar_for(
     settings: Settings,
 ) -> bytes:
     """`build_calendar` for one municipality, byte for byte, from the campaign's template."""
-    template = _calendar_template(
-        tuple(entries), campaign_id, title, domain, now, settings.timezone
-    )
+    template = _calendar_template(tuple(entries), campaign_id, title, domain, now, settings)
     escaped = vText(label).to_ical().decode()
     by_position = [sequences.get(entry_uid(campaign_id, ags, e.key, domain), 0) for e in entries]
     lines: list[bytes] = []

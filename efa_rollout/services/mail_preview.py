@@ -22,6 +22,7 @@ from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.lookup import get_campaign
 from efa_rollout.services.outbox import (
+    MailRequest,
     OutgoingMail,
     build_mail,
     compose_campaign_mail,
@@ -213,15 +214,11 @@ def preview_campaign_mail(
     composed = compose_campaign_mail(
         session,
         campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
+        request=MailRequest(enrolment, municipality, kind, sequence, extra),
         contacts=contacts,
-        kind=kind,
-        sequence=sequence,
         now=now,
         settings=settings,
         portal_link=link,
-        extra=extra,
     )
     to = [Recipient(c.email, c.name) for c in contacts] or [
         Recipient("keine-ansprechperson@example.invalid")

@@ -258,6 +258,22 @@ def store_message(
 
 
 @dataclass(frozen=True)
+class MailRequest:
+    """One logical mail to one municipality, for `queue_campaign_mails`."""
+
+    enrolment: Enrolment
+    municipality: Municipality
+    kind: str
+    sequence: int = 1
+    extra: dict[str, Any] | None = None
+    not_after: datetime | None = None
+    cc_coordinator: bool = False
+    recipient_roles: list[str] | None = None
+    #: Kept in the row's meta next to what the outbox itself records.
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ComposedMail:
     """A campaign mail rendered, with its calendar entries (if its kind has them)."""
 
@@ -272,15 +288,12 @@ def compose_campaign_mail(
     session: Session | None,
     *,
     campaign: Campaign,
-    enrolment: Enrolment,
-    municipality: Municipality,
+    request: MailRequest,
     contacts: Sequence[Contact],
-    kind: str,
-    sequence: int,
     now: datetime,
     settings: Settings,
     portal_link: str | None,
-    extra: dict[str, Any] | None,
+    attachment_names: list[str] | None = None,
     definition: CampaignDefinition | bool | None = False,
     done_items: set[str] | None = None,
     sent: dict[str, tuple[str, int]] | None = None,
@@ -290,14 +303,17 @@ def compose_campaign_mail(
     DEFINITION, DONE_ITEMS and SENT (the calendar entries sent before) may be given by a caller
     that loaded them for a whole batch; otherwise they are read with SESSION.
     """
+    kind, extra = request.kind, request.extra
+    if attachment_names is not None:  # what the mail says it carries (the calendar aside)
+        extra = {**(extra or {}), "attachment_names": attachment_names}
     context = build_context(
         session,
         campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
+        enrolment=request.enrolment,
+        municipality=request.municipality,
         contacts=contacts,
         kind=kind,
-        sequence=sequence,
+        sequence=request.sequence,
         now=now,
         settings=settings,
         portal_link=portal_link,
@@ -310,8 +326,8 @@ def compose_campaign_mail(
         session,
         context=context,
         campaign_id=campaign.id,
-        ags=municipality.ags,
-        is_pilot=enrolment.is_pilot,
+        ags=request.municipality.ags,
+        is_pilot=request.enrolment.is_pilot,
         now=now,
         settings=settings,
         sent=sent,
@@ -381,7 +397,6 @@ def queue_campaign_mail(
         )
         return None
     files = [Attachment.of(a) for a in attachments or []]
-    extra = {**(extra or {}), "attachment_names": [a.filename for a in files]}
     message_id = logical_message_id(campaign.id, municipality.ags, kind, sequence, settings)
     meta: dict[str, Any] = {"contact_ids": [c.id for c in contacts], "enrolment_id": enrolment.id}
     _ensure_outer_transaction(session)
@@ -404,15 +419,12 @@ def queue_campaign_mail(
             composed = compose_campaign_mail(
                 session,
                 campaign=campaign,
-                enrolment=enrolment,
-                municipality=municipality,
+                request=MailRequest(enrolment, municipality, kind, sequence, extra),
                 contacts=contacts,
-                kind=kind,
-                sequence=sequence,
                 now=now,
                 settings=settings,
                 portal_link=link,
-                extra=extra,
+                attachment_names=[a.filename for a in files],
             )
             if composed.calendar is not None:
                 meta["calendar"] = composed.calendar
@@ -432,22 +444,6 @@ def queue_campaign_mail(
             return store_message(session, composed.rendered, mail, settings=settings)
     except IntegrityError:
         return None  # a concurrent writer queued the same logical mail first
-
-
-@dataclass(frozen=True)
-class MailRequest:
-    """One logical mail to one municipality, for `queue_campaign_mails`."""
-
-    enrolment: Enrolment
-    municipality: Municipality
-    kind: str
-    sequence: int = 1
-    extra: dict[str, Any] | None = None
-    not_after: datetime | None = None
-    cc_coordinator: bool = False
-    recipient_roles: list[str] | None = None
-    #: Kept in the row's meta next to what the outbox itself records.
-    meta: dict[str, Any] | None = None
 
 
 #: What became of a MailRequest.
@@ -540,15 +536,12 @@ def queue_campaign_mails(
         composed = compose_campaign_mail(
             None,
             campaign=campaign,
-            enrolment=request.enrolment,
-            municipality=request.municipality,
+            request=request,
             contacts=chosen,
-            kind=request.kind,
-            sequence=request.sequence,
             now=now,
             settings=settings,
             portal_link=link,
-            extra={**(request.extra or {}), "attachment_names": []},
+            attachment_names=[],
             definition=definition,
             done_items=done.get(request.enrolment.id or 0, set()),  # stored: never None
             sent=sent.get(ags, {}),
