@@ -32,19 +32,16 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.portal import handlers
-from efa_rollout.portal.security import (
+from efa_rollout.portal.middleware import (
     MAX_BODY_BYTES,
     SECURITY_HEADERS,
-    CsrfSigner,
-    FailureBrake,
     LimitBodyMiddleware,
     SecurityHeadersMiddleware,
     TrailingSlashMiddleware,
     is_cross_site,
-    load_secret,
     origin_of,
-    parse_trusted_proxies,
 )
+from efa_rollout.portal.security import CsrfSigner, FailureBrake, load_secret, parse_trusted_proxies
 from efa_rollout.portal.texts import PORTAL_TEMPLATES, PortalTexts
 from efa_rollout.portal.view import PageView, Posted, Target
 from efa_rollout.services.links import TokenState, check_token

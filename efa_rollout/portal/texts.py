@@ -31,7 +31,8 @@ class PortalTexts:
         self._module = env.get_template(MESSAGES_TEMPLATE).module
 
     def _table(self, name: str) -> Mapping[Any, Any]:
-        return getattr(self._module, name)  # type: ignore[no-any-return]  # template variable
+        table: Mapping[Any, Any] = getattr(self._module, name)  # a `{% set %}` of the template
+        return table
 
     def say(self, name: str, **params: Any) -> str:
         """The message NAME (a macro of the messages template) filled in with PARAMS."""
