@@ -176,6 +176,51 @@ class Portal:
         """The questionnaire form's handler, for a checked TARGET (used by scripts/e2e_portal)."""
         return handlers.save_answers_form(self.view, session, target, token, form)
 
+    # -- errors -----------------------------------------------------------------------------
+
+    async def reject_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The 413 page, as an ASGI app for LimitBodyMiddleware."""
+        too_large = self.view.error_response(413, headers={"Connection": "close"})
+        await too_large(scope, receive, send)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's HTTP errors (404, 405, …) as the portal's error pages."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        return self.view.error_response(status if self.texts.has_error_page(status) else 404)
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        """Any other exception: logged by type only (never with the token), the 500 page."""
+        _log.error("Fehler im Portal: %s", type(exc).__name__)
+        response = self.view.error_response(500)
+        response.headers.update(SECURITY_HEADERS)  # this handler runs outside the middleware
+        return response
+
+    def routes(self) -> list[BaseRoute]:
+        """The portal's pages and forms, the static files and the small plain answers."""
+        return [
+            Route("/", self.index),
+            Route("/robots.txt", _robots),
+            Route("/healthz", _health),
+            Route("/favicon.ico", _no_icon),
+            Route("/p/{token}", self.page, methods=["GET"]),
+            Route("/p/{token}/fragebogen", self.post_answers, methods=["POST"]),
+            Route("/p/{token}/checkliste", self.post_checklist, methods=["POST"]),
+            Route("/p/{token}/kontakte", self.post_contacts, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+
+
+async def _robots(request: Request) -> Response:
+    return PlainTextResponse("User-agent: *\nDisallow: /\n")
+
+
+async def _health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def _no_icon(request: Request) -> Response:
+    return Response(status_code=204)
+
 
 def create_app(
     *,
@@ -189,59 +234,24 @@ def create_app(
 ) -> Starlette:
     """The portal as an ASGI application (served by ``efa portal``)."""
     settings = settings or get_settings()
-    engine = engine or get_engine()
     portal = Portal(
-        engine=engine,
+        engine=engine or get_engine(),
         settings=settings,
         signer=CsrfSigner(secret or load_secret(settings.data_dir)),
         brake=brake or FailureBrake(),
         clock=clock,
     )
-
-    async def reject_too_large(scope: Scope, receive: Receive, send: Send) -> None:
-        too_large = portal.view.error_response(413, headers={"Connection": "close"})
-        await too_large(scope, receive, send)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        return portal.view.error_response(status if portal.texts.has_error_page(status) else 404)
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        _log.error("Fehler im Portal: %s", type(exc).__name__)
-        response = portal.view.error_response(500)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
-    async def robots(request: Request) -> Response:
-        return PlainTextResponse("User-agent: *\nDisallow: /\n")
-
-    async def health(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def no_icon(request: Request) -> Response:
-        return Response(status_code=204)
-
-    routes: list[BaseRoute] = [
-        Route("/", portal.index),
-        Route("/robots.txt", robots),
-        Route("/healthz", health),
-        Route("/favicon.ico", no_icon),
-        Route("/p/{token}", portal.page, methods=["GET"]),
-        Route("/p/{token}/fragebogen", portal.post_answers, methods=["POST"]),
-        Route("/p/{token}/checkliste", portal.post_checklist, methods=["POST"]),
-        Route("/p/{token}/kontakte", portal.post_contacts, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        *extra_routes,
-    ]
     app = Starlette(
-        routes=routes,
+        routes=[*portal.routes(), *extra_routes],
         middleware=[
             Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies(settings)),
             Middleware(SecurityHeadersMiddleware),
             Middleware(TrailingSlashMiddleware),
-            Middleware(LimitBodyMiddleware, max_bytes=max_body_bytes, reject=reject_too_large),
+            Middleware(
+                LimitBodyMiddleware, max_bytes=max_body_bytes, reject=portal.reject_too_large
+            ),
         ],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={HTTPException: portal.http_error, Exception: portal.server_error},
     )
     app.router.redirect_slashes = False  # TrailingSlashMiddleware redirects without Host
     app.state.portal = portal
