@@ -11,6 +11,7 @@ test can assert they are absent from a response body.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import threading
@@ -28,7 +29,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from efa_rollout.definitions import get_definition
+from efa_rollout.definitions import CampaignDefinition, get_definition
 from efa_rollout.portal.app import create_app
 from efa_rollout.portal.security import FailureBrake
 from efa_rollout.services.answers import save_answers
@@ -67,8 +68,14 @@ def _municipality(ags: str, name: str, type_code: str, type_label: str) -> Munic
     )
 
 
+@functools.cache
+def _definition(key: str) -> CampaignDefinition:
+    """The shipped definition KEY, parsed once per run (the world is built for every test)."""
+    return get_definition(key)
+
+
 def _campaign(key: str, campaign_id: str, go_live: date) -> Campaign:
-    d = get_definition(key)
+    d = _definition(key)
     return Campaign(
         id=campaign_id,
         template=d.key,
@@ -86,7 +93,7 @@ def _campaign(key: str, campaign_id: str, go_live: date) -> Campaign:
 def _enrol(
     session: Session, campaign: Campaign, ags: str, now: datetime, role: str | None = None
 ) -> Enrolment:
-    d = get_definition(campaign.template)
+    d = _definition(campaign.template)
     enrolment = Enrolment(
         campaign_id=campaign.id,
         ags=ags,
