@@ -333,7 +333,9 @@ def load_definition(path: Path) -> CampaignDefinition:
     import yaml  # here: reading a stored snapshot needs no YAML
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when PyYAML has it: the same documents, ~6x faster to parse
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", Zeile {mark.line + 1}" if mark else ""

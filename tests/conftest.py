@@ -6,9 +6,15 @@ PostgreSQL database, copied from a template that was migrated once per session.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -123,17 +129,56 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def _prefect_database_template() -> Path:
+    """A Prefect server database migrated to head, cached per Prefect version (built once)."""
+    import prefect
+
+    migrations = Path(prefect.__file__).parent / "server" / "database" / "_migrations"
+    names = sorted(p.name for p in (migrations / "versions" / "sqlite").glob("*.py"))
+    key = hashlib.sha256("\n".join([prefect.__version__, *names]).encode()).hexdigest()[:12]
+    default = Path.home() / ".cache" / "efa-rollout" / "prefect-db"
+    template = Path(os.environ.get("EFA_PREFECT_DB_CACHE", default)) / f"{key}.db"
+    if template.exists():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        # In a child process: the server's migration code is not loaded into the test process.
+        built = Path(work) / "prefect.db"
+        script = (
+            "import asyncio; from prefect.server.database import provide_database_interface; "
+            "asyncio.run(provide_database_interface().create_db())"
+        )
+        env = {
+            **os.environ,
+            "PREFECT_HOME": work,
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{built}",
+        }
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
+        partial = template.with_suffix(f".{os.getpid()}.tmp")
+        with sqlite3.connect(built) as source, sqlite3.connect(partial) as target:
+            source.backup(target)  # a complete copy whatever the journal mode
+        partial.replace(template)  # atomic: a parallel session sees all of it or nothing
+    return template
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """One Prefect test server for the whole session (starting one takes 10-60 s)."""
+    from unittest import mock
+
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    # Heartbeats would make every synchronous flow wait up to 1 s at its end (PREFECT.md).
-    with (
-        prefect_test_harness(server_startup_timeout=180),
-        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
+    # The harness migrates a new server database from scratch (116 migrations, ~5 s CPU) in a
+    # fresh mkdtemp(); handing it a folder with a migrated copy leaves only the server's own
+    # check that the database is at head. The harness removes the folder at exit.
+    folder = tempfile.mkdtemp(prefix="efa-prefect-")
+    shutil.copyfile(_prefect_database_template(), Path(folder) / "prefect-test.db")
+    with ExitStack() as stack:
+        with mock.patch("prefect.testing.utilities.mkdtemp", return_value=folder):
+            stack.enter_context(prefect_test_harness(server_startup_timeout=180))
+        # Heartbeats would make every synchronous flow wait up to 1 s at its end (PREFECT.md).
+        stack.enter_context(temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
         yield
 
 

@@ -63,12 +63,13 @@ def test_preview_writes_html_and_queues_nothing(
     efa_env: Path, session: Session, tmp_path: Path
 ) -> None:
     campaign, _, municipality = setup_one(session)
+    ags = municipality.ags
     target = tmp_path / "vorschau.html"
     code, output = _efa(
         "preview",
         campaign.id,
         "--municipality",
-        municipality.ags,
+        ags,
         "--kind",
         "reminder",
         "--out",
@@ -81,10 +82,12 @@ def test_preview_writes_html_and_queues_nothing(
     assert "<html" in target.read_text(encoding="utf-8")
     session.rollback()
     assert session.exec(select(func.count()).select_from(OutboxMessage)).one() == 0
-    code, output = _efa(
-        "preview", "gibt-es-nicht", "--municipality", municipality.ags, "--kind", "reminder"
-    )
-    assert code != 0
+    # End this read before the next command: on SQLite every transaction takes the write lock
+    # (BEGIN IMMEDIATE), and reading `municipality.ags` after the rollback would reload it in a
+    # new one, so the command waited out the 30 s busy timeout and failed for the wrong reason.
+    session.rollback()
+    code, output = _efa("preview", "gibt-es-nicht", "--municipality", ags, "--kind", "reminder")
+    assert code != 0 and "Die Kampagne »gibt-es-nicht« gibt es nicht." in output, output
 
 
 def test_sink_stores_each_message_and_reports_it(tmp_path: Path) -> None:

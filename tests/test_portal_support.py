@@ -1,4 +1,8 @@
-"""Fixtures for the portal tests: two municipalities, two campaigns, a live server on loopback.
+"""Fixtures for the portal tests: two municipalities, two campaigns, the app under a client.
+
+``portal`` drives the app in-process with Starlette's TestClient (the same ASGI app, middleware
+and exception handlers); ``live_portal`` serves it with uvicorn on loopback, for the tests whose
+subject is the real server (its access log, request bodies streamed over a socket, proxies).
 
 Essingen is the municipality under test; Aalen is "the other one" whose data must never show
 up in Essingen's pages (and the other way round). Aalen's answers carry marker strings so a
@@ -7,6 +11,7 @@ test can assert they are absent from a response body.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import threading
@@ -22,8 +27,9 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 
-from efa_rollout.definitions import get_definition
+from efa_rollout.definitions import CampaignDefinition, get_definition
 from efa_rollout.portal.app import create_app
 from efa_rollout.portal.security import FailureBrake
 from efa_rollout.services.answers import save_answers
@@ -62,8 +68,14 @@ def _municipality(ags: str, name: str, type_code: str, type_label: str) -> Munic
     )
 
 
+@functools.cache
+def _definition(key: str) -> CampaignDefinition:
+    """The shipped definition KEY, parsed once per run (the world is built for every test)."""
+    return get_definition(key)
+
+
 def _campaign(key: str, campaign_id: str, go_live: date) -> Campaign:
-    d = get_definition(key)
+    d = _definition(key)
     return Campaign(
         id=campaign_id,
         template=d.key,
@@ -81,7 +93,7 @@ def _campaign(key: str, campaign_id: str, go_live: date) -> Campaign:
 def _enrol(
     session: Session, campaign: Campaign, ags: str, now: datetime, role: str | None = None
 ) -> Enrolment:
-    d = get_definition(campaign.template)
+    d = _definition(campaign.template)
     enrolment = Enrolment(
         campaign_id=campaign.id,
         ags=ags,
@@ -241,7 +253,7 @@ def world(engine: Engine) -> World:
 
 @dataclass
 class LivePortal:
-    """A portal served by uvicorn on loopback, and a client for it."""
+    """The portal app and an httpx client for it (in-process, or over loopback)."""
 
     url: str
     client: httpx.Client
@@ -303,11 +315,27 @@ def serve(app: Any) -> Iterator[str]:
 @pytest.fixture
 def brake() -> FailureBrake:
     """A brake without delays (tests stay fast) that blocks after 5 bad links a minute."""
-    return FailureBrake(max_failures=5, window=60, base_delay=0.0)
+    # max_delay too: a blocked answer otherwise waits it out (2 s) before its 429.
+    return FailureBrake(max_failures=5, window=60, base_delay=0.0, max_delay=0.0)
+
+
+#: The base URL of the in-process client (requests never leave the test process).
+IN_PROCESS_URL = "http://testserver"
 
 
 @pytest.fixture
 def portal(engine: Engine, world: World, brake: FailureBrake) -> Iterator[LivePortal]:
+    """The real app driven in-process by Starlette's TestClient (an httpx client)."""
+    app = create_app(engine=engine, secret=SECRET, brake=brake)
+    # Server errors become the 500 page, as a served app answers them.
+    with TestClient(
+        app, base_url=IN_PROCESS_URL, follow_redirects=False, raise_server_exceptions=False
+    ) as client:
+        yield LivePortal(IN_PROCESS_URL, client, brake)
+
+
+@pytest.fixture
+def live_portal(engine: Engine, world: World, brake: FailureBrake) -> Iterator[LivePortal]:
     """The real app served by uvicorn on loopback, with an httpx client."""
     app = create_app(engine=engine, secret=SECRET, brake=brake)
     with (

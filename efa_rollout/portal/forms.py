@@ -23,7 +23,6 @@ from efa_rollout.domain.text import german_date
 from efa_rollout.services.contacts import CONTACT_KEYS
 
 __all__ = [
-    "CONTACT_LABELS",
     "MAX_ROWS",
     "MIN_ROWS",
     "ContactRow",
@@ -37,14 +36,6 @@ __all__ = [
 MIN_ROWS = 3  # rows a contacts list shows at least
 MAX_ROWS = 200
 MAX_CONTACT_ROWS = 60
-
-CONTACT_LABELS = {
-    "salutation": "Anrede",
-    "name": "Name",
-    "function": "Funktion",
-    "email": "E-Mail",
-    "phone": "Telefon",
-}
 
 FormValues = dict[str, Any]  # key → str | dict[str, str] | list[dict[str, str]]
 

@@ -40,8 +40,10 @@ from efa_rollout.services.fields import (
 )
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import (
+    Campaign,
     Enrolment,
     Event,
+    Municipality,
     QuestionnaireResponse,
 )
 
@@ -296,3 +298,40 @@ def response_versions(session: Session, enrolment_id: int) -> list[Questionnaire
         .order_by(col(QuestionnaireResponse.version).desc())
     )
     return list(session.exec(query).all())
+
+
+def queue_confirmation(
+    session: Session,
+    *,
+    campaign: Campaign,
+    enrolment: Enrolment,
+    municipality: Municipality,
+    definition: CampaignDefinition,
+    response: QuestionnaireResponse,
+    now: datetime,
+) -> None:
+    """Queue the confirmation mail of a submitted RESPONSE, listing what was received."""
+    from efa_rollout.services.outbox import queue_campaign_mail  # deferred: loads the mail builder
+
+    fields = {q.key: q for q in definition.questionnaire}
+    received = [
+        {"label": fields[key].label, "value": format_answer(fields[key], value)}
+        for key, value in response.answers.items()
+        if key in fields
+    ]
+    queue_campaign_mail(
+        session,
+        campaign=campaign,
+        enrolment=enrolment,
+        municipality=municipality,
+        kind="submission_confirmation",
+        sequence=response.version,
+        now=now,
+        extra={
+            "version": response.version,
+            "submitted_at": now,
+            "complete": response.complete,
+            "missing": [],
+            "received": received,
+        },
+    )

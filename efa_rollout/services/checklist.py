@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -11,12 +12,16 @@ from efa_rollout.definitions import CampaignDefinition, ChecklistItem
 from efa_rollout.domain.audit import EventKind
 from efa_rollout.errors import UserError
 from efa_rollout.services.answers import check_source, touch_enrolment
+from efa_rollout.services.contacts import Problem
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import (
     ChecklistItemState,
     Enrolment,
     Event,
 )
+
+#: Longest note on a checklist item.
+MAX_NOTE = 2000
 
 
 def recompute_required_open(
@@ -76,8 +81,8 @@ def set_checklist_item(
     _item(definition, enrolment, item_key)
     if note is not None:
         note = note.strip() or None
-        if note is not None and len(note) > 2000:
-            raise UserError("Die Notiz ist zu lang (höchstens 2000 Zeichen).")
+        if note is not None and len(note) > MAX_NOTE:
+            raise UserError(f"Die Notiz ist zu lang (höchstens {MAX_NOTE} Zeichen).")
     state = session.exec(
         select(ChecklistItemState).where(
             ChecklistItemState.enrolment_id == enrolment.id,
@@ -153,3 +158,49 @@ def checklist_view(
             }
         )
     return view
+
+
+def by_municipality(item: Mapping[str, Any]) -> bool:
+    """True for items the municipality ticks itself (others are confirmed by their owner)."""
+    return str(item.get("owner", "Gemeinde")) == "Gemeinde"
+
+
+def note_problems(ticks: Mapping[str, tuple[bool, str]]) -> dict[str, Problem]:
+    """Problems of posted TICKS (item key → done, note) before anything is stored."""
+    return {
+        key: Problem("note_too_long", {"limit": MAX_NOTE})
+        for key, (_, note) in ticks.items()
+        if len(note) > MAX_NOTE
+    }
+
+
+def update_checklist(
+    session: Session,
+    *,
+    enrolment: Enrolment,
+    view: Sequence[Mapping[str, Any]],
+    ticks: Mapping[str, tuple[bool, str]],
+    source: str,
+    author: str,
+    now: datetime,
+) -> int:
+    """Store the TICKS (item key → done, note) that differ from VIEW; how many changed."""
+    changed = 0
+    for item in view:
+        if item["key"] not in ticks:
+            continue
+        done, note = ticks[item["key"]]
+        if done == item["done"] and note == (item["note"] or ""):
+            continue
+        set_checklist_item(
+            session,
+            enrolment=enrolment,
+            item_key=item["key"],
+            done=done,
+            note=note,
+            source=source,
+            author=author,
+            now=now,
+        )
+        changed += 1
+    return changed

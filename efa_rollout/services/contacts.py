@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
-from efa_rollout.domain.contacts import MAX_CONTACT_TEXT, SALUTATION_ALIASES
+from efa_rollout.domain.contacts import (
+    MAX_CONTACT_TEXT,
+    SALUTATION_ALIASES,
+    SALUTATIONS,
+    is_phone,
+)
+from efa_rollout.mail.message import InvalidAddressError, contact_address
 from efa_rollout.services.fields import (
     InvalidValue,
     is_empty,
@@ -311,3 +318,148 @@ def contact_changes(session: Session, enrolment_id: int | None, now: datetime) -
         )
     ).all()
     return [line for e in events for line in (e.data or {}).get("changes", [])]
+
+
+# ---------------------------------------------------------------------------------------------
+# A municipality's own list of contacts (the portal's contacts form)
+# ---------------------------------------------------------------------------------------------
+
+#: Roles a municipality can give its contacts (besides those the campaign names); stored values.
+COMMON_ROLES = (
+    "Hauptamt",
+    "Bürgermeister",
+    "Meldebehörde",
+    "Bauamt",
+    "IT",
+    "Datenschutz",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A broken rule: CODE names it (the caller words it), PARAMS fill in the details."""
+
+    code: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class ContactDraft(Protocol):
+    """One entry of a contact list as a person edited it (an existing contact or a new one)."""
+
+    id: int | None
+    role: str
+    salutation: str
+    salutation_title: str
+    name: str
+    function: str
+    email: str
+    phone: str
+    shared_mailbox: bool
+    delete: bool
+
+    @property
+    def blank(self) -> bool: ...
+
+
+@dataclass
+class ContactCheck:
+    """Problems per entry (index → field → problem), normalised addresses, the list's problem."""
+
+    problems: dict[int, dict[str, Problem]] = dataclasses.field(default_factory=dict)
+    emails: dict[int, str] = dataclasses.field(default_factory=dict)
+    overall: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return self.overall is None and not any(self.problems.values())
+
+
+def role_options(definition: Any, existing: Sequence[str]) -> list[str]:
+    """The roles a contact may have: the campaign's, the common ones, and those already used."""
+    roles = [
+        *definition.contact_roles,
+        *definition.reminders.escalation_roles,
+        *COMMON_ROLES,
+        *existing,
+    ]
+    return list(dict.fromkeys(r for r in roles if r))
+
+
+def _entry_problems(draft: ContactDraft, roles: Sequence[str]) -> tuple[dict[str, Problem], str]:
+    """The problems of one kept entry (later ones for a field win) and its checked address."""
+    problems: dict[str, Problem] = {}
+    if draft.role not in roles:
+        problems["role"] = Problem("role_unknown")
+    if draft.salutation and draft.salutation not in SALUTATIONS:
+        problems["salutation"] = Problem("salutation_unknown")
+    if not draft.shared_mailbox and not draft.name:
+        problems["name"] = Problem("name_missing")
+    if len(draft.name) > MAX_CONTACT_TEXT:
+        problems["name"] = Problem("name_too_long", {"limit": MAX_CONTACT_TEXT})
+    if len(draft.function) > MAX_CONTACT_TEXT:
+        problems["function"] = Problem("function_too_long", {"limit": MAX_CONTACT_TEXT})
+    email = draft.email
+    if not email:
+        problems["email"] = Problem("email_missing")
+    else:
+        try:
+            email = contact_address(email)
+        except InvalidAddressError as error:
+            problems["email"] = Problem("email_invalid", {"reason": error.message})
+    if draft.phone and not is_phone(draft.phone):
+        problems["phone"] = Problem("phone_invalid", {"phone": draft.phone})
+    return problems, email
+
+
+def check_contact_list(
+    drafts: Sequence[ContactDraft], existing_ids: Collection[int | None], roles: Sequence[str]
+) -> ContactCheck:
+    """Check an edited contact list: every kept entry, repeated addresses, at least one left."""
+    check = ContactCheck()
+    seen: dict[tuple[str, str], int] = {}
+    remaining = 0
+    for n, draft in enumerate(drafts):
+        if draft.blank:
+            continue
+        if draft.id is not None and draft.id not in existing_ids:
+            check.problems[n] = {"name": Problem("contact_gone")}
+            continue
+        if draft.delete:
+            continue
+        remaining += 1
+        problems, email = _entry_problems(draft, roles)
+        check.emails[n] = email
+        pair = (draft.role, email.casefold())
+        if email and pair in seen:
+            problems["email"] = Problem(
+                "email_repeated", {"role": draft.role, "number": seen[pair] + 1}
+            )
+        seen.setdefault(pair, n)
+        if problems:
+            check.problems[n] = problems
+    if remaining == 0:
+        check.overall = Problem("no_contact_left")
+    return check
+
+
+def changes_of(drafts: Sequence[ContactDraft]) -> list[ContactChange]:
+    """The checked, non-blank entries of a contact list as changes to store."""
+    return [
+        ContactChange(
+            id=draft.id,
+            delete=draft.delete,
+            data={
+                "role": draft.role,
+                "salutation": draft.salutation or None,
+                "salutation_title": draft.salutation_title or None,
+                "name": draft.name or None,
+                "function": draft.function or None,
+                "email": draft.email,
+                "phone": draft.phone or None,
+                "is_shared_mailbox": draft.shared_mailbox,
+            },
+        )
+        for draft in drafts
+        if not draft.blank
+    ]
