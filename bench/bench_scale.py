@@ -585,7 +585,9 @@ def run_one(size: str, database: str, args: argparse.Namespace) -> dict[str, Any
         env = {
             **os.environ,
             "EFA_DATA_DIR": tmp,
-            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
             "EFA_SMTP_POOL_SIZE": str(SMTP_POOL),
             "EFA_SMTP_RATE_PER_SECOND": "100000",  # the bench measures us, not a relay's limit
             "PREFECT_HOME": str(args.prefect_home),
