@@ -99,6 +99,13 @@ CATALOG: tuple[DeploymentSpec, ...] = (
         "Montags um 07:00: Sachstandsbericht je Kampagne an die Koordination.",
         crons=("0 7 * * 1",),
     ),
+    DeploymentSpec(
+        "aufraeumen",
+        "flows.housekeeping:housekeeping",
+        "Täglich um 03:30: gespeicherte Laufergebnisse löschen, die älter als "
+        "EFA_PREFECT_RESULTS_KEEP_DAYS sind (Standard 14 Tage).",
+        crons=("30 3 * * *",),
+    ),
 )
 
 

@@ -339,3 +339,24 @@ def install() -> None:
     event.listen(Session, "after_commit", _after_commit)
     event.listen(Session, "after_transaction_end", _after_transaction_end)
     _installed = True
+
+
+def prune_results(storage: Path, *, older_than: datetime) -> int:
+    """Delete persisted run results in STORAGE last written before OLDER_THAN; how many.
+
+    `efa up` persists every result so that the CLI can print a served run's figures; the CLI
+    reads them right after the run, so old ones only fill the disk (hundreds a day from the
+    five-minute delivery alone). Only plain files directly in STORAGE are touched.
+    """
+    if not storage.is_dir():
+        return 0
+    limit = older_than.timestamp()
+    removed = 0
+    for entry in storage.iterdir():
+        try:
+            if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < limit:
+                entry.unlink()
+                removed += 1
+        except FileNotFoundError:  # a concurrent run removed it first
+            continue
+    return removed

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     smtp_rate_per_second: float = Field(50.0, gt=0, description="Rate limit per relay")
     smtp_timeout_seconds: float = Field(30.0, gt=0)
     retry_max_age_hours: float = Field(48.0, gt=0, description="Give up retrying 4xx after this")
+    prefect_results_keep_days: int = Field(
+        14, ge=1, description="Delete persisted Prefect run results after this many days"
+    )
     portal_base_url: str = Field("http://127.0.0.1:8080", description="Base URL of the portal")
     portal_trusted_proxies: str = Field(
         "127.0.0.1",
