@@ -53,11 +53,13 @@ def write_private(path: Path, content: bytes, *, fsync: bool = False) -> Path:
 
 
 def _tighten(path: Path, mode: int) -> None:
-    """Take away group/other rights from PATH when it exists and belongs to us."""
+    """Take away group/other rights from PATH when it exists, belongs to us and is not shared."""
     try:
         info = path.stat()
     except FileNotFoundError:
         return
+    if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX:
+        return  # a shared folder such as /tmp (a database file put there): never ours to close
     if info.st_uid == os.getuid() and info.st_mode & 0o077:
         with contextlib.suppress(PermissionError):
             path.chmod(stat.S_IMODE(info.st_mode) & mode)

@@ -143,6 +143,19 @@ def test_an_old_world_readable_database_is_tightened(tmp_path: Path) -> None:
     assert (mode(folder), mode(database)) == (0o700, 0o600)
 
 
+def test_a_database_in_a_shared_folder_leaves_the_folder_open(tmp_path: Path) -> None:
+    """A database put straight into /tmp must not close /tmp for everybody else."""
+    from efa_rollout.db import make_engine
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    database = shared / "kampagnen.db"
+    make_engine(f"sqlite:///{database}").dispose()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert mode(database) == 0o600
+
+
 def test_mail_files_and_reports_are_private(tmp_path: Path) -> None:
     from efa_rollout.mail.sink import FolderSink
     from efa_rollout.private_files import write_private
