@@ -235,5 +235,8 @@ def start_dovecot() -> Dovecot:
             return server
         except OSError:
             time.sleep(0.1)
+        except Exception:  # it answers but refuses us (e.g. auth): stop it, leave nothing behind
+            server.stop()
+            raise
     server.stop()
     raise RuntimeError("dovecot did not answer within 20 s")
