@@ -9,8 +9,8 @@ from uuid import UUID
 
 from efa_rollout.db import session_scope
 from efa_rollout.output_safety import strip_controls
+from efa_rollout.prefect_api import campaign_tags
 from efa_rollout.services.clock import local_day, resolve_as_of
-from efa_rollout.services.orchestration import campaign_tags
 from models import Campaign
 
 

@@ -9,13 +9,13 @@ from typing import Any
 from prefect import flow, get_run_logger, tags
 
 from efa_rollout.db import get_engine, session_scope
+from efa_rollout.prefect_api import campaign_tags
 from efa_rollout.reports.model import LIGHTS
 from efa_rollout.reports.weekly import (
     WeeklyReport,
     campaigns_for_report,
 )
 from efa_rollout.services.clock import resolve_as_of
-from efa_rollout.services.orchestration import campaign_tags
 from flows._prefect import artifact_key, publish_markdown, publish_table, run_name
 from tasks.reports import report_campaign
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from prefect import tags
 
-from efa_rollout.services.orchestration import BatchRunner, campaign_tags
+from efa_rollout.prefect_api import campaign_tags
+from efa_rollout.services.orchestration import BatchRunner
 from efa_rollout.services.progression import AdvanceOptions, BatchResult
 from efa_rollout.services.reminder_report import ReminderReport
 from tasks import engine, reminders, summary

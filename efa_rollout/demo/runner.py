@@ -77,7 +77,7 @@ class DemoRunner:
         """The start-campaign flow."""
         from prefect import tags
 
-        from efa_rollout.services.orchestration import campaign_tags
+        from efa_rollout.prefect_api import campaign_tags
         from flows.start_campaign import StartCampaignInput, start_campaign
 
         service = "viba" if campaign_id == VIBA else "ewa"

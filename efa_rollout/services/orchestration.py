@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Engine
 
 from efa_rollout.db import get_engine, session_scope
-from efa_rollout.prefect_api import campaign_tags as campaign_tags  # where the CLI finds it cheaply
 from efa_rollout.services import (
     campaigns,
     enrolment,
