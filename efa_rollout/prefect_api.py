@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from efa_rollout.domain.audit import EventKind
+from efa_rollout.errors import UserError
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ SMTP_RATE_LIMIT = "efa-smtp-rate"
 RECORD_NAME = "efa-up.json"
 #: State types after which a flow run does not change any more (Prefect's `State.is_final`).
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+#: Answers after which Prefect's own client tries again: the server was busy (a locked SQLite
+#: answers 503), a proxy in front of it failed, or it asks to slow down.
+RETRY_STATUS = frozenset({408, 429, 502, 503, 504})
+#: Seconds between tries, doubled each time (about 30 s in all, as Prefect's client waits).
+RETRY_FIRST_WAIT = 0.5
+RETRY_ATTEMPTS = 7
 
 
 def campaign_tags(campaign_id: str, service_key: str | None) -> list[str]:
@@ -121,6 +128,76 @@ def adopt_recorded_server() -> str | None:
     return url
 
 
+# -- requests that survive a busy server -----------------------------------------------------
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds the server asked to wait (Retry-After in seconds), if it did."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
+
+
+def send_with_retry(
+    client: Any,
+    method: str,
+    path: str,
+    *,
+    attempts: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    """The response to METHOD PATH, tried again while the server is busy or the line drops.
+
+    Only for requests that are safe to repeat: reads, and writes the server deduplicates (a
+    flow run with an idempotency key, an event with its id). The last answer or error is
+    returned or raised as it came.
+    """
+    import httpx
+
+    attempts = attempts or RETRY_ATTEMPTS
+    wait = RETRY_FIRST_WAIT
+    for attempt in range(1, attempts + 1):
+        last = attempt == attempts
+        try:
+            response = client.request(method, path, **kwargs)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError):
+            if last:
+                raise
+            delay = wait
+        else:
+            if response.status_code not in RETRY_STATUS or last:
+                return response
+            asked = _retry_after(response)
+            delay = wait if asked is None else asked
+        _log.info("Prefect-Server beschäftigt (Versuch %d von %d)", attempt, attempts)
+        time.sleep(min(delay, 10.0))
+        wait *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ServerUnavailable(UserError):
+    """The Prefect server did not take a request, even after waiting."""
+
+    def __init__(self, api_url: str, what: str, error: Exception) -> None:
+        super().__init__(
+            f"Der Prefect-Server unter {api_url} hat die Anfrage »{what}« nicht angenommen "
+            f"({_describe(error)}).",
+            details=[
+                "Es wurde nichts ausgelöst, was nicht in der Prefect-Oberfläche zu sehen ist.",
+                "Bitte in einigen Minuten erneut versuchen oder »efa up« prüfen.",
+            ],
+        )
+
+
+def _describe(error: Exception) -> str:
+    import httpx
+
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"HTTP {error.response.status_code}"
+    return type(error).__name__
+
+
 # -- deployment runs over the REST API -------------------------------------------------------
 
 
@@ -139,31 +216,45 @@ class ServerApi:
     def __exit__(self, *_exc: object) -> None:
         self.client.close()
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        response = self.client.post(path, json=body)
-        response.raise_for_status()
+    def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        try:
+            response = send_with_retry(self.client, method, path, json=body)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise ServerUnavailable(self.api_url, what, error) from error
         return response.json()
 
     def ready_deployment(self, name: str) -> str | None:
         """The id of the deployment NAME if a runner polls it (status READY), else None."""
-        found = self._post("/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+        body = {"deployments": {"name": {"any_": [name]}}}
+        found = self._call("POST", "/deployments/filter", "Deployments lesen", body)
         ready = [d["id"] for d in found if d.get("status") == "READY"]
         return ready[0] if ready else None
 
     def create_flow_run(
         self, deployment_id: str, parameters: dict[str, Any], tags: list[str]
     ) -> dict[str, Any]:
-        """A flow run of DEPLOYMENT_ID, scheduled for now (as `run_deployment` creates it)."""
+        """A flow run of DEPLOYMENT_ID, scheduled for now (as `run_deployment` creates it).
+
+        The idempotency key makes a retry after a lost answer return the run already created
+        instead of a second one.
+        """
         now = datetime.now(UTC).isoformat()
         state = {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}
-        body = {"parameters": parameters, "tags": tags, "state": state}
-        return self._post(f"/deployments/{deployment_id}/create_flow_run", body)
+        body = {
+            "parameters": parameters,
+            "tags": tags,
+            "state": state,
+            "idempotency_key": f"efa-cli-{uuid.uuid4()}",
+        }
+        path = f"/deployments/{deployment_id}/create_flow_run"
+        return self._call("POST", path, "Lauf auslösen", body)
 
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
         """The flow run FLOW_RUN_ID as the API returns it (with its state)."""
-        response = self.client.get(f"/flow_runs/{flow_run_id}")
-        response.raise_for_status()
-        return response.json()
+        return self._call("GET", f"/flow_runs/{flow_run_id}", "Laufstatus lesen")
 
     def wait_for(self, flow_run_id: str, poll_seconds: float = 0.5) -> dict[str, Any]:
         """The flow run once its state is final."""
@@ -228,7 +319,9 @@ class _Emitter:
                     if item is None:
                         return
                     api_url, events = item
-                    client.post(f"{api_url}/events", json=events).raise_for_status()
+                    # Prefect keeps one event per id: a repeated post does not double it.
+                    url = f"{api_url}/events"
+                    send_with_retry(client, "POST", url, json=events, attempts=4).raise_for_status()
                 except Exception as error:  # Prefect down: the schedules catch up
                     _log.warning("Prefect-Ereignis nicht zugestellt: %r", error)
                 finally:

@@ -80,3 +80,79 @@ def test_a_result_in_a_storage_block_is_left_to_prefect(tmp_path: Path) -> None:
     state["data"]["storage_block_id"] = "3f1c0d5e-0000-4000-8000-000000000000"  # type: ignore[index]
     with pytest.raises(LookupError):
         stored_result(state)
+
+
+class _BusyServer:
+    """A real HTTP server on loopback that answers 503 (as a locked Prefect does) BUSY times."""
+
+    def __init__(self, busy: int, retry_after: str | None = "0") -> None:
+        import http.server
+        import threading
+
+        self.busy, self.requests = busy, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.requests.append((self.command, self.path, self.rfile.read(length)))
+                if len(outer.requests) <= outer.busy:
+                    self.send_response(503)
+                    if retry_after is not None:
+                        self.send_header("Retry-After", retry_after)
+                    body = b'{"exception_message": "Service Unavailable"}'
+                else:
+                    self.send_response(200)
+                    body = b'{"id": "run-1", "name": "tidy-fox", "state": {"type": "COMPLETED"}}'
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> _BusyServer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_busy_server_is_asked_again_and_the_run_is_created_once() -> None:
+    import json
+
+    from efa_rollout.prefect_api import ServerApi
+
+    with _BusyServer(busy=3) as server, ServerApi(server.url) as api:
+        run = api.create_flow_run("dep-1", {"campaign": "ewa-ostalbkreis"}, ["efa-rollout"])
+    assert run["id"] == "run-1"
+    assert len(server.requests) == 4  # three busy answers, then the run
+    keys = {json.loads(body)["idempotency_key"] for _method, _path, body in server.requests}
+    assert len(keys) == 1 and next(iter(keys)).startswith("efa-cli-")  # one run, however often
+
+
+def test_a_server_that_stays_busy_ends_in_a_german_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from efa_rollout import prefect_api
+    from efa_rollout.prefect_api import ServerApi, ServerUnavailable
+
+    monkeypatch.setattr(prefect_api, "RETRY_FIRST_WAIT", 0.01)
+    with (
+        _BusyServer(busy=100, retry_after=None) as server,
+        ServerApi(server.url) as api,
+        pytest.raises(ServerUnavailable) as raised,
+    ):
+        api.flow_run("run-1")
+    assert len(server.requests) == prefect_api.RETRY_ATTEMPTS
+    rendered = raised.value.render()
+    assert f"Der Prefect-Server unter {server.url}" in rendered
+    assert "»Laufstatus lesen«" in rendered and "HTTP 503" in rendered

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from deployments.catalog import CATALOG
-from efa_rollout.prefect_api import SMTP_RATE_LIMIT
+from efa_rollout.prefect_api import SMTP_RATE_LIMIT, send_with_retry
 from tests.conftest import BUILDING_AUTHORITIES, GV100AD, REPO_ROOT, database_backend
 from tests.test_portal_support import basis_of, complete_ewa_form, csrf_of
 
@@ -134,7 +134,9 @@ class System:
         return time.monotonic() - started, children
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = httpx.post(f"{self.api}{path}", json=body or {}, timeout=10)
+        # As the CLI asks: a server busy writing scheduled runs may answer 503 for a moment.
+        url = f"{self.api}{path}"
+        response = send_with_retry(httpx, "POST", url, json=body or {}, timeout=10)
         response.raise_for_status()
         return response.json() if response.content else None
 
