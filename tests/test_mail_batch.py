@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, func, select
 
-from efa_rollout.services import outbox
-from efa_rollout.services.outbox import (
-    EXISTS,
-    NO_RECIPIENT,
-    QUEUED,
-    MailRequest,
-    queue_campaign_mail,
-    queue_campaign_mails,
-)
+from efa_rollout.services import outbox_batch
+from efa_rollout.services.outbox import MailRequest, queue_campaign_mail
+from efa_rollout.services.outbox_batch import EXISTS, NO_RECIPIENT, QUEUED, queue_campaign_mails
 from models import Event, OutboxMessage, PortalToken
 from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality
 
@@ -81,7 +75,7 @@ def test_a_concurrent_writer_first_wins_without_a_second_token(
     queue_campaign_mails(session, campaign=campaign, requests=requests[:1], now=NOW)
     session.commit()
     # The other writer's row was not there yet when this batch looked.
-    monkeypatch.setattr(outbox, "_existing_keys", lambda *args: set())
+    monkeypatch.setattr(outbox_batch, "_existing_keys", lambda *args: set())
     result = queue_campaign_mails(session, campaign=campaign, requests=requests, now=NOW)
     assert result == [EXISTS, QUEUED]
     session.commit()

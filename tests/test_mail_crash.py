@@ -28,7 +28,7 @@ from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.message import Recipient, build_message, message_bytes
 from efa_rollout.mail.render import render_mail
 from efa_rollout.services.mail_preview import sample_extra, sample_objects
-from efa_rollout.services.outbox import retry_messages
+from efa_rollout.services.outbox_admin import retry_messages
 from efa_rollout.settings import get_settings
 from models import OutboxMessage
 from tests.smtp_fault_server import FaultServer

@@ -17,7 +17,8 @@ from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.ledger import recover_stale_claims
 from efa_rollout.mail.transport import TokenBucket, parse_smtp_url
 from efa_rollout.services.mail_preview import queue_test_mail
-from efa_rollout.services.outbox import queue_campaign_mail, retry_messages
+from efa_rollout.services.outbox import queue_campaign_mail
+from efa_rollout.services.outbox_admin import retry_messages
 from efa_rollout.settings import get_settings
 from models import Contact, DeliveryAttempt, Event, OutboxMessage
 from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality

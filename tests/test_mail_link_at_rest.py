@@ -25,7 +25,8 @@ from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.personal_link import PLACEHOLDER, count_placeholders, insert_token
 from efa_rollout.services.links import check_token
 from efa_rollout.services.orchestration import remind, start_campaign
-from efa_rollout.services.outbox import queue_campaign_mail, retry_messages
+from efa_rollout.services.outbox import queue_campaign_mail
+from efa_rollout.services.outbox_admin import retry_messages
 from efa_rollout.settings import get_settings
 from models import OutboxMessage, PortalToken
 from tests.engine_fixtures import EWA, at, ostalbkreis_with_campaigns

@@ -12,12 +12,8 @@ from sqlmodel import Session, func, select
 from efa_rollout.mail.ledger import cancel_late
 from efa_rollout.mail.render import MailRenderError
 from efa_rollout.services.mail_preview import preview_campaign_mail, queue_test_mail
-from efa_rollout.services.outbox import (
-    cancel_messages,
-    queue_campaign_mail,
-    queue_coordinator_mail,
-    retry_messages,
-)
+from efa_rollout.services.outbox import queue_campaign_mail, queue_coordinator_mail
+from efa_rollout.services.outbox_admin import cancel_messages, retry_messages
 from models import Event, OutboxMessage, PortalToken
 from tests.mail_support import (
     NOW,

@@ -240,14 +240,17 @@ def outbox_row(
 @pytest.fixture
 def fake_mail(monkeypatch: pytest.MonkeyPatch) -> FakeMail:
     from efa_rollout.services import outbox as real
+    from efa_rollout.services import outbox_batch as real_batch
 
     fake = FakeMail()
     module = types.ModuleType("efa_rollout.services.outbox")
     module.queue_campaign_mail = fake.queue_campaign_mail  # type: ignore[attr-defined]
-    module.queue_campaign_mails = fake.queue_campaign_mails  # type: ignore[attr-defined]
     module.MailRequest = real.MailRequest  # type: ignore[attr-defined]
-    module.NO_RECIPIENT = real.NO_RECIPIENT  # type: ignore[attr-defined]
+    batch = types.ModuleType("efa_rollout.services.outbox_batch")
+    batch.queue_campaign_mails = fake.queue_campaign_mails  # type: ignore[attr-defined]
+    batch.NO_RECIPIENT = real_batch.NO_RECIPIENT  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "efa_rollout.services.outbox", module)
+    monkeypatch.setitem(sys.modules, "efa_rollout.services.outbox_batch", batch)
     return fake
 
 

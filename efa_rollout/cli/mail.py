@@ -68,7 +68,7 @@ def outbox_command(
 ) -> None:
     """Zeigt den Postausgang (neueste zuerst)."""
     from efa_rollout.db import session_scope
-    from efa_rollout.services.outbox import list_messages
+    from efa_rollout.services.outbox_admin import list_messages
     from efa_rollout.services.suppression import suppression_notes
 
     with session_scope() as session:
@@ -124,7 +124,7 @@ def retry_command(
 ) -> None:
     """Sendet Mails erneut, mit derselben Message-ID (nur an noch nicht bediente Empfänger)."""
     from efa_rollout.db import session_scope
-    from efa_rollout.services.outbox import retry_messages
+    from efa_rollout.services.outbox_admin import retry_messages
 
     if not ids and not status:
         raise UserError("Bitte IDs oder --status angeben.")
@@ -146,7 +146,7 @@ def retry_command(
 def cancel_command(ids: list[int] = typer.Argument(..., help="IDs aus »efa mail outbox«.")) -> None:
     """Storniert Mails, die noch nicht zugestellt sind."""
     from efa_rollout.db import session_scope
-    from efa_rollout.services.outbox import cancel_messages
+    from efa_rollout.services.outbox_admin import cancel_messages
 
     with session_scope() as session:
         rows, problems = cancel_messages(session, now=_now(), ids=ids)

@@ -138,7 +138,8 @@ def _queue_kind(
     kind: str,
     stages: set[Stage],
 ) -> BatchResult:
-    from efa_rollout.services.outbox import QUEUED, MailRequest, queue_campaign_mails
+    from efa_rollout.services.outbox import MailRequest
+    from efa_rollout.services.outbox_batch import QUEUED, queue_campaign_mails
 
     result = BatchResult()
     with session_scope(engine) as session:
