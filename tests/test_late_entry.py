@@ -221,7 +221,7 @@ def test_later_today_counts_as_now_a_later_day_is_refused() -> None:
     now = local("2025-06-02", 8)
     moment, late = late_entry(local("2025-06-02", 9), now=now, label="--as-of »2025-06-02«")
     assert moment == now and late is not None and late.event_data(moment) == {}
-    with pytest.raises(UserError, match="--as-of »2025-06-03«: .* liegt in der Zukunft"):
+    with pytest.raises(UserError, match=r"--as-of »2025-06-03«: .* liegt in der Zukunft"):
         late_entry(local("2025-06-03"), now=now, label="--as-of »2025-06-03«")
     assert late_entry(None, now=now, label="x") == (now, None)
 
@@ -318,5 +318,5 @@ def test_prefect_form_received_at(session: Session, campaign_id: str) -> None:
     assert [e.at.replace(tzinfo=UTC) for e in events] == [local("2025-03-05", 10)] * 2
     assert all("recorded_at" in e.data for e in events)
     future = params.model_copy(update={"received_at": datetime(2999, 1, 1)})
-    with pytest.raises(UserError, match="Eingegangen am »2999-01-01 00:00:00«: .*Zukunft"):
+    with pytest.raises(UserError, match=r"Eingegangen am »2999-01-01 00:00:00«: .*Zukunft"):
         record(future)
