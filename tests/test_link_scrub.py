@@ -269,3 +269,38 @@ def test_a_wrong_link_secret_changes_nothing(
 def _deliver(session: Session) -> Any:
     session.commit()
     return deliver(now=NOW)
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:8080", LONG_BASE, LONG_BASE + "/x", LONG_BASE + "/xy"]
+)
+def test_mail_built_by_the_email_package_as_before_the_change(efa_env: Path, base: str) -> None:
+    """Rows before the change came from the email package: every fold is found and replaced."""
+    from efa_rollout.mail.message import Recipient, build_message, message_bytes
+    from efa_rollout.mail.personal_link import PLACEHOLDER
+    from efa_rollout.mail.render import RenderedMail
+    from tests.test_mail_link_at_rest import _decoded_texts
+
+    token = "Zq3-_x" * 5 + "k9"
+    url = f"{base}/p/{token}"
+    rendered = RenderedMail(
+        "Erinnerung",
+        f"Ihr Zugang zum Portal (gültig bis 01.08.2025):\n{url}\n",
+        f'<p>Zugang:<br><a href="{url}">{url}</a></p>',
+    )
+    raw = message_bytes(
+        build_message(
+            rendered,
+            to=[Recipient("hauptamt@essingen.example")],
+            message_id="<viba-ostalbkreis.08136019.reminder.1@efa.example>",
+            date=NOW,
+            kind="reminder",
+        )
+    )
+    assert raw.count(token.encode()) < 3  # a soft line break inside at least one of them
+    found = stored_tokens(raw)
+    assert [t for *_, t in found] == [token] * 3
+    scrubbed = replace_tokens(raw, [(s, e) for s, e, _ in found], PLACEHOLDER)
+    assert count_placeholders(scrubbed) == 3 and insert_token(scrubbed, token) == raw
+    assert not any(token in text for text in _decoded_texts(scrubbed))
+    assert sum(text.count(f"{base}/p/{PLACEHOLDER}") for text in _decoded_texts(scrubbed)) == 3
