@@ -125,17 +125,23 @@ def scrub_legacy_links(
 def _candidate_batches(session: Session, size: int) -> Iterable[Sequence[int]]:
     """Ids of campaign mail without a placeholder link and not scrubbed yet, in batches."""
     query = (
-        select(OutboxMessage.id, OutboxMessage.meta)
-        .where(col(OutboxMessage.campaign_id).is_not(None), col(OutboxMessage.ags).is_not(None))
+        select(OutboxMessage.id)
+        .where(
+            col(OutboxMessage.campaign_id).is_not(None),
+            col(OutboxMessage.ags).is_not(None),
+            *_unscrubbed(),
+        )
         .order_by(col(OutboxMessage.id))
     )
-    ids = [
-        outbox_id
-        for outbox_id, meta in session.exec(query).all()
-        if outbox_id is not None and "link" not in (meta or {}) and "link_scrub" not in (meta or {})
-    ]
+    ids = [outbox_id for outbox_id in session.exec(query).all() if outbox_id is not None]
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+def _unscrubbed() -> tuple[Any, ...]:
+    """Rows with neither a placeholder link nor a scrub mark in their meta."""
+    meta = col(OutboxMessage.meta)
+    return meta["link"].as_string().is_(None), meta["link_scrub"].as_string().is_(None)
 
 
 def _scrub_row(
@@ -226,12 +232,10 @@ def settle_files(engine: Engine) -> str | None:
 
 def legacy_link_rows(session: Session) -> int:
     """How many rows of mail that carries a link are from before the change and not scrubbed."""
-    meta = col(OutboxMessage.meta)
     query = select(func.count()).where(
         col(OutboxMessage.kind).in_(KINDS_WITH_LINK),
         col(OutboxMessage.campaign_id).is_not(None),
-        meta["link"].as_string().is_(None),
-        meta["link_scrub"].as_string().is_(None),
+        *_unscrubbed(),
     )
     return int(session.exec(query).one())
 
