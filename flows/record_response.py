@@ -7,6 +7,7 @@ transaction: either everything entered is stored, or nothing.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -81,6 +82,14 @@ class RecordResponseInput(BaseModel):
         title="Erfasst von",
         description="Ihr Name, für das Protokoll",
     )
+    received_at: datetime | None = Field(
+        None,
+        title="Eingegangen am",
+        description=(
+            "Wann die Rückmeldung einging, wenn früher als jetzt (z. B. ein Brief vom Freitag); "
+            "leer: jetzt"
+        ),
+    )
 
     @field_validator("checklist_done", "checklist_reopen")
     @classmethod
@@ -108,9 +117,13 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
     from efa_rollout.db import session_scope
     from efa_rollout.services.answers import save_answers
     from efa_rollout.services.checklist import set_checklist_item
+    from efa_rollout.services.late_entry import late_entry
     from efa_rollout.services.lookup import find_enrolment
 
-    now = now or resolve_as_of(None)
+    requested = resolve_as_of(params.received_at) if params.received_at else None
+    now, late = late_entry(
+        requested, now=now or resolve_as_of(None), label=f"Eingegangen am »{params.received_at}«"
+    )
     both = set(params.checklist_done) & set(params.checklist_reopen)
     if both:
         raise UserError(
@@ -136,6 +149,7 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
                 source="prefect",
                 author=params.author,
                 now=now,
+                late=late,
             )
             result["version"] = response.version
             result["status"] = response.status
@@ -151,6 +165,7 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
                     source="prefect",
                     author=params.author,
                     now=now,
+                    late=late,
                 )
         result["checklist_done"] = list(params.checklist_done)
         result["checklist_reopened"] = list(params.checklist_reopen)

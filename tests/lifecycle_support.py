@@ -152,10 +152,12 @@ class CliSteps(Steps):
             f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
             for k, v in answers.items()
         ]
-        self.efa("response", "set", campaign_id, ags, *pairs, "--submit")
+        self.efa(
+            "response", "set", campaign_id, ags, *pairs, "--submit", "--as-of", now.isoformat()
+        )
 
     def tick_item(self, campaign_id: str, ags: str, key: str, now: datetime) -> None:
-        self.efa("checklist", "done", campaign_id, ags, key)
+        self.efa("checklist", "done", campaign_id, ags, key, "--as-of", now.isoformat())
 
 
 @dataclass

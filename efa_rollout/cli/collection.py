@@ -21,6 +21,10 @@ checklist_app = typer.Typer(
 )
 
 _AUTHOR_HELP = "Wer die Angabe macht (für das Protokoll); Standard: EFA_ACTOR bzw. Benutzername."
+_AS_OF_HELP = (
+    "Wann die Angabe einging, wenn früher als jetzt (z. B. ein Brief vom Freitag; "
+    "JJJJ-MM-TT oder ISO-Zeitpunkt, auch für Simulationen); Standard: jetzt."
+)
 
 
 def _author(author: str | None) -> str:
@@ -33,6 +37,23 @@ def _now() -> Any:
     from models import utcnow
 
     return utcnow()
+
+
+def _moment(as_of: str | None) -> Any:
+    """(moment to stamp, LateEntry or None) for --as-of; refused when it lies in the future."""
+    from efa_rollout.cli._common import parse_as_of
+    from efa_rollout.services.late_entry import late_entry
+
+    return late_entry(parse_as_of(as_of), now=_now(), label=f"--as-of »{as_of}«")
+
+
+def _echo_late(moment: Any, late: Any) -> None:
+    """Say which moment a late entry carries (in the history: »nachgetragen«)."""
+    if late is not None:
+        from efa_rollout.settings import get_settings
+
+        local = moment.astimezone(get_settings().zone)
+        typer.echo(f"Erfasst mit dem Zeitpunkt {local:%d.%m.%Y %H:%M} ({late.label}).")
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:
@@ -68,6 +89,7 @@ def set_response_command(
         False, "--submit", help="Als eingereicht speichern (Pflichtangaben werden geprüft)."
     ),
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
+    as_of: str | None = typer.Option(None, "--as-of", help=_AS_OF_HELP),
 ) -> None:
     """Erfasst einzelne Antworten einer Gemeinde (neue Version, übrige Antworten bleiben)."""
     from efa_rollout.db import session_scope
@@ -76,7 +98,7 @@ def set_response_command(
     from efa_rollout.services.lookup import find_enrolment
 
     answers = parse_assignments(assignments)
-    now = _now()
+    now, late = _moment(as_of)
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
         response = save_answers(
@@ -87,6 +109,7 @@ def set_response_command(
             source="cli",
             author=_author(author),
             now=now,
+            late=late,
         )
         missing = _missing_required(session, enrolment, response.answers)
         changes = contact_changes(session, enrolment.id, now)
@@ -96,6 +119,7 @@ def set_response_command(
         f"Antworten von {name} gespeichert: Version {response.version} ({status}), "
         f"vollständig: {'ja' if response.complete else 'nein'}."
     )
+    _echo_late(now, late)
     if missing:
         typer.echo("Noch offene Pflichtangaben: " + ", ".join(missing) + ".")
     if changes:
@@ -160,11 +184,13 @@ def import_responses_command(
         False, "--submit", help="Als eingereicht speichern (Pflichtangaben werden geprüft)."
     ),
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
+    as_of: str | None = typer.Option(None, "--as-of", help=_AS_OF_HELP),
 ) -> None:
     """Importiert Antworten aus einer Tabelle (Spalte AGS + je Feld eine Spalte) – ganz oder gar nicht."""
     from efa_rollout.db import session_scope
     from efa_rollout.importers.answers import import_answers
 
+    now, late = _moment(as_of)
     with session_scope() as session:
         result = import_answers(
             session,
@@ -172,9 +198,11 @@ def import_responses_command(
             path=path,
             submit=submit,
             author=_author(author),
-            now=_now(),
+            now=now,
+            late=late,
         )
     typer.echo(f"Antworten aus »{result.source}« importiert: {result.summary()}.")
+    _echo_late(now, late)
     if result.ignored_columns:
         names = ", ".join(f"»{name}«" for name in result.ignored_columns)
         typer.echo(f"Nicht übernommene Spalten: {names}.")
@@ -188,12 +216,14 @@ def checklist_done_command(
     note: str | None = typer.Option(None, "--note", help="Notiz zum Punkt."),
     undo: bool = typer.Option(False, "--undo", help="Punkt wieder öffnen."),
     author: str | None = typer.Option(None, "--author", help=_AUTHOR_HELP),
+    as_of: str | None = typer.Option(None, "--as-of", help=_AS_OF_HELP),
 ) -> None:
     """Hakt einen Checklistenpunkt einer Gemeinde ab (oder öffnet ihn mit --undo wieder)."""
     from efa_rollout.db import session_scope
     from efa_rollout.services.checklist import set_checklist_item
     from efa_rollout.services.lookup import find_enrolment
 
+    now, late = _moment(as_of)
     with session_scope() as session:
         enrolment = find_enrolment(session, campaign, ags)
         set_checklist_item(
@@ -204,12 +234,14 @@ def checklist_done_command(
             note=note,
             source="cli",
             author=_author(author),
-            now=_now(),
+            now=now,
+            late=late,
         )
         name = _name(session, enrolment.ags)
         required_open = enrolment.required_open
     state = "wieder geöffnet" if undo else "erledigt"
     typer.echo(f"{name}: »{item}« {state}. Offene Pflichtpunkte: {required_open}.")
+    _echo_late(now, late)
 
 
 @checklist_app.command("show")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(help="Datenbank verwalten.", no_args_is_help=True)
@@ -19,6 +21,7 @@ def upgrade_command() -> None:
     upgrade(engine)
     after = current_revision(engine)
     typer.echo(f"Datenbank {mask_url(url)}: Stand {before or 'leer'} → {after}.")
+    _legacy_link_hint(engine)
 
 
 @app.command("status")
@@ -31,3 +34,20 @@ def status_command() -> None:
     current, head = current_revision(engine), head_revision()
     state = "aktuell" if current == head else "veraltet"
     typer.echo(f"Stand: {current or 'leer'} (neuester: {head}) – {state}.")
+    if current == head:
+        _legacy_link_hint(engine)
+
+
+def _legacy_link_hint(engine: Any) -> None:
+    """Name the mails that still hold a live link from before the link-at-rest change."""
+    from sqlmodel import Session
+
+    from efa_rollout.services.link_scrub import legacy_link_rows
+
+    with Session(engine) as session:
+        count = legacy_link_rows(session)
+    if count:
+        typer.echo(
+            f"Hinweis: {count} Mails von vor der Umstellung enthalten womöglich noch einen "
+            "persönlichen Link im Klartext; bitte »efa mail scrub-links« aufrufen (README)."
+        )

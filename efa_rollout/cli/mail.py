@@ -230,3 +230,38 @@ def sink_command(
     typer.echo(f"SMTP-Senke auf {host}:{port}, Ablage in {target.resolve()}.")
     typer.echo(f"Zum Versand dorthin: EFA_SMTP_URL=smtp://{host}:{port}")
     run_sink(target, host=host, port=port, echo=typer.echo)
+
+
+@app.command("scrub-links")
+def scrub_links_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Nur zählen, nichts ändern."),
+) -> None:
+    """Entfernt persönliche Links im Klartext aus Mails, die vor der Umstellung gespeichert wurden.
+
+    Einmal nach dem Update aufrufen, mit denselben Einstellungen wie die Zustellung
+    (Link-Geheimnis). Noch zu sendende Mails behalten einen funktionierenden Link.
+    """
+    from efa_rollout.db import get_engine, session_scope
+    from efa_rollout.services import link_scrub
+    from efa_rollout.settings import get_settings
+
+    settings, now = get_settings(), _now()
+    with session_scope() as session:
+        secret = link_scrub.scrub_secret(session, settings.data_dir)
+        report = link_scrub.scrub_legacy_links(session, secret=secret, now=now, dry_run=dry_run)
+        if report.changed and not dry_run:
+            link_scrub.record_scrub(session, report, now=now, actor=settings.actor)
+    left = None if dry_run or not report.changed else link_scrub.settle_files(get_engine())
+    verb = "würden ersetzt" if dry_run else "ersetzt"
+    typer.echo(
+        f"{report.examined} ältere Mails geprüft; Klartext-Links {verb}: "
+        f"{len(report.converted)} noch zu sendende (Platzhalter, neuer Link mit derselben "
+        f"Gültigkeit), {len(report.marked)} gesendete oder stornierte (Stelle markiert)."
+    )
+    if report.in_flight:
+        ids = ", ".join(str(i) for i in report.in_flight)
+        typer.echo(f"Gerade in Zustellung, beim nächsten Aufruf: {ids}.")
+    if left:
+        typer.echo(left)
+    if dry_run:
+        typer.echo("Probelauf: nichts geändert.")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from efa_rollout.importers.validation import ErrorCollector, ImportResult
 from efa_rollout.services.answers import latest_response, save_answers, validate_answers
 from efa_rollout.services.contacts import CONTACT_ALIASES
+from efa_rollout.services.late_entry import LateEntry
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 
 #: Headers that name the municipality's key.
@@ -74,6 +75,7 @@ def import_answers(
     submit: bool,
     author: str,
     now: datetime,
+    late: LateEntry | None = None,
 ) -> ImportResult:
     """Import answers from a CSV/XLSX file, one row per municipality — all or nothing.
 
@@ -83,7 +85,8 @@ def import_answers(
     as it is; the values are merged onto each municipality's latest answers. Any error (bad
     value, unknown column or municipality, duplicate row, with SUBMIT a missing required
     answer) raises ImportErrors naming file, line, column, value and reason, and nothing is
-    written. A row that changes nothing adds no version. Returns an ImportResult.
+    written. A row that changes nothing adds no version. LATE: NOW is when the answers
+    came, earlier than the import (checked per municipality). Returns an ImportResult.
     """
     from efa_rollout.importers.tabular import read_table
     from efa_rollout.importers.validation import ErrorCollector, ImportErrors, ImportResult
@@ -117,9 +120,7 @@ def import_answers(
     if reader.collector.errors:
         raise ImportErrors(reader.collector.errors, source=table.source)
     for plan in planned:
-        _save(
-            session, plan, submit=submit, author=author, now=now, source=table.source, result=result
-        )
+        _save(session, plan, submit=submit, author=author, now=now, late=late, result=result)
     return result
 
 
@@ -272,22 +273,31 @@ def _save(
     submit: bool,
     author: str,
     now: datetime,
-    source: str,
+    late: LateEntry | None,
     result: ImportResult,
 ) -> None:
     """Save one planned row as a new answers version and count it as added or changed."""
     assert plan.enrolment.id is not None
     first = latest_response(session, plan.enrolment.id) is None
-    save_answers(
-        session,
-        enrolment=plan.enrolment,
-        answers=plan.answers,
-        submit=submit,
-        source="import",
-        author=author,
-        now=now,
-        reason=f"Import aus »{source}«, Zeile {plan.line}",
-    )
+    where = f"»{result.source}«, Zeile {plan.line}"
+    try:
+        save_answers(
+            session,
+            enrolment=plan.enrolment,
+            answers=plan.answers,
+            submit=submit,
+            source="import",
+            author=author,
+            now=now,
+            reason=f"Import aus {where}",
+            late=late,
+        )
+    except UserError as error:  # a refused moment: say which row, nothing is kept
+        if late is None:
+            raise
+        raise UserError(
+            error.message, details=[f"{where} (AGS {plan.enrolment.ags})", *error.details]
+        ) from None
     if first:
         result.added += 1
     else:

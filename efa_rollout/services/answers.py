@@ -38,6 +38,7 @@ from efa_rollout.services.fields import (
     parse_yesno,
     text_parser,
 )
+from efa_rollout.services.late_entry import LateEntry, check_answers_moment
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import (
     Campaign,
@@ -204,6 +205,7 @@ def save_answers(
     merge: bool = True,
     expected_version: int | None = None,
     reason: str | None = None,
+    late: LateEntry | None = None,
 ) -> QuestionnaireResponse:
     """Store a new version of the answers of ENROLMENT (flushes, does not commit).
 
@@ -213,9 +215,12 @@ def save_answers(
     ``enrolment.answers_complete`` equal to the completeness of the latest submitted version.
     EXPECTED_VERSION (optional) refuses the write when the enrolment changed meanwhile;
     REASON (optional) is kept in the event log, e.g. the file and line of an import.
+    LATE (optional): NOW is when the answers came, earlier than their entry; checked first.
     """
     check_source(source)
     assert enrolment.id is not None
+    if late is not None:
+        check_answers_moment(session, enrolment, now, late)
     campaign = get_campaign(session, enrolment.campaign_id)
     definition = campaign_definition(campaign)
     latest = latest_response(session, enrolment.id)
@@ -232,7 +237,7 @@ def save_answers(
     if result.errors:
         labels = {q.key: q.label for q in definition.questionnaire}
         raise AnswersInvalid(result.errors, labels=labels)
-    touch_enrolment(enrolment, now, expected_version)
+    touch_enrolment(enrolment, late.recorded_at if late else now, expected_version)
     version = (
         session.exec(
             select(func.max(QuestionnaireResponse.version)).where(
@@ -272,6 +277,7 @@ def save_answers(
                 "source": source,
                 "complete": result.complete,
                 "fields": sorted(answers),
+                **(late.event_data(now) if late else {}),
             },
         )
     )

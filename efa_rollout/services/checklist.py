@@ -13,6 +13,7 @@ from efa_rollout.domain.audit import EventKind
 from efa_rollout.errors import UserError
 from efa_rollout.services.answers import check_source, touch_enrolment
 from efa_rollout.services.contacts import Problem
+from efa_rollout.services.late_entry import LateEntry, check_item_moment
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from models import (
     ChecklistItemState,
@@ -69,11 +70,12 @@ def set_checklist_item(
     author: str,
     now: datetime,
     expected_version: int | None = None,
+    late: LateEntry | None = None,
 ) -> ChecklistItemState:
     """Mark one checklist item done (or open again) and recompute ``required_open``.
 
     Setting the state it already has, with the same note, changes nothing and logs nothing.
-    Flushes, does not commit.
+    LATE (optional): NOW is when it happened, earlier than its entry. Flushes, does not commit.
     """
     check_source(source)
     assert enrolment.id is not None
@@ -93,14 +95,17 @@ def set_checklist_item(
         state = ChecklistItemState(enrolment_id=enrolment.id, item_key=item_key, updated_at=now)
     elif state.done == done and (note is None or note == state.note):
         return state
-    touch_enrolment(enrolment, now, expected_version)
+    if late is not None:
+        check_item_moment(session, enrolment, item_key, now, late)
+    recorded = late.recorded_at if late else now
+    touch_enrolment(enrolment, recorded, expected_version)
     state.done = done
     state.done_at = now if done else None
     if note is not None:
         state.note = note
     state.source = source
     state.author = author
-    state.updated_at = now
+    state.updated_at = recorded
     session.add(state)
     session.flush()
     recompute_required_open(session, enrolment, definition)
@@ -112,7 +117,12 @@ def set_checklist_item(
             enrolment_id=enrolment.id,
             actor=author,
             kind=EventKind.CHECKLIST_ITEM_DONE if done else EventKind.CHECKLIST_ITEM_REOPENED,
-            data={"item": item_key, "note": note, "source": source},
+            data={
+                "item": item_key,
+                "note": note,
+                "source": source,
+                **(late.event_data(now) if late else {}),
+            },
         )
     )
     session.flush()

@@ -17,6 +17,8 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from efa_rollout.domain.stages import STAGE_LABELS
+from efa_rollout.domain.text import german_date
+from efa_rollout.services.clock import local_today
 from efa_rollout.services.stamps import raw, utc
 from models import DeliveryAttempt, Enrolment, Event, Municipality, OutboxMessage
 
@@ -161,6 +163,7 @@ class HistoryEntry:
     what: str
     who: str
     why: str | None
+    recorded_at: datetime | None = None
 
     @property
     def kind_label(self) -> str:
@@ -178,6 +181,7 @@ class HistoryEntry:
             "what": self.what,
             "who": self.who,
             "why": self.why,
+            "recorded_at": self.recorded_at,
         }
 
 
@@ -222,15 +226,29 @@ def _names(session: Session, campaign_id: str) -> dict[str, str]:
 
 def _entry(event: Any, names: dict[str, str]) -> HistoryEntry:
     """A HistoryEntry from an Event row: 'what' says the change in words."""
+    at = utc(event.at)
+    recorded = (event.data or {}).get("recorded_at")
+    recorded_at = utc(str(recorded)) if recorded else None
     return HistoryEntry(
-        at=utc(event.at),
+        at=at,
         ags=event.ags,
         name=names.get(event.ags or ""),
         kind=event.kind,
-        what=_what(event),
+        what=_what(event) + _late_note(at, recorded_at),
         who=event.actor,
         why=event.reason,
+        recorded_at=recorded_at,
     )
+
+
+def _late_note(at: datetime, recorded_at: datetime | None) -> str:
+    """' (nachgetragen am …)' for an entry made on a later day than it happened.
+
+    It tells the reader why a stage change between the two moments did not know of it.
+    """
+    if recorded_at is None or local_today(recorded_at) <= local_today(at):
+        return ""
+    return f" (nachgetragen am {german_date(local_today(recorded_at))})"
 
 
 def _what(event: Any) -> str:
