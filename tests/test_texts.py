@@ -31,30 +31,49 @@ PORTAL_LABEL_CALLS = {"label", "labels"}
 NAME = re.compile(r"[a-z_]+(\.[a-z0-9_]+)*(\.\{)?")
 
 
-def _first_argument(node: ast.Call) -> tuple[str, str] | None:
-    """(called name, literal or f-string prefix of the first argument)."""
-    if not node.args:
-        return None
-    func = node.func
-    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    first = node.args[0]
+def _names_of(first: ast.expr, constants: dict[str, str]) -> list[str]:
+    """The literal names an argument can be: a string, either branch of `a if c else b`, a
+    module constant (``NON_ASCII = "address.non_ascii_local_part"``), or an f-string's prefix
+    (``f"portal.notice.{key}"`` gives ``portal.notice.{``)."""
     if isinstance(first, ast.Constant) and isinstance(first.value, str):
-        return called, first.value
+        return [first.value]
+    if isinstance(first, ast.IfExp):
+        return _names_of(first.body, constants) + _names_of(first.orelse, constants)
+    if isinstance(first, ast.Name) and first.id in constants:
+        return [constants[first.id]]
     if isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
-        return called, str(first.values[0].value) + "{"  # e.g. f"portal.notice.{key}"
-    return None
+        return [str(first.values[0].value) + "{"]
+    return []
+
+
+def _called(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
 def _asked_for() -> tuple[set[str], set[str]]:
     """Every message code and every section the production code names."""
     codes: set[str] = set()
     sections: set[str] = set()
-    for top in PRODUCTION:
-        for path in (ROOT / top).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if not isinstance(node, ast.Call) or (found := _first_argument(node)) is None:
-                    continue
-                called, name = found
+    trees = {
+        path: ast.parse(path.read_text(encoding="utf-8"))
+        for top in PRODUCTION
+        for path in (ROOT / top).rglob("*.py")
+    }
+    constants = {
+        target.id: node.value.value
+        for tree in trees.values()
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            called = _called(node)
+            for name in _names_of(node.args[0], constants):
                 if not NAME.fullmatch(name):
                     continue
                 if name.endswith(".{"):  # a key chosen at run time: the whole section is used
