@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TEXTS_DIR", "Catalogue", "Table", "catalogue", "say", "table"]
 
-#: The catalogue's files: INI sections of ``key = text``, one file per area.
+#: The catalogue's files: INI sections of ``key = text`` (a text continued on indented lines is
+#: one line), one file per area; a section name is unique across the files.
 TEXTS_DIR = TEMPLATES_DIR / "texts"
 
 K = TypeVar("K")
