@@ -1,12 +1,10 @@
-"""The portal's words in templates/portal/_messages.txt: every name the code asks for exists,
-the texts are plain (escaped once, by the page), and the rules' problems read as German."""
+"""The portal's words in templates/texts/portal.ini (that every code exists: test_texts.py): the
+texts are plain (escaped once, by the page), and the rules' problems read as German."""
 
 # ruff: noqa: F811
 from __future__ import annotations
 
-import ast
 import re
-from pathlib import Path
 
 from test_portal_support import (  # noqa: F401 (fixtures)
     LivePortal,
@@ -21,36 +19,6 @@ from efa_rollout.portal.forms import ContactRow
 from efa_rollout.portal.texts import PortalTexts
 from efa_rollout.services.checklist import note_problems
 from efa_rollout.services.contacts import check_contact_list
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _names_asked_for() -> set[str]:
-    """Every literal name passed to ``say(...)`` or ``Problem(...)`` in portal and services."""
-    names: set[str] = set()
-    files = [
-        *(ROOT / "efa_rollout/portal").glob("*.py"),
-        *(ROOT / "efa_rollout/services").glob("*.py"),
-    ]
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.Call) or not node.args:
-                continue
-            func = node.func
-            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            first = node.args[0]
-            if called in {"say", "Problem"} and isinstance(first, ast.Constant):
-                names.add(str(first.value))
-    return names
-
-
-def test_every_message_the_code_names_exists() -> None:
-    texts = PortalTexts()
-    names = _names_asked_for()
-    assert {"no_contact_left", "newer_version", "note_too_long", "author"} <= names
-    module = texts._module
-    missing = sorted(n for n in names if not callable(getattr(module, n, None)))
-    assert missing == []
 
 
 def test_error_pages_and_notices() -> None:

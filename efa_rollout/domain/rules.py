@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.texts import say
 
 #: Stages a municipality is live in (go-live notice sent, platform on).
 LIVE_STAGES = frozenset({Stage.GO_LIVE, Stage.AFTER_CARE, Stage.MANDATORY, Stage.COMPLETED})
@@ -128,20 +129,18 @@ Rule = Any  # Callable[[Facts, Timeline, date], tuple[Stage, str] | None]
 
 def _from_collection(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, str] | None:
     if facts.answers_complete:
-        return Stage.SUMMARY_DISTRIBUTION, "Rückmeldung vollständig eingegangen"
+        return Stage.SUMMARY_DISTRIBUTION, say("reason.answers_complete")
     if timeline.collection_closed:
-        return Stage.SUMMARY_DISTRIBUTION, "Informationserhebung durch die Koordination geschlossen"
+        return Stage.SUMMARY_DISTRIBUTION, say("reason.collection_closed")
     if today > timeline.collection_deadline:
-        return (
-            Stage.SUMMARY_DISTRIBUTION,
-            f"Frist der Informationserhebung am {fmt(timeline.collection_deadline)} abgelaufen",
-        )
+        deadline = fmt(timeline.collection_deadline)
+        return Stage.SUMMARY_DISTRIBUTION, say("reason.deadline_passed", day=deadline)
     return None
 
 
 def _from_summary(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, str] | None:
     if facts.summary_received:
-        return Stage.CHECKLIST_FOLLOW_UP, "Zusammenfassung versandt"
+        return Stage.CHECKLIST_FOLLOW_UP, say("reason.summary_sent")
     return None
 
 
@@ -152,18 +151,18 @@ def _from_checklist(facts: Facts, timeline: Timeline, today: date) -> tuple[Stag
         and timeline.pilot_start is not None
         and today >= timeline.pilot_start
     ):
-        return Stage.PILOT, f"Pilotphase ab {fmt(timeline.pilot_start)}"
+        return Stage.PILOT, say("reason.pilot", day=fmt(timeline.pilot_start))
     go_live = go_live_date(facts, timeline)
     if today < go_live:
         return None
     if timeline.go_live_requires_checklist and facts.required_open > 0:
         return None  # blocked: reported as such, goes live once the items are done
-    return Stage.GO_LIVE, f"Go-Live am {fmt(go_live)}"
+    return Stage.GO_LIVE, say("reason.go_live", day=fmt(go_live))
 
 
 def _from_pilot(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, str] | None:
     if timeline.silent_go_live is not None and today >= timeline.silent_go_live:
-        return Stage.SILENT_GO_LIVE, f"Silent Go-Live am {fmt(timeline.silent_go_live)}"
+        return Stage.SILENT_GO_LIVE, say("reason.silent_go_live", day=fmt(timeline.silent_go_live))
     if Stage.SILENT_GO_LIVE not in timeline.stages:
         return _go_live_on_date(facts, timeline, today)
     return None
@@ -172,15 +171,15 @@ def _from_pilot(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, s
 def _go_live_on_date(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, str] | None:
     go_live = go_live_date(facts, timeline)
     if today >= go_live:
-        return Stage.GO_LIVE, f"Go-Live am {fmt(go_live)}"
+        return Stage.GO_LIVE, say("reason.go_live", day=fmt(go_live))
     return None
 
 
 def _from_go_live(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, str] | None:
     if Stage.AFTER_CARE in timeline.stages:
-        return Stage.AFTER_CARE, "Nachbetreuung nach dem Go-Live eröffnet"
+        return Stage.AFTER_CARE, say("reason.after_care")
     if timeline.mandatory_from is not None and today >= timeline.mandatory_from:
-        return Stage.MANDATORY, f"Verpflichtende Nutzung ab {fmt(timeline.mandatory_from)}"
+        return Stage.MANDATORY, say("reason.mandatory", day=fmt(timeline.mandatory_from))
     return None
 
 
@@ -190,14 +189,14 @@ def _from_after_care(facts: Facts, timeline: Timeline, today: date) -> tuple[Sta
         return None
     if Stage.MANDATORY in timeline.stages and timeline.mandatory_from is not None:
         if today >= timeline.mandatory_from:
-            return Stage.MANDATORY, f"Verpflichtende Nutzung ab {fmt(timeline.mandatory_from)}"
+            return Stage.MANDATORY, say("reason.mandatory", day=fmt(timeline.mandatory_from))
         return None
-    return Stage.COMPLETED, f"Nachbetreuung am {fmt(end)} beendet"
+    return Stage.COMPLETED, say("reason.after_care_ended", day=fmt(end))
 
 
 def _from_mandatory(facts: Facts, timeline: Timeline, today: date) -> tuple[Stage, str] | None:
     if facts.required_open == 0:
-        return Stage.COMPLETED, "Verpflichtende Nutzung eingeführt, alle Pflichtpunkte erledigt"
+        return Stage.COMPLETED, say("reason.mandatory_done")
     return None
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+
+from efa_rollout import texts
 
 
 class Stage(StrEnum):
@@ -43,17 +46,8 @@ OPTIONAL_STAGES = frozenset(
     {Stage.PILOT, Stage.SILENT_GO_LIVE, Stage.MANDATORY, Stage.AFTER_CARE, Stage.COMPLETED}
 )
 
-STAGE_LABELS: dict[Stage, str] = {
-    Stage.INFORMATION_COLLECTION: "Informationserhebung",
-    Stage.SUMMARY_DISTRIBUTION: "Zusammenfassung verteilen",
-    Stage.CHECKLIST_FOLLOW_UP: "Checklisten-Nachverfolgung",
-    Stage.PILOT: "Pilotphase",
-    Stage.SILENT_GO_LIVE: "Silent Go-Live",
-    Stage.GO_LIVE: "Go-Live",
-    Stage.MANDATORY: "Verpflichtende Nutzung",
-    Stage.AFTER_CARE: "Nachbetreuung",
-    Stage.COMPLETED: "Abgeschlossen",
-}
+#: Labels in templates/texts/domain.ini, read on first use.
+STAGE_LABELS: Mapping[Stage, str] = texts.table("stage", Stage)
 
 
 class EnrolmentStatus(StrEnum):
@@ -64,11 +58,7 @@ class EnrolmentStatus(StrEnum):
     NOT_APPLICABLE = "not_applicable"
 
 
-STATUS_LABELS = {
-    EnrolmentStatus.ACTIVE: "aktiv",
-    EnrolmentStatus.PAUSED: "pausiert",
-    EnrolmentStatus.NOT_APPLICABLE: "nicht zutreffend",
-}
+STATUS_LABELS: Mapping[EnrolmentStatus, str] = texts.table("enrolment_status", EnrolmentStatus)
 
 
 class CampaignStatus(StrEnum):
@@ -86,12 +76,7 @@ class CampaignStatus(StrEnum):
 
 
 #: Keyed by str: a stored status (plain str) finds its label too.
-CAMPAIGN_STATUS_LABELS: dict[str, str] = {
-    CampaignStatus.CREATED: "angelegt",
-    CampaignStatus.RUNNING: "läuft",
-    CampaignStatus.CLOSED: "abgeschlossen",
-    CampaignStatus.CANCELLED: "abgebrochen",
-}
+CAMPAIGN_STATUS_LABELS: Mapping[str, str] = texts.table("campaign_status")
 
 
 class ResponseStatus(StrEnum):

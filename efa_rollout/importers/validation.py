@@ -11,6 +11,7 @@ from typing import TypeVar
 from efa_rollout.domain.contacts import SALUTATION_ALIASES
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import shorten
+from efa_rollout.texts import say
 
 T = TypeVar("T")
 
@@ -228,11 +229,7 @@ def parse_salutation(value: str) -> str | None:
 
 def parse_email(value: str) -> str:
     """The normalized form of an e-mail address (syntax only, no DNS lookup)."""
-    from efa_rollout.mail.message import (
-        NON_ASCII_LOCAL_PART,
-        InvalidAddressError,
-        contact_address,
-    )
+    from efa_rollout.mail.message import NON_ASCII, InvalidAddressError, contact_address
 
     text = value.strip()
     if not text:
@@ -240,8 +237,8 @@ def parse_email(value: str) -> str:
     try:
         return contact_address(text)
     except InvalidAddressError as error:
-        if NON_ASCII_LOCAL_PART in error.message:
-            raise FieldError(NON_ASCII_LOCAL_PART) from None
+        if (reason := say(NON_ASCII)) in error.message:
+            raise FieldError(reason) from None
         raise FieldError("keine gültige E-Mail-Adresse") from None
 
 

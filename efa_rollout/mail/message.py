@@ -21,6 +21,7 @@ import idna
 from efa_rollout.errors import UserError
 from efa_rollout.mail.render import RenderedMail, one_line
 from efa_rollout.settings import Settings, get_settings
+from efa_rollout.texts import say
 
 #: How the stored raw message is serialised: CRLF line ends, 78-column folding.
 MAIL_POLICY = policy.SMTP
@@ -75,9 +76,11 @@ def punycode_domain(domain: str) -> str:
     try:
         ascii_domain = idna.encode(domain.strip().rstrip("."), uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError) as error:
-        raise InvalidAddressError(f"Ungültige Domain »{clean_header(domain)}«: {error}") from None
+        raise InvalidAddressError(
+            say("address.domain_invalid_because", domain=clean_header(domain), error=error)
+        ) from None
     if not _DOMAIN.match(ascii_domain):
-        raise InvalidAddressError(f"Ungültige Domain »{clean_header(domain)}«.")
+        raise InvalidAddressError(say("address.domain_invalid", domain=clean_header(domain)))
     return ascii_domain
 
 
@@ -85,7 +88,7 @@ def normalize_address(address: str) -> str:
     """ADDRESS checked and with its domain in punycode: 'info@xn--bbingen-n2a.de'."""
     value = address.strip()
     if not value or _FORBIDDEN_IN_ADDRESS.search(value) or value.count("@") != 1:
-        raise InvalidAddressError(f"Ungültige E-Mail-Adresse »{clean_header(address)}«.")
+        raise InvalidAddressError(say("address.invalid", address=clean_header(address)))
     local, domain = value.split("@")
     if (
         not local
@@ -94,18 +97,12 @@ def normalize_address(address: str) -> str:
         or local.startswith(".")
         or ".." in local
     ):
-        raise InvalidAddressError(
-            f"Ungültige E-Mail-Adresse »{clean_header(address)}«: der Teil vor dem @ muss "
-            "aus ASCII-Zeichen bestehen."
-        )
+        raise InvalidAddressError(say("address.local_part_invalid", address=clean_header(address)))
     return f"{local}@{punycode_domain(domain)}"
 
 
-NON_ASCII_LOCAL_PART = (
-    "Umlaute und andere Sonderzeichen vor dem @ kann der Mailversand nicht zustellen "
-    "(SMTPUTF8 wird nicht verwendet); bitte geben Sie die Adresse in ASCII an, "
-    "z. B. mueller@… statt müller@…"
-)
+#: The reason for an address with umlauts before the @ (the importers and fields check for it).
+NON_ASCII = "address.non_ascii_local_part"
 
 
 def contact_address(text: str) -> str:
@@ -119,15 +116,17 @@ def contact_address(text: str) -> str:
 
     value = text.strip()
     if not value:
-        raise InvalidAddressError("E-Mail-Adresse fehlt.")
+        raise InvalidAddressError(say("address.missing"))
     local = value.rsplit("@", 1)[0]
     if not local.isascii():
-        raise InvalidAddressError(f"»{clean_header(value)}«: {NON_ASCII_LOCAL_PART}.")
+        raise InvalidAddressError(
+            say("address.non_ascii", address=clean_header(value), reason=say(NON_ASCII))
+        )
     try:
         normalized = validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError:
         raise InvalidAddressError(
-            f"»{clean_header(value)}« ist keine gültige E-Mail-Adresse."
+            say("address.not_an_address", address=clean_header(value))
         ) from None
     normalize_address(normalized)  # the sending side's rule, so both always agree
     return normalized
@@ -159,7 +158,7 @@ def _check_message(
     to: Sequence[Recipient], message_id: str, ags: str | None, date: datetime
 ) -> None:
     if not to:
-        raise InvalidAddressError("Eine Nachricht braucht mindestens einen Empfänger.")
+        raise InvalidAddressError(say("address.no_recipient"))
     if not _MESSAGE_ID.fullmatch(message_id):
         raise ValueError(f"malformed Message-ID: {message_id!r}")
     if ags is not None and not _AGS.fullmatch(ags):

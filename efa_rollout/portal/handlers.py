@@ -75,7 +75,7 @@ def save_answers_form(
         key = action.removeprefix("zeile:")
         if key in rows:
             rows[key] = min(rows[key] + 1, MAX_ROWS)
-        notice = ("info", view.texts.say("row_added_answers"))
+        notice = ("info", view.texts.say("portal.row_added_answers"))
         posted = Posted(values=values, rows=rows, notice=notice, basis=basis)
         return view.render(session, target, token, posted, anchor_key=key)
     if action not in {"entwurf", "absenden"}:
@@ -84,7 +84,7 @@ def save_answers_form(
     current = latest.version if latest else 0
     if latest is not None and basis is not None and basis != current:
         text = view.texts.say(
-            "newer_version",
+            "portal.newer_version",
             version=latest.version,
             who=view.source_label(latest.source),
             moment=view.fmt_moment(latest.created_at),
@@ -173,7 +173,7 @@ def save_contacts_form(
     rows = contact_rows_from_form(form)
     if str(form.get("aktion") or "") == "zeile":
         rows.append(ContactRow())
-        posted = Posted(contacts=rows, notice=("info", view.texts.say("row_added_contacts")))
+        posted = Posted(contacts=rows, notice=("info", view.texts.say("portal.row_added_contacts")))
         return view.render(session, target, token, posted, anchor_key="k")
     roles = role_options(target.definition, [c.role for c in existing.values()])
     check = check_contact_list(rows, existing.keys(), roles)

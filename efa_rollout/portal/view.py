@@ -1,7 +1,7 @@
 """Rendering of the portal: the page of one link, with posted input and errors, and error pages.
 
 Everything the page shows is read through ``efa_rollout/services``; the words come from the
-templates (``templates/portal/``, messages in ``_messages.txt``).
+templates (``templates/portal/``, messages in the text catalogue ``templates/texts/portal.ini``).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class PageView:
 
     def author(self, target: Target) -> str:
         """Who the event log names for a change made through TARGET's link."""
-        return self.texts.say("author", municipality=municipality_label(target.municipality))
+        return self.texts.say("portal.author", municipality=municipality_label(target.municipality))
 
     def source_label(self, source: str) -> str:
         """Where a saved version came from, in words."""
@@ -318,18 +318,18 @@ class PageView:
             href = "#" + anchor_of(question) if question else "#fragebogen"
             label = question.label if question else key
             entries.append(
-                {"href": href, "text": say("summary_entry", label=label, message=message)}
+                {"href": href, "text": say("portal.summary_entry", label=label, message=message)}
             )
         for item in context["checklist"]:
             if item["error"]:
-                text = say("summary_entry", label=item["title"], message=item["error"])
+                text = say("portal.summary_entry", label=item["title"], message=item["error"])
                 entries.append({"href": f"#c-{item['key']}-note", "text": text})
         if posted.contacts_error:
-            text = say("summary_contacts", message=posted.contacts_error)
+            text = say("portal.summary_contacts", message=posted.contacts_error)
             entries.append({"href": "#kontakte", "text": text})
         rows: Sequence[ContactRow] = context["contact_rows"]
         for n, row in enumerate(rows):
             for sub, message in row.errors.items():
-                text = say("summary_contact_row", number=n + 1, message=message)
+                text = say("portal.summary_contact_row", number=n + 1, message=message)
                 entries.append({"href": f"#k-{n}-{sub}", "text": text})
         return entries

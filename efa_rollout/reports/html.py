@@ -9,14 +9,14 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from efa_rollout import TEMPLATES_DIR
+from efa_rollout import TEMPLATES_DIR, texts
 from efa_rollout.output_safety import safe_value
 from efa_rollout.reports.charts import burn_up_svg, stage_bars_svg
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
     LIGHT_ORDER,
-    LIGHT_STAGE_RULES,
     LIGHTS,
+    MILESTONE_LABELS,
     MILESTONES,
     CampaignRollup,
     DistrictOverview,
@@ -110,7 +110,7 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
             burn_up_chart=Markup(burn_up) if burn_up else None,
             groups=_group_views(rollup),
             generated=_now(),
-            stage_rules=LIGHT_STAGE_RULES,
+            stage_rules=texts.say("report.light_stage_rules"),
             milestone_columns=_milestone_columns(rollup),
             history=_history_by_ags(rollup),
             history_shown=bool(rollup.history) and len(rollup.municipalities) <= HISTORY_HTML_MAX,
@@ -127,7 +127,7 @@ def render_overview_html(overview: DistrictOverview) -> str:
 def _milestone_columns(rollup: CampaignRollup) -> list[tuple[str, str]]:
     """(field, label) of the milestones this campaign's stages have."""
     keys = {k.key for k in rollup.key_dates}
-    return [(name, label) for name, _, _, label in MILESTONES if name in keys]
+    return [(name, MILESTONE_LABELS[name]) for name, _, _ in MILESTONES if name in keys]
 
 
 #: Above this many municipalities the HTML report leaves the history to the XLSX and the CLI.

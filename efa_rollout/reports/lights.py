@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 from efa_rollout.reports.model import DUE_SOON_DAYS, MunicipalityStatus
+from efa_rollout.texts import say
 
 
 def judge(m: MunicipalityStatus, *, today: date, deadline: date | None) -> tuple[str, list[str]]:
     """The light (red/yellow/green/grey) of M at TODAY, with the reasons in German."""
     if m.status == "paused":
-        return "grey", ["Teilnahme pausiert"]
+        return "grey", [say("light_reason.paused")]
     if m.status == "not_applicable":
-        return "grey", ["Kampagne trifft nicht zu"]
+        return "grey", [say("light_reason.not_applicable")]
     if m.stage == "completed":  # done is done: nothing left to chase
         return "green", []
     red = _red_reasons(m, today=today, deadline=deadline)
@@ -28,15 +29,15 @@ def _red_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None) -
     """Overdue required items, answers missing after the deadline, failed mail, no contact."""
     reasons = []
     if m.required_overdue:
-        reasons.append(f"{_items(m.required_overdue)} überfällig (Pflicht)")
+        reasons.append(say("light_reason.required_overdue", items=_items(m.required_overdue)))
     if not m.answered and deadline is not None and today > deadline and not _live(m):
-        reasons.append(f"Fragebogen fehlt, Frist {deadline:%d.%m.%Y} abgelaufen")
+        reasons.append(say("light_reason.answers_missing", deadline=f"{deadline:%d.%m.%Y}"))
     if m.unresolved_failed_mail:
-        reasons.append("Mail nicht zugestellt")
+        reasons.append(say("light_reason.mail_failed"))
     if m.contacts == 0:
-        reasons.append("keine Ansprechperson")
+        reasons.append(say("light_reason.no_contact"))
     elif m.working_contacts == 0:
-        reasons.append("keine zustellbare Adresse")
+        reasons.append(say("light_reason.no_working_contact"))
     return reasons
 
 
@@ -44,13 +45,17 @@ def _yellow_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None
     """Items due soon, optional items overdue, answers still missing before the deadline."""
     reasons = []
     if m.items_due_soon:
-        reasons.append(f"{_items(m.items_due_soon)} in den nächsten {DUE_SOON_DAYS} Tagen fällig")
+        reasons.append(
+            say("light_reason.due_soon", items=_items(m.items_due_soon), days=DUE_SOON_DAYS)
+        )
     optional_overdue = m.items_overdue - m.required_overdue
     if optional_overdue:
-        reasons.append(f"{_items(optional_overdue)} überfällig (freiwillig)")
+        reasons.append(say("light_reason.optional_overdue", items=_items(optional_overdue)))
     if not m.answered and (deadline is None or today <= deadline) and not _live(m):
-        until = f" (Frist {deadline:%d.%m.%Y})" if deadline else ""
-        reasons.append(f"Fragebogen noch nicht beantwortet{until}")
+        if deadline:
+            reasons.append(say("light_reason.unanswered_until", deadline=f"{deadline:%d.%m.%Y}"))
+        else:
+            reasons.append(say("light_reason.unanswered"))
     return reasons
 
 
@@ -63,4 +68,4 @@ def _live(m: MunicipalityStatus) -> bool:
 
 
 def _items(count: int) -> str:
-    return "1 Punkt" if count == 1 else f"{count} Punkte"
+    return say("light_reason.one_item") if count == 1 else say("light_reason.items", count=count)

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-#: Traffic lights, most urgent first; the key is English, the label German.
-LIGHTS: dict[str, str] = {"red": "Rot", "yellow": "Gelb", "green": "Grün", "grey": "Ruht"}
-LIGHT_ORDER = {key: rank for rank, key in enumerate(LIGHTS)}
+from efa_rollout import texts
 
-#: What each light means, shown as the legend of every report.
-LIGHT_LEGEND: dict[str, str] = {
-    "red": (
-        "Handlungsbedarf: mindestens ein Pflicht-Checklistenpunkt ist überfällig, "
-        "der Fragebogen fehlt nach Ablauf der Rückmeldefrist, eine Mail ist dauerhaft "
-        "gescheitert (ohne spätere Zustellung) oder es gibt keine funktionierende Ansprechperson."
-    ),
-    "yellow": (
-        "Beobachten: ein offener Checklistenpunkt wird in den nächsten 10 Tagen fällig, "
-        "ein freiwilliger Punkt ist überfällig oder der Fragebogen ist vor Ablauf der "
-        "Rückmeldefrist noch nicht beantwortet."
-    ),
-    "green": "Im Plan: nichts überfällig, nichts in den nächsten 10 Tagen fällig, Fragebogen beantwortet.",
-    "grey": "Ruht: die Teilnahme ist pausiert oder die Kampagne trifft auf die Gemeinde nicht zu.",
-}
+#: Traffic lights, most urgent first; the key is English, the label German (templates/texts/).
+LIGHTS: Mapping[str, str] = texts.table("report.light")
+LIGHT_ORDER = {key: rank for rank, key in enumerate(("red", "yellow", "green", "grey"))}
 
-#: How the stage bounds the light, shown under the legend (the light never contradicts the stage).
-LIGHT_STAGE_RULES = (
-    "Abgeschlossene Gemeinden sind immer Grün. Ab dem (Silent) Go-Live zählt ein fehlender "
-    "Fragebogen nicht mehr; offene Checklistenpunkte und Mailfehler zählen weiter."
-)
+#: What each light means, shown as the legend of every report; under it, how the stage bounds
+#: the light (texts.say("report.light_stage_rules")).
+LIGHT_LEGEND: Mapping[str, str] = texts.table("report.light_legend")
 
 #: Days ahead in which an open checklist item turns a municipality yellow.
 DUE_SOON_DAYS = 10
@@ -230,14 +215,16 @@ class KeyDate:
         return asdict(self)
 
 
-#: The municipality's milestone fields, the stage that starts each, and their German labels.
-MILESTONES: tuple[tuple[str, str, str, str], ...] = (
-    ("pilot_since", "pilot", "pilot_start", "Pilot seit"),
-    ("silent_since", "silent_go_live", "silent_go_live", "Silent Go-Live"),
-    ("live_since", "go_live", "go_live", "Live seit"),
-    ("mandatory_since", "mandatory", "mandatory_from", "Verpflichtend ab"),
-    ("completed_on", "completed", "", "Abgeschlossen am"),
+#: The municipality's milestone fields, the stage that starts each and its date's name in the
+#: definition; their German labels are MILESTONE_LABELS.
+MILESTONES: tuple[tuple[str, str, str], ...] = (
+    ("pilot_since", "pilot", "pilot_start"),
+    ("silent_since", "silent_go_live", "silent_go_live"),
+    ("live_since", "go_live", "go_live"),
+    ("mandatory_since", "mandatory", "mandatory_from"),
+    ("completed_on", "completed", ""),
 )
+MILESTONE_LABELS: Mapping[str, str] = texts.table("report.milestone")
 
 
 @dataclass(slots=True)
@@ -354,17 +341,12 @@ class OverviewCell:
     @property
     def dates_text(self) -> str:
         """'Live seit 01.08.2024; Verpflichtend ab 02.01.2025' (reached milestones only)."""
-        labels = {name: label for name, _, _, label in MILESTONES}
+        labels = MILESTONE_LABELS
         return "; ".join(f"{labels[k]} {d:%d.%m.%Y}" for k, d in self.dates.items() if k in labels)
 
 
-STATUS_TEXT = {"active": "aktiv", "paused": "pausiert", "not_applicable": "nicht zutreffend"}
-CAMPAIGN_STATUS_TEXT = {
-    "created": "angelegt",
-    "running": "läuft",
-    "closed": "abgeschlossen",
-    "completed": "abgeschlossen (alle Gemeinden)",
-}
+STATUS_TEXT: Mapping[str, str] = texts.table("enrolment_status")
+CAMPAIGN_STATUS_TEXT: Mapping[str, str] = texts.table("campaign_status")
 
 
 @dataclass(slots=True)

@@ -111,7 +111,7 @@ def _cells(
             status = state.status or status
             dates = {
                 name: state.milestones[key].astimezone(zone).date()
-                for name, key, _, _ in MILESTONES
+                for name, key, _ in MILESTONES
                 if key in state.milestones and key != "completed"
             }
         cells[ags][campaign_id] = OverviewCell(

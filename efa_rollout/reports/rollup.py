@@ -9,13 +9,14 @@ checklist; enrolments without stage events keep their stored values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from efa_rollout import texts
 from efa_rollout.definitions import STORED, CampaignDefinition
 from efa_rollout.reports.checklist import ChecklistFigures, ChecklistJudge, done_keys
 from efa_rollout.reports.lights import judge
@@ -62,10 +63,7 @@ from models import (
     OutboxMessage,
 )
 
-MAIL_STATUS_LABELS = {
-    "failed_permanently": "dauerhaft gescheitert",
-    "unknown": "Zustellung ungeklärt",
-}
+MAIL_STATUS_LABELS: Mapping[str, str] = texts.table("report.mail_status")
 GV100AD_ATTRIBUTION = (
     "Gemeindedaten: © Statistisches Bundesamt (Destatis), Gemeindeverzeichnis (dl-de/by-2-0)"
 )
@@ -243,7 +241,7 @@ def _municipality(
             answers_complete = state.answers_complete
         milestones = {
             name: state.milestones[stage_key].astimezone(zone).date()
-            for name, stage_key, _, _ in MILESTONES
+            for name, stage_key, _ in MILESTONES
             if stage_key in state.milestones
         }
     go_live = own_go_live or ctx.go_live
@@ -330,20 +328,14 @@ def _campaign_status(
 
 
 #: The campaign's key dates as people name them (the municipality columns say "Live seit").
-KEY_DATE_LABELS = {
-    "pilot_since": "Pilotphase",
-    "silent_since": "Silent Go-Live",
-    "live_since": "Go-Live",
-    "mandatory_since": "Verpflichtende Nutzung",
-    "completed_on": "Abschluss",
-}
+KEY_DATE_LABELS: Mapping[str, str] = texts.table("report.key_date")
 
 
 def _key_dates(ctx: RollupContext, municipalities: Sequence[MunicipalityStatus]) -> list[KeyDate]:
     """Pilot, silent go-live, go-live, mandatory from, completed: planned, first reached, how many."""
     result = []
     stages = set(ctx.definition.stages)
-    for name, stage_key, date_key, label in MILESTONES:
+    for name, stage_key, date_key in MILESTONES:
         if stage_key not in stages:
             continue
         planned = ctx.go_live if date_key == "go_live" else ctx.campaign.dates.get(date_key)
@@ -353,7 +345,7 @@ def _key_dates(ctx: RollupContext, municipalities: Sequence[MunicipalityStatus])
         result.append(
             KeyDate(
                 key=name,
-                label=KEY_DATE_LABELS.get(name, label),
+                label=KEY_DATE_LABELS[name],
                 planned=planned or None,
                 first_reached=min(reached) if reached else None,
                 reached=len(reached),

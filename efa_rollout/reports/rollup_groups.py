@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from efa_rollout.domain.stages import STAGE_LABELS
+from efa_rollout import texts
 from efa_rollout.reports.model import (
     LIGHTS,
     GroupRollup,
@@ -157,4 +157,5 @@ def stage_label(stage: str) -> str:
     return _LABELS.get(stage, stage)
 
 
-_LABELS: dict[str, str] = {stage.value: label for stage, label in STAGE_LABELS.items()}
+#: STAGE_LABELS keyed by the stored str (the same catalogue section).
+_LABELS: Mapping[str, str] = texts.table("stage")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from efa_rollout import texts
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
-    LIGHT_STAGE_RULES,
     LIGHTS,
     CampaignRollup,
     DistrictOverview,
@@ -102,7 +102,7 @@ def summary_table(rollup: CampaignRollup) -> Table:
     add(["Ohne funktionierende Ansprechperson", len(rollup.without_contact), None])
     for light, label in LIGHTS.items():
         add([f"Legende {label}", LIGHT_LEGEND[light], None])
-    add(["Legende Stufe und Ampel", LIGHT_STAGE_RULES, None])
+    add(["Legende Stufe und Ampel", texts.say("report.light_stage_rules"), None])
     if rollup.attribution:
         add(["Quelle", rollup.attribution, None])
     return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import inspect
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from efa_rollout import texts
 from efa_rollout.domain.stages import CampaignStatus
 from efa_rollout.reports.files import write_campaign_report
 from efa_rollout.reports.model import LIGHT_ORDER, CampaignRollup
@@ -35,15 +37,8 @@ ATTACHMENT_TYPES = {
     "csv": ("text", "csv"),
     "md": ("text", "markdown"),
 }
-OUTBOX_STATUS_TEXT = {
-    "queued": "eingereiht",
-    "sending": "wird gesendet",
-    "sent": "zugestellt",
-    "retrying": "neuer Versuch",
-    "failed_permanently": "gescheitert",
-    "unknown": "ungewiss",
-    "cancelled": "storniert",
-}
+#: Outbox statuses in the weekly mail, in this order.
+OUTBOX_STATUS_TEXT: Mapping[str, str] = texts.table("report.outbox_status")
 
 
 @dataclass(slots=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from efa_rollout import texts
 from efa_rollout.db import session_scope
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind
@@ -222,16 +223,8 @@ def _check_pilots(
         raise UserError("Pilotgemeinden ungültig.", details=problems)
 
 
-_DATE_LABELS = {
-    "go_live": "Go-Live",
-    "collection_deadline": "Rückmeldefrist der Informationserhebung",
-    "summary": "Zusammenfassung",
-    "pilot_start": "Beginn Pilotphase",
-    "silent_go_live": "Silent Go-Live",
-    "mandatory_from": "Verpflichtend ab",
-    "after_care_until": "Nachbetreuung bis",
-    "trainings": "Schulung",
-}
+#: The definition's key dates as the coordinator reads them (templates/texts/domain.ini).
+_DATE_LABELS: Mapping[str, str] = texts.table("campaign_date")
 
 
 def past_dates(campaign: Campaign, now: datetime) -> list[str]:

@@ -178,7 +178,7 @@ def by_municipality(item: Mapping[str, Any]) -> bool:
 def note_problems(ticks: Mapping[str, tuple[bool, str]]) -> dict[str, Problem]:
     """Problems of posted TICKS (item key → done, note) before anything is stored."""
     return {
-        key: Problem("note_too_long", {"limit": MAX_NOTE})
+        key: Problem("checklist.note_too_long", {"limit": MAX_NOTE})
         for key, (_, note) in ticks.items()
         if len(note) > MAX_NOTE
     }

@@ -390,25 +390,25 @@ def _entry_problems(draft: ContactDraft, roles: Sequence[str]) -> tuple[dict[str
     """The problems of one kept entry (later ones for a field win) and its checked address."""
     problems: dict[str, Problem] = {}
     if draft.role not in roles:
-        problems["role"] = Problem("role_unknown")
+        problems["role"] = Problem("contact.role_unknown")
     if draft.salutation and draft.salutation not in SALUTATIONS:
-        problems["salutation"] = Problem("salutation_unknown")
+        problems["salutation"] = Problem("contact.salutation_unknown")
     if not draft.shared_mailbox and not draft.name:
-        problems["name"] = Problem("name_missing")
+        problems["name"] = Problem("contact.name_missing")
     if len(draft.name) > MAX_CONTACT_TEXT:
-        problems["name"] = Problem("name_too_long", {"limit": MAX_CONTACT_TEXT})
+        problems["name"] = Problem("contact.name_too_long", {"limit": MAX_CONTACT_TEXT})
     if len(draft.function) > MAX_CONTACT_TEXT:
-        problems["function"] = Problem("function_too_long", {"limit": MAX_CONTACT_TEXT})
+        problems["function"] = Problem("contact.function_too_long", {"limit": MAX_CONTACT_TEXT})
     email = draft.email
     if not email:
-        problems["email"] = Problem("email_missing")
+        problems["email"] = Problem("contact.email_missing")
     else:
         try:
             email = contact_address(email)
         except InvalidAddressError as error:
-            problems["email"] = Problem("email_invalid", {"reason": error.message})
+            problems["email"] = Problem("contact.email_invalid", {"reason": error.message})
     if draft.phone and not is_phone(draft.phone):
-        problems["phone"] = Problem("phone_invalid", {"phone": draft.phone})
+        problems["phone"] = Problem("contact.phone_invalid", {"phone": draft.phone})
     return problems, email
 
 
@@ -423,7 +423,7 @@ def check_contact_list(
         if draft.blank:
             continue
         if draft.id is not None and draft.id not in existing_ids:
-            check.problems[n] = {"name": Problem("contact_gone")}
+            check.problems[n] = {"name": Problem("contact.contact_gone")}
             continue
         if draft.delete:
             continue
@@ -433,13 +433,13 @@ def check_contact_list(
         pair = (draft.role, email.casefold())
         if email and pair in seen:
             problems["email"] = Problem(
-                "email_repeated", {"role": draft.role, "number": seen[pair] + 1}
+                "contact.email_repeated", {"role": draft.role, "number": seen[pair] + 1}
             )
         seen.setdefault(pair, n)
         if problems:
             check.problems[n] = problems
     if remaining == 0:
-        check.overall = Problem("no_contact_left")
+        check.overall = Problem("contact.no_contact_left")
     return check
 
 

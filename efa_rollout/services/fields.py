@@ -9,6 +9,7 @@ from typing import Any
 
 from efa_rollout.definitions import QuestionField
 from efa_rollout.domain.contacts import is_phone
+from efa_rollout.texts import say
 
 _NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
 
@@ -39,11 +40,11 @@ def is_empty(value: Any) -> bool:
 
 def as_text(value: Any) -> str:
     if isinstance(value, bool):
-        raise InvalidValue("Bitte geben Sie einen Text an.")
+        raise InvalidValue(say("field.text_missing"))
     if isinstance(value, int | float):
         return str(value)
     if not isinstance(value, str):
-        raise InvalidValue("Bitte geben Sie einen Text an.")
+        raise InvalidValue(say("field.text_missing"))
     return value.strip()
 
 
@@ -51,33 +52,28 @@ def text_parser(limit: int) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = as_text(value)
         if len(text) > limit:
-            raise InvalidValue(f"Der Text ist zu lang (höchstens {limit} Zeichen).")
+            raise InvalidValue(say("field.text_too_long", limit=limit))
         return text
 
     return parse
 
 
 def parse_email(value: Any) -> str:
-    from efa_rollout.mail.message import NON_ASCII_LOCAL_PART, InvalidAddressError, contact_address
+    from efa_rollout.mail.message import NON_ASCII, InvalidAddressError, contact_address
 
     text = as_text(value)
     try:
         return contact_address(text)
     except InvalidAddressError as error:
-        if NON_ASCII_LOCAL_PART in error.message:
+        if say(NON_ASCII) in error.message:
             raise InvalidValue(error.message) from None
-        raise InvalidValue(
-            f"»{text}« ist keine gültige E-Mail-Adresse (z. B. bauamt@gemeinde.de)."
-        ) from None
+        raise InvalidValue(say("field.email_invalid", text=text)) from None
 
 
 def parse_phone(value: Any) -> str:
     text = " ".join(as_text(value).split())
     if not is_phone(text):
-        raise InvalidValue(
-            f"»{text}« ist keine gültige Telefonnummer (erlaubt sind Ziffern, Leerzeichen "
-            "und + / - ( ), z. B. 07361 503-1234)."
-        )
+        raise InvalidValue(say("field.phone_invalid", text=text))
     return text
 
 
@@ -92,7 +88,7 @@ def parse_date_value(value: Any) -> str:
             return datetime.strptime(text, fmt).date().isoformat()
         except ValueError:
             continue
-    raise InvalidValue(f"»{text}« ist kein gültiges Datum (erwartet TT.MM.JJJJ oder JJJJ-MM-TT).")
+    raise InvalidValue(say("field.date_invalid", text=text))
 
 
 def parse_yesno(value: Any) -> bool:
@@ -105,22 +101,22 @@ def parse_yesno(value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise InvalidValue(f"»{text}« ist keine gültige Antwort (erwartet ja oder nein).")
+    raise InvalidValue(say("field.yesno_invalid", text=text))
 
 
 def parse_number(value: Any) -> int | float:
     if isinstance(value, bool):
-        raise InvalidValue("Bitte geben Sie eine Zahl an.")
+        raise InvalidValue(say("field.number_missing"))
     if isinstance(value, int | float):
         number: int | float = value
     else:
         text = as_text(value).replace(" ", "")
         if not _NUMBER.match(text):
-            raise InvalidValue(f"»{text}« ist keine gültige Zahl (z. B. 12 oder 3,5).")
+            raise InvalidValue(say("field.number_invalid", text=text))
         number = float(text.replace(",", "."))
     if isinstance(number, float):
         if number != number or number in (float("inf"), float("-inf")):
-            raise InvalidValue("Bitte geben Sie eine endliche Zahl an.")
+            raise InvalidValue(say("field.number_infinite"))
         if number.is_integer():
             return int(number)
     return number
@@ -136,7 +132,7 @@ def choice_parser(question: QuestionField) -> Callable[[Any], str]:
         for choice in question.choices:
             if folded in (choice.value.casefold(), choice.label.casefold()):
                 return choice.value
-        options = ", ".join(f"»{c.label}«" for c in question.choices)
-        raise InvalidValue(f"»{text}« ist keine der möglichen Antworten ({options}).")
+        options = ", ".join(say("field.option", label=c.label) for c in question.choices)
+        raise InvalidValue(say("field.choice_invalid", text=text, options=options))
 
     return parse

@@ -8,7 +8,7 @@ written before the log existed, or by hand) keeps its stored values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -16,10 +16,11 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from efa_rollout.domain.stages import STAGE_LABELS
+from efa_rollout import texts
 from efa_rollout.domain.text import german_date
 from efa_rollout.services.clock import local_today
 from efa_rollout.services.stamps import raw, utc
+from efa_rollout.texts import say
 from models import DeliveryAttempt, Enrolment, Event, Municipality, OutboxMessage
 
 STAGE_EVENTS = ("enrolled", "stage_changed")
@@ -113,43 +114,20 @@ def _apply(
         state.answers_complete = bool(data.get("complete"))
 
 
+#: The stage labels (domain.stages.STAGE_LABELS) keyed by the stored str.
+_STAGE_TEXT: Mapping[str, str] = texts.table("stage")
+
+
 def stage_label(stage: str | None) -> str:
     """German label of a stage key (the key itself when unknown)."""
-    labels = {s.value: label for s, label in STAGE_LABELS.items()}
-    return labels.get(stage or "", stage or "?")
+    return _STAGE_TEXT.get(stage or "", stage or "?")
 
 
 # --- the history as people read it -----------------------------------------------------------
 
-KIND_LABELS: dict[str, str] = {
-    "campaign_created": "Kampagne angelegt",
-    "campaign_started": "Kampagne gestartet",
-    "collection_closed": "Informationserhebung geschlossen",
-    "enrolled": "In die Kampagne aufgenommen",
-    "stage_changed": "Stufenwechsel",
-    "status_changed": "Teilnahmestatus geändert",
-    "answers_submitted": "Fragebogen abgesendet",
-    "answers_saved": "Fragebogen-Entwurf gespeichert",
-    "checklist_item_done": "Checklistenpunkt erledigt",
-    "checklist_item_reopened": "Checklistenpunkt wieder geöffnet",
-    "summary_built": "Zusammenfassung erstellt",
-    "summary_queued": "Zusammenfassung in den Postausgang",
-    "contacts_changed": "Ansprechpersonen geändert",
-    "contact_undeliverable": "Adresse unzustellbar",
-    "portal_link_issued": "Persönlicher Link ausgestellt",
-    "portal_links_revoked": "Persönliche Links widerrufen",
-    "mail_not_queued": "Mail nicht eingestellt",
-    "mail_cancelled": "Mail storniert",
-    "mail_attempt": "Zustellversuch",
-}
-
-OUTCOME_LABELS = {
-    "sent": "zugestellt",
-    "retry": "vorübergehend abgelehnt, neuer Versuch",
-    "failed": "dauerhaft abgelehnt",
-    "unknown": "Übergabe abgebrochen, Ausgang ungeklärt",
-    "partial": "teilweise zugestellt",
-}
+#: Event kinds and delivery outcomes as people read them (templates/texts/events.ini).
+KIND_LABELS: Mapping[str, str] = texts.table("history.kind")
+OUTCOME_LABELS: Mapping[str, str] = texts.table("history.outcome")
 
 
 @dataclass(slots=True)
@@ -248,7 +226,7 @@ def _late_note(at: datetime, recorded_at: datetime | None) -> str:
     """
     if recorded_at is None or local_today(recorded_at) <= local_today(at):
         return ""
-    return f" (nachgetragen am {german_date(local_today(recorded_at))})"
+    return " " + say("history.late", day=german_date(local_today(recorded_at)))
 
 
 def _what(event: Any) -> str:
@@ -256,17 +234,28 @@ def _what(event: Any) -> str:
     data = event.data or {}
     label = KIND_LABELS.get(event.kind, event.kind)
     if event.kind in STAGE_EVENTS and event.to_stage:
-        before = f"{stage_label(event.from_stage)} → " if event.from_stage else ""
-        manual = " (von Hand)" if data.get("override") else ""
-        return f"{label}: {before}{stage_label(event.to_stage)}{manual}"
+        stage = stage_label(event.to_stage)
+        if event.from_stage:
+            text = say(
+                "history.stage_from", label=label, before=stage_label(event.from_stage), stage=stage
+            )
+        else:
+            text = say("history.stage", label=label, stage=stage)
+        return say("history.by_hand", text=text) if data.get("override") else text
     if event.kind == "status_changed":
-        return f"{label}: {data.get('from', '?')} → {data.get('to', '?')}"
+        return say(
+            "history.change", label=label, before=data.get("from", "?"), after=data.get("to", "?")
+        )
     if event.kind in TICK_EVENTS:
-        note = f" – {data['note']}" if data.get("note") else ""
-        return f"{label}: {data.get('item', '?')}{note}"
+        item = data.get("item", "?")
+        if data.get("note"):
+            return say("history.item_note", label=label, item=item, note=data["note"])
+        return say("history.item", label=label, item=item)
     if event.kind in ("answers_submitted", "answers_saved"):
-        complete = "vollständig" if data.get("complete") else "unvollständig"
-        return f"{label} (Version {data.get('version', '?')}, {complete})"
+        complete = say("history.complete" if data.get("complete") else "history.incomplete")
+        return say(
+            "history.answers", label=label, version=data.get("version", "?"), complete=complete
+        )
     return label
 
 
@@ -322,7 +311,12 @@ def _attempts(
                 ags=m_ags,
                 name=names.get(m_ags or ""),
                 kind="mail_attempt",
-                what=f"Mail {OUTCOME_LABELS.get(outcome, outcome)}: »{subject}« an {to}",
+                what=say(
+                    "history.mail",
+                    outcome=OUTCOME_LABELS.get(outcome, outcome),
+                    subject=subject,
+                    to=to,
+                ),
                 who=f"Zustellung ({worker})" if worker else "Zustellung",
                 why=(f"Antwort des Mailservers: {reply}" if code else f"Antwort: {reply}")
                 if reply
