@@ -109,12 +109,21 @@ def configured_api_url() -> str | None:
     return record.get("api_url") if record else None
 
 
-def server_reachable(api_url: str, timeout: float = 2.0) -> bool:
-    """Whether the Prefect API at API_URL answers its health check."""
+def server_reachable(api_url: str, timeout: float = 2.0, attempts: int = 3) -> bool:
+    """Whether the Prefect API at API_URL answers its health check.
+
+    A busy server (a timeout, a 503) is asked again briefly: a False makes the CLI run the flow
+    in its own process instead, beside the server. Nobody listening (a record left by an `efa
+    up` that has ended) is a False at once.
+    """
     import httpx
 
     try:
-        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
+        with httpx.Client(timeout=timeout) as client:
+            response = send_with_retry(
+                client, "GET", f"{api_url}/health", attempts=attempts, retry_refused=False
+            )
+        return response.status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -145,13 +154,15 @@ def send_with_retry(
     path: str,
     *,
     attempts: int | None = None,
+    retry_refused: bool = True,
     **kwargs: Any,
 ) -> Any:
     """The response to METHOD PATH, tried again while the server is busy or the line drops.
 
     Only for requests that are safe to repeat: reads, and writes the server deduplicates (a
     flow run with an idempotency key, an event with its id). The last answer or error is
-    returned or raised as it came.
+    returned or raised as it came. RETRY_REFUSED=False: a refused connection (nobody listens)
+    is raised at once.
     """
     import httpx
 
@@ -161,8 +172,8 @@ def send_with_retry(
         last = attempt == attempts
         try:
             response = client.request(method, path, **kwargs)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError):
-            if last:
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+            if last or (not retry_refused and isinstance(error, httpx.ConnectError)):
                 raise
             delay = wait
         else:

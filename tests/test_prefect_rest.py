@@ -85,7 +85,7 @@ def test_a_result_in_a_storage_block_is_left_to_prefect(tmp_path: Path) -> None:
 class _BusyServer:
     """A real HTTP server on loopback that answers 503 (as a locked Prefect does) BUSY times."""
 
-    def __init__(self, busy: int, retry_after: str | None = "0") -> None:
+    def __init__(self, busy: int, retry_after: str | None = "0", only: str | None = None) -> None:
         import http.server
         import threading
 
@@ -96,7 +96,8 @@ class _BusyServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 outer.requests.append((self.command, self.path, self.rfile.read(length)))
-                if len(outer.requests) <= outer.busy:
+                asked = [r for r in outer.requests if only in (None, r[0])]
+                if self.command in (only or self.command) and len(asked) <= outer.busy:
                     self.send_response(503)
                     if retry_after is not None:
                         self.send_header("Retry-After", retry_after)
@@ -156,3 +157,42 @@ def test_a_server_that_stays_busy_ends_in_a_german_message(
     rendered = raised.value.render()
     assert f"Der Prefect-Server unter {server.url}" in rendered
     assert "»Laufstatus lesen«" in rendered and "HTTP 503" in rendered
+
+
+def test_a_busy_health_check_is_asked_again_and_a_closed_port_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from efa_rollout import prefect_api
+
+    waits: list[float] = []
+    monkeypatch.setattr(prefect_api.time, "sleep", waits.append)
+    with _BusyServer(busy=2) as server:
+        assert prefect_api.server_reachable(server.url)  # was False: the CLI ran the flow itself
+    assert len(server.requests) == 3 and len(waits) == 2
+    with socket.socket() as sock:  # a port nobody listens on: what a stale `efa up` record names
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    waits.clear()
+    assert not prefect_api.server_reachable(closed)
+    assert waits == []  # refused: no waiting before the CLI runs the flow itself
+
+
+def test_a_run_whose_end_cannot_be_read_names_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from efa_rollout import prefect_api
+    from efa_rollout.cli._flows import _trigger_and_follow
+    from efa_rollout.errors import UserError
+    from efa_rollout.prefect_api import ServerApi
+
+    monkeypatch.setattr(prefect_api, "RETRY_FIRST_WAIT", 0.01)
+    with (
+        _BusyServer(busy=100, retry_after=None, only="GET") as server,
+        ServerApi(server.url) as api,
+        pytest.raises(UserError) as raised,
+    ):
+        _trigger_and_follow(api, "dep-1", {}, [], True)
+    rendered = raised.value.render()
+    assert "Der Lauf »tidy-fox« wurde ausgelöst" in rendered and "HTTP 503" in rendered
+    assert "/runs/flow-run/run-1" in rendered
+    assert [m for m, _path, _body in server.requests].count("POST") == 1  # triggered once

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from efa_rollout.errors import UserError
+
 if TYPE_CHECKING:
     from efa_rollout.prefect_api import ServerApi
 
@@ -166,13 +168,20 @@ def _fail(message: str) -> int:
 def _trigger_and_follow(
     api: ServerApi, deployment_id: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
-    from efa_rollout.prefect_api import stored_result
+    from efa_rollout.prefect_api import ServerUnavailable, stored_result
 
     flow_run = api.create_flow_run(deployment_id, _jsonable(params), ["efa-rollout", *flow_tags])
     ui = api.api_url.removesuffix("/api") + f"/runs/flow-run/{flow_run['id']}"
     if not wait:
         return DeploymentRun(flow_run, ui)
-    flow_run = api.wait_for(flow_run["id"])
+    try:
+        flow_run = api.wait_for(flow_run["id"])
+    except ServerUnavailable as error:  # the run exists: say so, and where to follow it
+        raise UserError(
+            f"Der Lauf »{flow_run['name']}« wurde ausgelöst, sein Ergebnis ist aber nicht "
+            f"bekannt: {error.message}",
+            details=[f"Der Lauf in der Prefect-Oberfläche: {ui}"],
+        ) from error
     result = None
     if flow_run["state"]["type"] == "COMPLETED":
         try:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from efa_rollout.cli import bounces
 from efa_rollout.cli._common import print_json, print_table
 
 if TYPE_CHECKING:
@@ -184,3 +185,7 @@ def _echo_result(what: str, result: ImportResult) -> None:
 def _fields(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     """The attributes NAMES of ROW as a dict (for JSON output)."""
     return {name: getattr(row, name) for name in names}
+
+
+# Registered last, as it always was: `efa contacts unsuppress` (the suppression list's command).
+contacts_app.command("unsuppress")(bounces.unsuppress_command)

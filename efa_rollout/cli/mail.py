@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from efa_rollout.cli import bounces
 from efa_rollout.cli._common import parse_as_of, print_json, print_table
 from efa_rollout.cli._flows import NO_WAIT, run_if_served
 from efa_rollout.errors import UserError
@@ -265,3 +266,7 @@ def scrub_links_command(
         typer.echo(left)
     if dry_run:
         typer.echo("Probelauf: nichts geändert.")
+
+
+# Registered last, as the bounce mailbox command always was: `efa mail bounces`.
+app.command("bounces")(bounces.bounces_command)
