@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -16,13 +16,15 @@ from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.rules import (
     LIVE_STAGES,
     Facts,
+    Transition,
     due_transitions,
     go_live_blocked,
 )
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.services import progression_sql
 from efa_rollout.services.clock import local_today
 from efa_rollout.services.lookup import get_campaign, load_batch, timeline_of
-from models import Campaign, Enrolment, Event, Municipality, OutboxMessage
+from models import Campaign, Enrolment, Municipality, OutboxMessage
 
 
 @dataclass
@@ -93,7 +95,7 @@ def _load_tick_rows(session: Session, ids: Sequence[int]) -> list[Any]:
     query = (
         core_select(*_TICK_COLUMNS)  # sqlmodel's select is typed for up to four columns
         .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
-        .where(col(Enrolment.id).in_(ids))
+        .where(progression_sql.among(session, col(Enrolment.id), ids))
         .order_by(col(Enrolment.id))
         # PostgreSQL: concurrent ticks skip each other's batches; SQLite: BEGIN IMMEDIATE already.
         .with_for_update(skip_locked=True, of=Enrolment)
@@ -119,8 +121,10 @@ def advance_batch(
         rows = _load_tick_rows(session, ids)
         with_summary = _ags_with_mail(session, campaign_id, [r.ags for r in rows], "summary")
         events: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        moved: dict[str, list[int]] = {}  # target stage → enrolment ids
         stage_now: dict[int, str] = {}
+        # Enrolments with the same facts get the same transitions: the rules run once per set.
+        decided: dict[Facts, tuple[list[Transition], bool]] = {}
         for row in rows:
             facts = Facts(
                 stage=Stage(row.stage),
@@ -131,22 +135,19 @@ def advance_batch(
                 summary_received=row.ags in with_summary,
                 own_go_live=row.go_live,
             )
-            transitions = due_transitions(facts, timeline, today, include_go_live=include_go_live)
-            if go_live_blocked(facts, timeline, today):
+            if facts not in decided:
+                decided[facts] = (
+                    due_transitions(facts, timeline, today, include_go_live=include_go_live),
+                    go_live_blocked(facts, timeline, today),
+                )
+            transitions, blocked = decided[facts]
+            if blocked:
                 result.blocked.append(row.ags)
             stage_now[row.id] = row.stage
             if not transitions:
                 continue
             stage_now[row.id] = transitions[-1].to_stage.value
-            updates.append(
-                {
-                    "id": row.id,
-                    "stage": stage_now[row.id],
-                    "stage_entered_at": now,
-                    "version": row.version + 1,  # the row is locked: no lost update
-                    "updated_at": now,
-                }
-            )
+            moved.setdefault(stage_now[row.id], []).append(row.id)
             for step in transitions:
                 events.append(
                     event_row(
@@ -164,10 +165,9 @@ def advance_batch(
                 result.changes.append(
                     Change(row.ags, row.name, step.from_stage, step.to_stage, step.reason)
                 )
-        if updates:
-            session.execute(update(Enrolment), updates)  # bulk UPDATE by primary key
-        if events:
-            session.execute(insert(Event), events)
+        for stage, moved_ids in moved.items():
+            progression_sql.move(session, stage, moved_ids, now)
+        progression_sql.insert_events(session, events)
         live = [
             (row.id, row.ags, Stage(stage_now[row.id]), row.go_live)
             for row in rows
@@ -190,7 +190,7 @@ def _ags_with_mail(session: Session, campaign_id: str, ags: Sequence[str], kind:
     query = select(OutboxMessage.ags).where(
         OutboxMessage.campaign_id == campaign_id,
         OutboxMessage.kind == kind,
-        col(OutboxMessage.ags).in_(ags),
+        progression_sql.among(session, col(OutboxMessage.ags), ags),
         col(OutboxMessage.status) != "cancelled",
     )
     return {a for a in session.exec(query) if a}
@@ -233,7 +233,9 @@ def _queue_stage_mail(
         session.exec(
             select(OutboxMessage.ags, OutboxMessage.kind).where(
                 OutboxMessage.campaign_id == campaign.id,
-                col(OutboxMessage.ags).in_({ags for _, ags, _ in wanted}),
+                progression_sql.among(
+                    session, col(OutboxMessage.ags), sorted({a for _, a, _ in wanted})
+                ),
                 col(OutboxMessage.kind).in_({kind for _, _, kind in wanted}),
                 OutboxMessage.sequence == 1,
             )
