@@ -16,6 +16,7 @@ from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.rules import (
     LIVE_STAGES,
     Facts,
+    Timeline,
     Transition,
     due_transitions,
     go_live_blocked,
@@ -100,7 +101,48 @@ def _load_tick_rows(session: Session, ids: Sequence[int]) -> list[Any]:
         # PostgreSQL: concurrent ticks skip each other's batches; SQLite: BEGIN IMMEDIATE already.
         .with_for_update(skip_locked=True, of=Enrolment)
     )
-    return list(session.execute(query).all())
+    return list(session.connection().execute(query).all())  # Core rows: no ORM result work
+
+
+class _Decisions:
+    """The rules' verdict for a tick row: computed once per distinct set of facts.
+
+    Most of a batch shares its facts (same stage, no answers yet, ...), so the rules run a
+    handful of times per batch instead of once per enrolment.
+    """
+
+    def __init__(self, timeline: Timeline, today: date, include_go_live: bool) -> None:
+        self._timeline, self._today, self._include_go_live = timeline, today, include_go_live
+        self._seen: dict[tuple[Any, ...], tuple[list[Transition], bool]] = {}
+
+    def __call__(self, row: Any, summary_received: bool) -> tuple[list[Transition], bool]:
+        """(the due transitions, whether go-live is blocked) for ROW."""
+        key = (
+            row.stage,
+            row.status,
+            row.is_pilot,
+            row.answers_complete,
+            row.required_open,
+            summary_received,
+            row.go_live,
+        )
+        found = self._seen.get(key)
+        if found is None:
+            facts = Facts(
+                stage=Stage(row.stage),
+                status=EnrolmentStatus(row.status),
+                is_pilot=row.is_pilot,
+                answers_complete=row.answers_complete,
+                required_open=row.required_open,
+                summary_received=summary_received,
+                own_go_live=row.go_live,
+            )
+            timeline, today = self._timeline, self._today
+            found = self._seen[key] = (
+                due_transitions(facts, timeline, today, include_go_live=self._include_go_live),
+                go_live_blocked(facts, timeline, today),
+            )
+        return found
 
 
 def advance_batch(
@@ -123,24 +165,9 @@ def advance_batch(
         events: list[dict[str, Any]] = []
         moved: dict[str, list[int]] = {}  # target stage → enrolment ids
         stage_now: dict[int, str] = {}
-        # Enrolments with the same facts get the same transitions: the rules run once per set.
-        decided: dict[Facts, tuple[list[Transition], bool]] = {}
+        decide = _Decisions(timeline, today, include_go_live)
         for row in rows:
-            facts = Facts(
-                stage=Stage(row.stage),
-                status=EnrolmentStatus(row.status),
-                is_pilot=row.is_pilot,
-                answers_complete=row.answers_complete,
-                required_open=row.required_open,
-                summary_received=row.ags in with_summary,
-                own_go_live=row.go_live,
-            )
-            if facts not in decided:
-                decided[facts] = (
-                    due_transitions(facts, timeline, today, include_go_live=include_go_live),
-                    go_live_blocked(facts, timeline, today),
-                )
-            transitions, blocked = decided[facts]
+            transitions, blocked = decide(row, row.ags in with_summary)
             if blocked:
                 result.blocked.append(row.ags)
             stage_now[row.id] = row.stage
@@ -171,7 +198,8 @@ def advance_batch(
         live = [
             (row.id, row.ags, Stage(stage_now[row.id]), row.go_live)
             for row in rows
-            if row.status == EnrolmentStatus.ACTIVE and Stage(stage_now[row.id]) in LIVE_STAGES
+            # Stage is a StrEnum: the stored value is found in LIVE_STAGES as it is.
+            if row.status == EnrolmentStatus.ACTIVE and stage_now[row.id] in LIVE_STAGES
         ]
         result.mails_queued += _queue_stage_mail(session, campaign, live, now=now, today=today)
         if options.send_latest_summary:
