@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -16,13 +16,16 @@ from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.rules import (
     LIVE_STAGES,
     Facts,
+    Timeline,
+    Transition,
     due_transitions,
     go_live_blocked,
 )
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.services import progression_sql
 from efa_rollout.services.clock import local_today
 from efa_rollout.services.lookup import get_campaign, load_batch, timeline_of
-from models import Campaign, Enrolment, Event, Municipality, OutboxMessage
+from models import Campaign, Enrolment, Municipality, OutboxMessage
 
 
 @dataclass
@@ -93,12 +96,53 @@ def _load_tick_rows(session: Session, ids: Sequence[int]) -> list[Any]:
     query = (
         core_select(*_TICK_COLUMNS)  # sqlmodel's select is typed for up to four columns
         .join(Municipality, col(Municipality.ags) == col(Enrolment.ags))
-        .where(col(Enrolment.id).in_(ids))
+        .where(progression_sql.among(session, col(Enrolment.id), ids))
         .order_by(col(Enrolment.id))
         # PostgreSQL: concurrent ticks skip each other's batches; SQLite: BEGIN IMMEDIATE already.
         .with_for_update(skip_locked=True, of=Enrolment)
     )
-    return list(session.execute(query).all())
+    return list(session.connection().execute(query).all())  # Core rows: no ORM result work
+
+
+class _Decisions:
+    """The rules' verdict for a tick row: computed once per distinct set of facts.
+
+    Most of a batch shares its facts (same stage, no answers yet, ...), so the rules run a
+    handful of times per batch instead of once per enrolment.
+    """
+
+    def __init__(self, timeline: Timeline, today: date, include_go_live: bool) -> None:
+        self._timeline, self._today, self._include_go_live = timeline, today, include_go_live
+        self._seen: dict[tuple[Any, ...], tuple[list[Transition], bool]] = {}
+
+    def __call__(self, row: Any, summary_received: bool) -> tuple[list[Transition], bool]:
+        """(the due transitions, whether go-live is blocked) for ROW."""
+        key = (
+            row.stage,
+            row.status,
+            row.is_pilot,
+            row.answers_complete,
+            row.required_open,
+            summary_received,
+            row.go_live,
+        )
+        found = self._seen.get(key)
+        if found is None:
+            facts = Facts(
+                stage=Stage(row.stage),
+                status=EnrolmentStatus(row.status),
+                is_pilot=row.is_pilot,
+                answers_complete=row.answers_complete,
+                required_open=row.required_open,
+                summary_received=summary_received,
+                own_go_live=row.go_live,
+            )
+            timeline, today = self._timeline, self._today
+            found = self._seen[key] = (
+                due_transitions(facts, timeline, today, include_go_live=self._include_go_live),
+                go_live_blocked(facts, timeline, today),
+            )
+        return found
 
 
 def advance_batch(
@@ -119,34 +163,18 @@ def advance_batch(
         rows = _load_tick_rows(session, ids)
         with_summary = _ags_with_mail(session, campaign_id, [r.ags for r in rows], "summary")
         events: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        moved: dict[str, list[int]] = {}  # target stage → enrolment ids
         stage_now: dict[int, str] = {}
+        decide = _Decisions(timeline, today, include_go_live)
         for row in rows:
-            facts = Facts(
-                stage=Stage(row.stage),
-                status=EnrolmentStatus(row.status),
-                is_pilot=row.is_pilot,
-                answers_complete=row.answers_complete,
-                required_open=row.required_open,
-                summary_received=row.ags in with_summary,
-                own_go_live=row.go_live,
-            )
-            transitions = due_transitions(facts, timeline, today, include_go_live=include_go_live)
-            if go_live_blocked(facts, timeline, today):
+            transitions, blocked = decide(row, row.ags in with_summary)
+            if blocked:
                 result.blocked.append(row.ags)
             stage_now[row.id] = row.stage
             if not transitions:
                 continue
             stage_now[row.id] = transitions[-1].to_stage.value
-            updates.append(
-                {
-                    "id": row.id,
-                    "stage": stage_now[row.id],
-                    "stage_entered_at": now,
-                    "version": row.version + 1,  # the row is locked: no lost update
-                    "updated_at": now,
-                }
-            )
+            moved.setdefault(stage_now[row.id], []).append(row.id)
             for step in transitions:
                 events.append(
                     event_row(
@@ -164,14 +192,14 @@ def advance_batch(
                 result.changes.append(
                     Change(row.ags, row.name, step.from_stage, step.to_stage, step.reason)
                 )
-        if updates:
-            session.execute(update(Enrolment), updates)  # bulk UPDATE by primary key
-        if events:
-            session.execute(insert(Event), events)
+        for stage, moved_ids in moved.items():
+            progression_sql.move(session, stage, moved_ids, now)
+        progression_sql.insert_events(session, events)
         live = [
             (row.id, row.ags, Stage(stage_now[row.id]), row.go_live)
             for row in rows
-            if row.status == EnrolmentStatus.ACTIVE and Stage(stage_now[row.id]) in LIVE_STAGES
+            # Stage is a StrEnum: the stored value is found in LIVE_STAGES as it is.
+            if row.status == EnrolmentStatus.ACTIVE and stage_now[row.id] in LIVE_STAGES
         ]
         result.mails_queued += _queue_stage_mail(session, campaign, live, now=now, today=today)
         if options.send_latest_summary:
@@ -190,7 +218,7 @@ def _ags_with_mail(session: Session, campaign_id: str, ags: Sequence[str], kind:
     query = select(OutboxMessage.ags).where(
         OutboxMessage.campaign_id == campaign_id,
         OutboxMessage.kind == kind,
-        col(OutboxMessage.ags).in_(ags),
+        progression_sql.among(session, col(OutboxMessage.ags), ags),
         col(OutboxMessage.status) != "cancelled",
     )
     return {a for a in session.exec(query) if a}
@@ -233,7 +261,9 @@ def _queue_stage_mail(
         session.exec(
             select(OutboxMessage.ags, OutboxMessage.kind).where(
                 OutboxMessage.campaign_id == campaign.id,
-                col(OutboxMessage.ags).in_({ags for _, ags, _ in wanted}),
+                progression_sql.among(
+                    session, col(OutboxMessage.ags), sorted({a for _, a, _ in wanted})
+                ),
                 col(OutboxMessage.kind).in_({kind for _, _, kind in wanted}),
                 OutboxMessage.sequence == 1,
             )
