@@ -23,6 +23,8 @@ from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
     campaign_definition,
+    context_key,
+    per_mail_values,
 )
 from efa_rollout.mail.message import (
     Attachment,
@@ -41,6 +43,7 @@ from efa_rollout.mail.personal_link import (
     load_link_secret,
 )
 from efa_rollout.mail.render import MailRenderError, RenderedMail, render_mail
+from efa_rollout.mail.render_once import RenderOnce
 from efa_rollout.services.links import portal_url
 from efa_rollout.settings import Settings, get_settings
 from models import (
@@ -280,31 +283,52 @@ def compose_campaign_mail(
     definition: CampaignDefinition | bool | None = False,
     done_items: set[str] | None = None,
     sent: dict[str, tuple[str, int]] | None = None,
+    renders: RenderOnce | None = None,
 ) -> ComposedMail:
     """Context, rendering and calendar of one campaign mail: what queueing and preview share.
 
     DEFINITION, DONE_ITEMS and SENT (the calendar entries sent before) may be given by a caller
-    that loaded them for a whole batch; otherwise they are read with SESSION.
+    that loaded them for a whole batch; otherwise they are read with SESSION. RENDERS: a batch's
+    `RenderOnce`, which renders each distinct content once (used without a SESSION only).
     """
     kind, extra = request.kind, request.extra
     if attachment_names is not None:  # what the mail says it carries (the calendar aside)
         extra = {**(extra or {}), "attachment_names": attachment_names}
-    context = build_context(
-        session,
-        campaign=campaign,
-        enrolment=request.enrolment,
-        municipality=request.municipality,
-        contacts=contacts,
-        kind=kind,
-        sequence=request.sequence,
-        now=now,
-        settings=settings,
-        portal_link=portal_link,
-        extra=extra,
-        definition=definition,
-        done_items=done_items,
-    )
-    rendered = render_mail(kind, context)
+
+    def make_context() -> dict[str, Any]:
+        return build_context(
+            session,
+            campaign=campaign,
+            enrolment=request.enrolment,
+            municipality=request.municipality,
+            contacts=contacts,
+            kind=kind,
+            sequence=request.sequence,
+            now=now,
+            settings=settings,
+            portal_link=portal_link,
+            extra=extra,
+            definition=definition,
+            done_items=done_items,
+        )
+
+    if renders is None or session is not None or isinstance(definition, bool):
+        context = make_context()
+        rendered = render_mail(kind, context)
+    else:
+        key = context_key(
+            campaign=campaign,
+            enrolment=request.enrolment,
+            kind=kind,
+            sequence=request.sequence,
+            now=now,
+            portal_link=portal_link,
+            extra=extra,
+            definition=definition,
+            done_items=done_items or set(),
+        )
+        values = per_mail_values(request.municipality, contacts)
+        context, rendered = renders.compose(kind, key, values, make_context)
     invite = calendar_attachment(
         session,
         context=context,

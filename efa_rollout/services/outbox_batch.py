@@ -28,6 +28,7 @@ from efa_rollout.mail.personal_link import (
     load_link_secret,
     new_nonce,
 )
+from efa_rollout.mail.render_once import RenderOnce
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.outbox import (
     ACTOR,
@@ -88,6 +89,7 @@ def queue_campaign_mails(
         else b""
     )
     sender = normalize_address(settings.mail_from)
+    renders = RenderOnce()
     results: list[str] = []
     rows: list[dict[str, Any]] = []
     tokens: dict[str, dict[str, Any]] = {}
@@ -149,6 +151,7 @@ def queue_campaign_mails(
             definition=definition,
             done_items=done.get(request.enrolment.id or 0, set()),  # stored: never None
             sent=sent.get(ags, {}),
+            renders=renders,
         )
         if composed.calendar is not None:
             meta["calendar"] = composed.calendar
