@@ -29,6 +29,7 @@ from efa_rollout.mail.personal_link import (
     new_nonce,
 )
 from efa_rollout.mail.render_once import RenderOnce
+from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.outbox import (
     ACTOR,
@@ -55,6 +56,7 @@ from models import (
 QUEUED, EXISTS, NO_RECIPIENT = "queued", "exists", "no_recipient"
 
 
+@fewer_collections()
 def queue_campaign_mails(
     session: Session, *, campaign: Campaign, requests: Sequence[MailRequest], now: datetime
 ) -> list[str]:

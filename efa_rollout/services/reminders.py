@@ -31,6 +31,7 @@ from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
 from efa_rollout.domain.text import german_date
 from efa_rollout.domain.workdays import WorkCalendar
 from efa_rollout.services.batches import BATCH_SIZE, chunks
+from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.reminder_report import ReminderReport, ReminderRow
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
@@ -399,6 +400,7 @@ def not_running_note(campaign: Campaign) -> str | None:
     return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
 
 
+@fewer_collections()
 def process_ids(
     engine: Engine,
     campaign_id: str,
