@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, nodes
+from jinja2 import Environment, TemplateError, nodes
 from markupsafe import escape
 
 from efa_rollout.mail.render import (
     MAIL_TEMPLATES_DIR,
     RenderedMail,
-    _epoch,
     _html_env,
     _text_env,
     one_line,
     render_mail,
+    templates_version,
 )
 
 #: The per-mail values, as the templates name them.
@@ -117,9 +117,9 @@ def _visit(node: nodes.Node, printed: bool, references: list[nodes.Node]) -> Non
     if isinstance(node, nodes.Name) and node.name in ("municipality", "salutation"):
         raise _Unsafe(f"line {node.lineno}")
     if isinstance(node, nodes.Output):
-        for child in node.nodes:
-            if not (printed and _is_field(child)):
-                _visit(child, False, references)
+        for part in node.nodes:
+            if not (printed and _is_field(part)):
+                _visit(part, False, references)
         return
     if isinstance(node, nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport):
         if isinstance(node, nodes.Include) and not printed:
@@ -127,20 +127,20 @@ def _visit(node: nodes.Node, printed: bool, references: list[nodes.Node]) -> Non
         references.append(node.template)
         return
     if isinstance(node, nodes.If):
-        _visit(node.test, False, references)
-        for child in [*node.body, *node.elif_, *node.else_]:
-            _visit(child, printed, references)
-        return
-    if isinstance(node, nodes.For):
-        for child in (node.target, node.iter, node.test):
-            if child is not None:
-                _visit(child, False, references)
-        for child in [*node.body, *node.else_]:
-            _visit(child, printed, references)
-        return
-    keeps = isinstance(node, nodes.Template | nodes.Block | nodes.Scope)
-    for child in node.iter_child_nodes():
-        _visit(child, printed and keeps, references)
+        tests: list[nodes.Node] = [node.test]
+        bodies: list[nodes.Node] = [*node.body, *node.elif_, *node.else_]
+    elif isinstance(node, nodes.For):
+        tests = [n for n in (node.target, node.iter, node.test) if n is not None]
+        bodies = [*node.body, *node.else_]
+    else:
+        keeps = isinstance(node, nodes.Template | nodes.Block | nodes.Scope)
+        tests, bodies = [], []
+        for child in node.iter_child_nodes():
+            (bodies if keeps else tests).append(child)
+    for child in tests:
+        _visit(child, False, references)
+    for child in bodies:
+        _visit(child, printed, references)
 
 
 def _template_names(env: Environment, name: str) -> Iterator[str]:
@@ -165,11 +165,11 @@ def _template_names(env: Environment, name: str) -> Iterator[str]:
 
 def template_problem(kind: str, folder: Path = MAIL_TEMPLATES_DIR) -> str | None:
     """Why KIND's templates cannot be rendered with stand-ins (None: they can)."""
-    return _template_problem(kind, folder, _epoch())
+    return _template_problem(kind, folder, templates_version(folder))
 
 
 @functools.lru_cache(maxsize=64)
-def _template_problem(kind: str, folder: Path, epoch: int) -> str | None:
+def _template_problem(kind: str, folder: Path, version: int) -> str | None:
     pairs = [
         (_text_env(folder), f"{kind}.subject.txt"),
         (_text_env(folder), f"{kind}.txt"),
@@ -181,7 +181,7 @@ def _template_problem(kind: str, folder: Path, epoch: int) -> str | None:
                 pass
         except _Unsafe as error:
             return f"{name}: {error}"
-        except Exception as error:  # a missing or broken template: the ordinary path says it
+        except (TemplateError, OSError) as error:  # missing or broken: rendering will say so
             return f"{name}: {type(error).__name__}"
     return None
 
@@ -220,6 +220,7 @@ class RenderOnce:
         self.folder = folder
         #: (kind, key) → the context and rendering with stand-ins; None: render per mail.
         self._done: dict[Hashable, tuple[dict[str, Any], RenderedMail] | None] = {}
+        self._safe_kinds: dict[str, bool] = {}
         self.rendered = 0  # how many mails were rendered with Jinja (for tests and benchmarks)
 
     def compose(
@@ -234,18 +235,23 @@ class RenderOnce:
         KEY must determine the context MAKE_CONTEXT builds, apart from the per-mail VALUES
         (None: not cacheable). VALUES: every name of PER_MAIL → this mail's value.
         """
-        usable = key is not None and all(plain_value(values[n]) for n in PER_MAIL)
-        if not usable or not stand_in_safe(kind, self.folder):
+        if key is None or not self._safe(kind) or not all(map(plain_value, values.values())):
             return self._render(kind, make_context())
-        done = self._done.get((kind, key), False)
+        if (kind, key) not in self._done:
+            context, rendered = self._render(kind, make_context())
+            self._learn(kind, key, context, rendered, values)
+            return context, rendered
+        done = self._done[(kind, key)]
         if done is None:
             return self._render(kind, make_context())
-        if done is False:
-            context, rendered = self._render(kind, make_context())
-            done = self._learn(kind, key, context, rendered, values)
-            return context, rendered
         context, template = done
         return _with_values(context, values), fill(template, _STAND_INS, values)
+
+    def _safe(self, kind: str) -> bool:
+        """`stand_in_safe`, looked up once per kind and batch."""
+        if kind not in self._safe_kinds:
+            self._safe_kinds[kind] = stand_in_safe(kind, self.folder)
+        return self._safe_kinds[kind]
 
     def _render(self, kind: str, context: dict[str, Any]) -> tuple[dict[str, Any], RenderedMail]:
         self.rendered += 1
@@ -258,7 +264,7 @@ class RenderOnce:
         context: dict[str, Any],
         rendered: RenderedMail,
         values: dict[str, str],
-    ) -> tuple[dict[str, Any], RenderedMail] | None:
+    ) -> None:
         """Render with stand-ins and keep it, if the stand-ins stand in exactly (else None)."""
         _, template = self._render(kind, _with_values(context, _STAND_INS))
         _, check = self._render(kind, _with_values(context, _CHECK_STAND_INS))
@@ -266,6 +272,4 @@ class RenderOnce:
             fill(template, _STAND_INS, values) == rendered
             and fill(template, _STAND_INS, _CHECK_STAND_INS) == check
         )
-        done = (context, template) if exact else None
-        self._done[(kind, key)] = done
-        return done
+        self._done[(kind, key)] = (context, template) if exact else None
