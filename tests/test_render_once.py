@@ -25,8 +25,8 @@ from efa_rollout.mail.render_once import (
     stand_in_safe,
     template_problem,
 )
+from efa_rollout.services.compose import MailRequest, compose_campaign_mail
 from efa_rollout.services.mail_preview import sample_extra, sample_objects
-from efa_rollout.services.outbox import MailRequest, compose_campaign_mail
 from efa_rollout.settings import get_settings
 from models import Contact, Enrolment, Municipality
 from tests.mail_support import NOW

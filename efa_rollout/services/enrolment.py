@@ -141,7 +141,7 @@ def _queue_kind(
     kind: str,
     stages: set[Stage],
 ) -> BatchResult:
-    from efa_rollout.services.outbox import MailRequest
+    from efa_rollout.services.compose import MailRequest
     from efa_rollout.services.outbox_batch import QUEUED, queue_campaign_mails
 
     result = BatchResult()

@@ -30,13 +30,12 @@ from efa_rollout.mail.personal_link import (
 )
 from efa_rollout.mail.render_once import RenderOnce
 from efa_rollout.services.bulk_gc import fewer_collections
+from efa_rollout.services.compose import MailRequest, compose_campaign_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.outbox import (
     ACTOR,
-    MailRequest,
     OutgoingMail,
     choose_recipients,
-    compose_campaign_mail,
     coordinator_cc,
     logical_message_id,
     row_values,

@@ -291,7 +291,7 @@ def _queue_all(
     calendar: WorkCalendar,
 ) -> list[bool]:
     """Queue the decided mails of a batch in one go; False where nobody could receive it."""
-    from efa_rollout.services.outbox import MailRequest
+    from efa_rollout.services.compose import MailRequest
     from efa_rollout.services.outbox_batch import NO_RECIPIENT, queue_campaign_mails
 
     today = calendar.local_date(now)
