@@ -372,6 +372,12 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
             "remind", profile, lambda: remind(as_of=local_moment(REMIND_DAY), actor="bench")
         )
     figures["reminders"] = sum(r.reminders for r in reports)
+    if os.environ.get("EFA_BENCH_UNTIL") == "remind":
+        figures["peak_mb"] = _peak_mb()
+    if os.environ.get("EFA_BENCH_DIGEST"):  # streamed, but after the peak was taken
+        figures["outbox_rows"], figures["outbox_sha256"] = outbox_digest()
+    if os.environ.get("EFA_BENCH_UNTIL") == "remind":
+        return figures
 
     sink = Sink()
     os.environ["EFA_SMTP_URL"] = sink.url
@@ -434,6 +440,39 @@ def child_product(size: str, profile: str | None) -> dict[str, Any]:
 
     figures["peak_mb"] = _peak_mb()
     return figures
+
+
+def outbox_digest() -> tuple[int, str]:
+    """Rows and SHA-256 over every outbox row's Message-ID, raw, subject and recipients.
+
+    The bench's clock is fixed and the stored raw holds the link placeholder (the token's nonce
+    is in meta only), so two trees that queue the same mails give the same digest.
+    """
+    import hashlib
+
+    from sqlmodel import col, select
+
+    from efa_rollout.db import session_scope
+    from models import OutboxMessage
+
+    digest = hashlib.sha256()
+    count = 0
+    with session_scope() as session:
+        query = select(
+            OutboxMessage.message_id,
+            OutboxMessage.raw,
+            OutboxMessage.subject,
+            OutboxMessage.recipients,
+            OutboxMessage.cc,
+        ).order_by(col(OutboxMessage.message_id))
+        for message_id, raw, subject, recipients, cc in session.exec(
+            query.execution_options(yield_per=500)
+        ):
+            for part in (message_id, raw, subject, json.dumps([recipients, cc])):
+                data = part if isinstance(part, bytes) else part.encode()
+                digest.update(len(data).to_bytes(8, "big") + data)
+            count += 1
+    return count, digest.hexdigest()
 
 
 def child_naive(size: str, cap: int) -> dict[str, Any]:
@@ -596,6 +635,8 @@ def run_one(size: str, database: str, args: argparse.Namespace) -> dict[str, Any
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "EFA_BENCH_RELAY_RTT_MS": str(args.relay_rtt_ms),
             "EFA_BENCH_DELIVERY_PROCESSES": str(args.delivery_processes),
+            "EFA_BENCH_DIGEST": "1" if args.digest else "",
+            "EFA_BENCH_UNTIL": args.until or "",
         }
         env.pop("PREFECT_API_URL", None)
         env.pop("EFA_SMTP_URL", None)
@@ -613,7 +654,7 @@ def run_one(size: str, database: str, args: argparse.Namespace) -> dict[str, Any
             env.pop("EFA_DATABASE_URL", None)
         try:
             figures = _run_child("product", size, env, args)
-            if not args.skip_naive:
+            if not args.skip_naive and not args.until:
                 figures.update(_run_child("naive", size, env, args))
                 _extrapolate(figures)
         finally:
@@ -656,6 +697,23 @@ def _rate(r: dict[str, Any], key: str) -> float | None:
 
 def _where(r: dict[str, Any]) -> str:
     return f"{SIZES[r['size']][0]} ({r['municipalities']:,}) | {r['database']}"
+
+
+def short_table(results: list[dict[str, Any]]) -> str:
+    """Markdown: start and reminders only (`--until remind`), CPU per mail, the digest."""
+    out = [
+        "| size | db | load | start | CPU/mail | reminders | CPU/mail | peak | outbox SHA-256 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        start_ms = r["start_cpu"] * 1000 / max(1, r["information_requests"])
+        remind_ms = r["remind_cpu"] * 1000 / max(1, r["reminders"])
+        digest = f"{r['outbox_rows']:,}: {r['outbox_sha256'][:16]}" if "outbox_sha256" in r else "–"
+        out.append(
+            f"| {_where(r)} | {r.get('load', '')} | {_s(r['start'])} | {start_ms:.2f} ms "
+            f"| {_s(r['remind'])} | {remind_ms:.2f} ms | {r['peak_mb']:.0f} MB | {digest} |"
+        )
+    return "\n".join(out)
 
 
 def tables(results: list[dict[str, Any]]) -> str:
@@ -780,6 +838,16 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", choices=["import", "start", "remind", "tick", "rollup", "deliver"]
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--until",
+        choices=["remind"],
+        help="stop after this step (no delivery, tick, roll-up, naive runs): a short table",
+    )
+    parser.add_argument(
+        "--digest",
+        action="store_true",
+        help="SHA-256 over every outbox row after the reminders (a change must keep it)",
+    )
     parser.add_argument("--child", choices=["product", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -797,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"» {size} on {database} ...", file=sys.stderr, flush=True)
             results.append(run_one(size, database, args))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    print(tables(results))
+    print(short_table(results) if args.until else tables(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -288,3 +288,21 @@ def test_late_arrival_gets_the_latest_summary_once(district: Path) -> None:
     assert summaries("08136088") == [1]  # the version that went out, once
     assert summaries("08136002") == [1]  # nobody else gets it again
     assert stages(EWA)["08136088"] == Stage.CHECKLIST_FOLLOW_UP
+
+
+def test_the_target_read_as_columns_is_the_target(district: Path) -> None:
+    from efa_rollout.definitions import get_definition
+
+    with session_scope() as session:
+        for key in ("ewa", "viba-bw"):
+            definition = get_definition(key)
+            for area in ("08136", "08"):
+                full = campaigns.targeted_municipalities(session, definition, area)
+                assert campaigns.targeted_ags(session, definition, area) == [m.ags for m in full]
+                first = campaigns.first_targeted(session, definition, area)
+                assert (first.ags if first else None) == (full[0].ags if full else None)
+        ewa = get_definition("ewa")
+        target = ewa.target.model_copy(update={"where": {"nicht": "vorhanden"}})
+        narrowed = ewa.model_copy(update={"target": target})
+        assert campaigns.targeted_ags(session, narrowed, "08136") == []
+        assert campaigns.first_targeted(session, narrowed, "08136") is None

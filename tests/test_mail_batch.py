@@ -6,7 +6,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from efa_rollout.services import outbox_batch
-from efa_rollout.services.outbox import MailRequest, queue_campaign_mail
+from efa_rollout.services.compose import MailRequest
+from efa_rollout.services.outbox import queue_campaign_mail
 from efa_rollout.services.outbox_batch import EXISTS, NO_RECIPIENT, QUEUED, queue_campaign_mails
 from models import Event, OutboxMessage, PortalToken
 from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality

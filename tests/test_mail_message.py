@@ -150,3 +150,32 @@ def test_no_header_injection_from_data(efa_env) -> None:
         _build(to=[Recipient("a@essingen.example\r\nBcc: evil@x")])
     with pytest.raises(ValueError):
         _build(ags="0813601\n")
+
+
+def test_ascii_domains_skip_idna_with_the_same_result() -> None:
+    import random
+
+    import idna
+
+    from efa_rollout.mail import message
+
+    def through_idna(domain: str) -> str:
+        try:
+            ascii_domain = idna.encode(domain.strip().rstrip("."), uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return "invalid"
+        return ascii_domain if message._DOMAIN.match(ascii_domain) else "invalid"
+
+    def ours(domain: str) -> str:
+        try:
+            return message.punycode_domain.__wrapped__(domain)
+        except InvalidAddressError:
+            return "invalid"
+
+    rng = random.Random(14)
+    samples = ["Gemeinde-Aalen.DE", "a" * 63 + ".de", "a" * 64 + ".de", "ab--c.de", "1.2"]
+    samples += ["xn--bbingen-n2a.de", "XN--bbingen-n2a.de", "xn--zz.de", "a.b.", " x.de "]
+    for _ in range(20_000):
+        word = "".join(rng.choice("abXZ09-._ ") for _ in range(rng.randint(1, 16)))
+        samples.append(rng.choice(["", "xn--"]) + word + rng.choice(["", ".de"]))
+    assert [ours(d) for d in samples] == [through_idna(d) for d in samples]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -336,6 +336,56 @@ def build_context(
     context["reminder_topic"] = reminder_topic(context["open_items"], context["open_questions"])
     context["paragraph"] = paragraph_for(definition, kind, context)
     return context
+
+
+def per_mail_values(municipality: Municipality, contacts: Sequence[Contact]) -> dict[str, str]:
+    """What `build_context` takes from the municipality and the contacts (render_once.PER_MAIL)."""
+    return {
+        "municipality.ags": municipality.ags,
+        "municipality.name": municipality.name,
+        "municipality.label": municipality_label(municipality),
+        "salutation": salutation_for(contacts),
+    }
+
+
+#: The enrolment's attributes `build_context` reads (tests/test_render_once.py checks it).
+CONTEXT_ENROLMENT_FIELDS = ("go_live", "role", "is_pilot")
+
+
+def context_key(
+    *,
+    campaign: Campaign,
+    enrolment: Enrolment,
+    kind: str,
+    sequence: int,
+    now: datetime,
+    portal_link: str | None,
+    extra: dict[str, Any] | None,
+    definition: CampaignDefinition | None,
+    done_items: set[str],
+) -> Hashable | None:
+    """Everything `build_context` (without a session) reads besides `per_mail_values`.
+
+    Two mails of one campaign with the same key get the same context apart from those values
+    (for `render_once.RenderOnce`); None when a value cannot be a key, or when the definition's
+    own paragraph for KIND names the municipality (it is rendered with it, not printed).
+    """
+    from efa_rollout.mail.render_once import NotCacheable, frozen
+
+    if definition is not None and "kommune" in (definition.mail.get(kind) or ""):
+        return None
+    try:
+        return (
+            campaign.id,
+            kind,
+            sequence,
+            now,
+            portal_link,
+            frozenset(done_items),
+            frozen(([getattr(enrolment, name) for name in CONTEXT_ENROLMENT_FIELDS], extra)),
+        )
+    except NotCacheable:
+        return None
 
 
 def reminder_topic(open_items: Sequence[dict[str, Any]], open_questions: Sequence[str]) -> str:

@@ -29,6 +29,8 @@ _FORBIDDEN_IN_ADDRESS = re.compile(r"[\s\x00-\x1f\x7f<>()\[\],;:\"\\\u0085\u2028
 _ID_PART = re.compile(r"[^A-Za-z0-9_-]+")
 _MESSAGE_ID = re.compile(r"<[A-Za-z0-9._-]+@[a-z0-9.-]+>")
 _AGS = re.compile(r"\d{8}")
+#: A label idna must check: an A-label, or hyphens in the third and fourth place.
+_NOT_LDH = re.compile(r"(?:^|\.)..--")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
@@ -73,8 +75,11 @@ def clean_header(value: str) -> str:
 @functools.lru_cache(maxsize=16384)
 def punycode_domain(domain: str) -> str:
     """DOMAIN in ASCII (IDNA 2008 with UTS 46 mapping), lower case; raises if invalid."""
+    value = domain.strip().rstrip(".")
+    if value.isascii() and _DOMAIN.match(value.lower()) and not _NOT_LDH.search(value.lower()):
+        return value.lower()  # what idna gives for letters, digits, hyphens: ~0.1 ms saved
     try:
-        ascii_domain = idna.encode(domain.strip().rstrip("."), uts46=True).decode("ascii")
+        ascii_domain = idna.encode(value, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError) as error:
         raise InvalidAddressError(
             say("address.domain_invalid_because", domain=clean_header(domain), error=error)

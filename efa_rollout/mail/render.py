@@ -372,7 +372,18 @@ def _folder_changed(folder: Path, epoch: int) -> bool:
         files = ()
     changed = _seen_folders.get(folder) != files
     _seen_folders[folder] = files
+    if changed:
+        _versions[folder] = _versions.get(folder, 0) + 1
     return changed
+
+
+_versions: dict[Path, int] = {}
+
+
+def templates_version(folder: Path = MAIL_TEMPLATES_DIR) -> int:
+    """A number that changes when a file in FOLDER changes (looked at once per 2 s)."""
+    _folder_changed(folder, _epoch())
+    return _versions.get(folder, 0)
 
 
 def _tidy_text(text: str) -> str:

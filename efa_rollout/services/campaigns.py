@@ -47,25 +47,57 @@ def area_of(session: Session, area_code: str) -> tuple[str, str | None]:
     return area_code, row[0]
 
 
+def _target_filter(definition: CampaignDefinition, area_code: str) -> list[Any]:
+    """The SQL part of the target: the area and the excluded municipality types."""
+    column = Municipality.district_code if len(area_code) == 5 else Municipality.state_code
+    conditions: list[Any] = [column == area_code]
+    if definition.target.exclude_types:
+        conditions.append(
+            (col(Municipality.type_code).is_(None))
+            | col(Municipality.type_code).not_in(definition.target.exclude_types)
+        )
+    return conditions
+
+
 def targeted_municipalities(
     session: Session, definition: CampaignDefinition, area_code: str
 ) -> list[Municipality]:
     """The municipalities of AREA_CODE that DEFINITION's target selects, by AGS."""
-    column = Municipality.district_code if len(area_code) == 5 else Municipality.state_code
-    query = select(Municipality).where(column == area_code).order_by(col(Municipality.ags))
-    if definition.target.exclude_types:
-        query = query.where(
-            (col(Municipality.type_code).is_(None))
-            | col(Municipality.type_code).not_in(definition.target.exclude_types)
-        )
-    selected = []
-    for municipality in session.exec(query):
-        if _matches(municipality.attributes or {}, definition.target.where):
-            selected.append(municipality)
-    return selected
+    query = (
+        select(Municipality)
+        .where(*_target_filter(definition, area_code))
+        .order_by(col(Municipality.ags))
+    )
+    where = definition.target.where
+    return [m for m in session.exec(query) if _matches(m.attributes or {}, where)]
 
 
-def _matches(attributes: dict[str, Any], where: dict[str, str | list[str]]) -> bool:
+def targeted_ags(session: Session, definition: CampaignDefinition, area_code: str) -> list[str]:
+    """The AGS of `targeted_municipalities`, read as two columns (no ORM object per row)."""
+    query = (
+        select(Municipality.ags, Municipality.attributes)
+        .where(*_target_filter(definition, area_code))
+        .order_by(col(Municipality.ags))
+    )
+    where = definition.target.where
+    return [ags for ags, attributes in session.exec(query) if _matches(attributes or {}, where)]
+
+
+def first_targeted(
+    session: Session, definition: CampaignDefinition, area_code: str
+) -> Municipality | None:
+    """The first of `targeted_municipalities` (by AGS); one row read when no attribute filter."""
+    if definition.target.where:
+        return next(iter(targeted_municipalities(session, definition, area_code)), None)
+    query = (
+        select(Municipality)
+        .where(*_target_filter(definition, area_code))
+        .order_by(col(Municipality.ags))
+    )
+    return session.exec(query.limit(1)).first()
+
+
+def _matches(attributes: Mapping[str, Any], where: dict[str, str | list[str]]) -> bool:
     for key, wanted in where.items():
         values = wanted if isinstance(wanted, list) else [wanted]
         if str(attributes.get(key, "")).strip().lower() not in {v.lower() for v in values}:
@@ -118,14 +150,14 @@ def create_campaign(
                 "nachzutragen, --allow-past."
             ],
         )
-    targeted = targeted_municipalities(session, definition, code)
+    targeted = targeted_ags(session, definition, code)
     if not targeted:
         raise UserError(
             f"Die Vorlage {definition.key} trifft im Gebiet {area_name or code} ({code}) keine "
             "Gemeinde.",
             details=[f"Zielauswahl der Vorlage: {definition.target.where or 'alle'}"],
         )
-    _check_pilots(session, pilots, {m.ags for m in targeted}, definition.key, area_name or code)
+    _check_pilots(session, pilots, set(targeted), definition.key, area_name or code)
     snapshot = definition.model_dump(mode="json")
     snapshot["target"]["pilots"] = sorted(set(definition.target.pilots) | set(pilots))
     campaign = Campaign(
@@ -158,7 +190,7 @@ def create_campaign(
 def pending_enrolment_ags(session: Session, campaign: Campaign) -> list[str]:
     """Targeted municipalities not yet enrolled in CAMPAIGN."""
     definition = campaign_definition(campaign)
-    targeted = [m.ags for m in targeted_municipalities(session, definition, campaign.area_code)]
+    targeted = targeted_ags(session, definition, campaign.area_code)
     enrolled = set(session.exec(select(Enrolment.ags).where(Enrolment.campaign_id == campaign.id)))
     return [ags for ags in targeted if ags not in enrolled]
 

@@ -13,6 +13,7 @@ from efa_rollout.db import session_scope
 from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
+from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.lookup import campaign_definition, get_campaign, load_batch
 from efa_rollout.services.progression import BatchResult
 from models import (
@@ -26,6 +27,7 @@ from models import (
 )
 
 
+@fewer_collections()
 def enrol_batch(
     engine: Engine, campaign_id: str, ags_list: Sequence[str], *, now: datetime, actor: str
 ) -> BatchResult:
@@ -129,6 +131,7 @@ def queue_information_requests(
     )
 
 
+@fewer_collections()
 def _queue_kind(
     engine: Engine,
     campaign_id: str,
@@ -138,7 +141,7 @@ def _queue_kind(
     kind: str,
     stages: set[Stage],
 ) -> BatchResult:
-    from efa_rollout.services.outbox import MailRequest
+    from efa_rollout.services.compose import MailRequest
     from efa_rollout.services.outbox_batch import QUEUED, queue_campaign_mails
 
     result = BatchResult()

@@ -19,13 +19,12 @@ from efa_rollout.mail.context import (
 )
 from efa_rollout.mail.message import Recipient, make_message_id, normalize_address
 from efa_rollout.mail.render import MAIL_KINDS, RenderedMail, render_mail
+from efa_rollout.services.compose import MailRequest, compose_campaign_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.lookup import get_campaign
 from efa_rollout.services.outbox import (
-    MailRequest,
     OutgoingMail,
     build_mail,
-    compose_campaign_mail,
     logical_message_id,
     select_recipients,
     store_message,

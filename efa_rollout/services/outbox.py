@@ -8,7 +8,6 @@ Nothing here talks SMTP: `efa_rollout.mail.delivery` does that later. The batch 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,9 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from efa_rollout.definitions import CampaignDefinition
 from efa_rollout.domain.audit import EventKind
-from efa_rollout.mail.calendar import calendar_attachment
 from efa_rollout.mail.context import (
     KINDS_WITH_LINK,
     build_context,
@@ -41,6 +38,7 @@ from efa_rollout.mail.personal_link import (
     load_link_secret,
 )
 from efa_rollout.mail.render import MailRenderError, RenderedMail, render_mail
+from efa_rollout.services.compose import MailRequest, compose_campaign_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.settings import Settings, get_settings
 from models import (
@@ -238,86 +236,6 @@ def store_message(
     session.add(row)
     session.flush()
     return row
-
-
-@dataclass(frozen=True)
-class MailRequest:
-    """One logical mail to one municipality, for `queue_campaign_mails`."""
-
-    enrolment: Enrolment
-    municipality: Municipality
-    kind: str
-    sequence: int = 1
-    extra: dict[str, Any] | None = None
-    not_after: datetime | None = None
-    cc_coordinator: bool = False
-    recipient_roles: list[str] | None = None
-    #: Kept in the row's meta next to what the outbox itself records.
-    meta: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class ComposedMail:
-    """A campaign mail rendered, with its calendar entries (if its kind has them)."""
-
-    context: dict[str, Any]
-    rendered: RenderedMail
-    attachments: list[Attachment]
-    #: UID → [date, sequence] of the calendar entries, for the row's meta (None: none).
-    calendar: dict[str, list[Any]] | None
-
-
-def compose_campaign_mail(
-    session: Session | None,
-    *,
-    campaign: Campaign,
-    request: MailRequest,
-    contacts: Sequence[Contact],
-    now: datetime,
-    settings: Settings,
-    portal_link: str | None,
-    attachment_names: list[str] | None = None,
-    definition: CampaignDefinition | bool | None = False,
-    done_items: set[str] | None = None,
-    sent: dict[str, tuple[str, int]] | None = None,
-) -> ComposedMail:
-    """Context, rendering and calendar of one campaign mail: what queueing and preview share.
-
-    DEFINITION, DONE_ITEMS and SENT (the calendar entries sent before) may be given by a caller
-    that loaded them for a whole batch; otherwise they are read with SESSION.
-    """
-    kind, extra = request.kind, request.extra
-    if attachment_names is not None:  # what the mail says it carries (the calendar aside)
-        extra = {**(extra or {}), "attachment_names": attachment_names}
-    context = build_context(
-        session,
-        campaign=campaign,
-        enrolment=request.enrolment,
-        municipality=request.municipality,
-        contacts=contacts,
-        kind=kind,
-        sequence=request.sequence,
-        now=now,
-        settings=settings,
-        portal_link=portal_link,
-        extra=extra,
-        definition=definition,
-        done_items=done_items,
-    )
-    rendered = render_mail(kind, context)
-    invite = calendar_attachment(
-        session,
-        context=context,
-        campaign_id=campaign.id,
-        ags=request.municipality.ags,
-        is_pilot=request.enrolment.is_pilot,
-        now=now,
-        settings=settings,
-        sent=sent,
-    )
-    if invite is None:
-        return ComposedMail(context, rendered, [], None)
-    return ComposedMail(context, rendered, [invite[0]], invite[1])
 
 
 def _check_placeholders(rendered: RenderedMail, raw: bytes) -> None:

@@ -28,13 +28,14 @@ from efa_rollout.mail.personal_link import (
     load_link_secret,
     new_nonce,
 )
+from efa_rollout.mail.render_once import RenderOnce
+from efa_rollout.services.bulk_gc import fewer_collections
+from efa_rollout.services.compose import MailRequest, compose_campaign_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.outbox import (
     ACTOR,
-    MailRequest,
     OutgoingMail,
     choose_recipients,
-    compose_campaign_mail,
     coordinator_cc,
     logical_message_id,
     row_values,
@@ -54,6 +55,7 @@ from models import (
 QUEUED, EXISTS, NO_RECIPIENT = "queued", "exists", "no_recipient"
 
 
+@fewer_collections()
 def queue_campaign_mails(
     session: Session, *, campaign: Campaign, requests: Sequence[MailRequest], now: datetime
 ) -> list[str]:
@@ -88,6 +90,7 @@ def queue_campaign_mails(
         else b""
     )
     sender = normalize_address(settings.mail_from)
+    renders = RenderOnce()
     results: list[str] = []
     rows: list[dict[str, Any]] = []
     tokens: dict[str, dict[str, Any]] = {}
@@ -149,6 +152,7 @@ def queue_campaign_mails(
             definition=definition,
             done_items=done.get(request.enrolment.id or 0, set()),  # stored: never None
             sent=sent.get(ags, {}),
+            renders=renders,
         )
         if composed.calendar is not None:
             meta["calendar"] = composed.calendar

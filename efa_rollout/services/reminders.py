@@ -31,6 +31,7 @@ from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
 from efa_rollout.domain.text import german_date
 from efa_rollout.domain.workdays import WorkCalendar
 from efa_rollout.services.batches import BATCH_SIZE, chunks
+from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.reminder_report import ReminderReport, ReminderRow
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
@@ -290,7 +291,7 @@ def _queue_all(
     calendar: WorkCalendar,
 ) -> list[bool]:
     """Queue the decided mails of a batch in one go; False where nobody could receive it."""
-    from efa_rollout.services.outbox import MailRequest
+    from efa_rollout.services.compose import MailRequest
     from efa_rollout.services.outbox_batch import NO_RECIPIENT, queue_campaign_mails
 
     today = calendar.local_date(now)
@@ -399,6 +400,7 @@ def not_running_note(campaign: Campaign) -> str | None:
     return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
 
 
+@fewer_collections()
 def process_ids(
     engine: Engine,
     campaign_id: str,

@@ -22,7 +22,7 @@ from efa_rollout.domain.stages import CampaignStatus, Stage
 from efa_rollout.errors import UserError
 from efa_rollout.mail.context import KINDS_WITH_LINK, build_context
 from efa_rollout.mail.render import MAIL_KINDS, MAIL_TEMPLATES_DIR, MailRenderError, render_mail
-from efa_rollout.services.campaigns import targeted_municipalities
+from efa_rollout.services.campaigns import first_targeted
 from efa_rollout.services.checklist import recompute_required_open
 from efa_rollout.services.links import portal_url
 from efa_rollout.services.lookup import campaign_definition, get_campaign
@@ -53,9 +53,9 @@ def render_problems(
     and sample variables per kind; nothing is stored and no link is issued.
     """
     settings = get_settings()
-    targeted = targeted_municipalities(session, definition, campaign.area_code)
+    first = first_targeted(session, definition, campaign.area_code)
     _, _, sample_municipality = sample_objects(now)
-    municipality = targeted[0] if targeted else sample_municipality
+    municipality = first or sample_municipality
     attribute = definition.target.role_attribute
     role = (municipality.attributes or {}).get(attribute) if attribute else None
     enrolment = Enrolment(

@@ -1,0 +1,44 @@
+"""Fewer garbage collections while a batch is queued: its objects are freed by reference counts.
+
+Queueing a mail allocates about a hundred container objects (rows, contexts, ORM state), nearly
+all freed again by reference counting. With Python's default threshold (700 allocations) the
+cyclic collector ran about 200 times per 1,000 mails, and each run moved what the batch holds
+(2,000 rows, their contexts and ORM objects) on into the older generations, whose collections
+walk everything again: about 15 % of the CPU of a start or a reminder run. During a batch the
+youngest generation is collected every YOUNG_THRESHOLD allocations instead; the older ones keep
+their own thresholds, and what is cyclic garbage still goes at the next collection.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+YOUNG_THRESHOLD = 50_000
+
+_lock = threading.Lock()
+_active = 0
+_saved: tuple[int, int, int] | None = None
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Raise the young generation's threshold while any thread is inside (nests)."""
+    global _active, _saved
+    with _lock:
+        if _active == 0:
+            _saved = gc.get_threshold()
+            young, *older = _saved
+            if young:  # 0: the collector is switched off by someone; leave it so
+                gc.set_threshold(max(young, YOUNG_THRESHOLD), *older)
+        _active += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _active -= 1
+            if _active == 0 and _saved is not None:
+                gc.set_threshold(*_saved)
+                _saved = None
