@@ -117,7 +117,10 @@ class _LazyGroup(TyperGroup):
         super().__init__(**attrs)
         loaders = {name: _command(name, spec) for name, spec in COMMANDS.items()}
         loaders |= {name: _group(name, spec) for name, spec in GROUPS.items()}
+        registered = dict(self.commands)  # added with @app.command (plugins, tests): kept
         self.commands = _Commands(loaders)
+        for name, command in registered.items():
+            self.commands[name] = command
 
 
 app = typer.Typer(
