@@ -17,7 +17,7 @@ from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import markdown_cell
 from efa_rollout.services.clock import resolve_as_of
-from flows._prefect import flow_parameter, publish_markdown, run_name
+from flows._prefect import flow_parameter, publish_markdown, run_name, tag_run_with_campaign
 
 _ITEM_KEY = r"^[a-z][a-z0-9_]*$"
 
@@ -206,6 +206,7 @@ def _logger() -> Any:
 @flow(name="Rückmeldung erfassen", flow_run_name=_name, log_prints=True)
 def record_response(params: RecordResponseInput) -> dict[str, Any]:
     """Antworten und Checklistenpunkte einer Gemeinde eintragen (ganz oder gar nicht)."""
+    tag_run_with_campaign(params.campaign)
     logger = _logger()
     try:
         result = record(params)

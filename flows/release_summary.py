@@ -20,7 +20,13 @@ from pydantic import Field
 
 from efa_rollout.services.clock import resolve_as_of
 from efa_rollout.settings import get_settings
-from flows._prefect import flow_parameter, publish_markdown, publish_table, run_name
+from flows._prefect import (
+    flow_parameter,
+    publish_markdown,
+    publish_table,
+    run_name,
+    tag_run_with_campaign,
+)
 
 #: How long a run waits for the approval before it gives up until the next scheduled run.
 APPROVAL_TIMEOUT_SECONDS = 4 * 3600
@@ -98,6 +104,7 @@ def release_summaries(
     from efa_rollout.db import session_scope
     from efa_rollout.services.lookup import running_campaign_ids
 
+    tag_run_with_campaign(campaign)  # a run for one campaign; a run for all carries no tag
     logger = get_run_logger()
     now = resolve_as_of(as_of)
     actor = f"zusammenfassung-plan ({get_settings().actor})"
