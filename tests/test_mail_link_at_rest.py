@@ -229,6 +229,20 @@ def test_a_changed_link_secret_fails_clearly_and_sends_nothing(
     assert check_token(session, _links(copy.content)[0], now=NOW).valid
 
 
+def test_a_mail_whose_link_data_was_lost_is_not_sent_with_the_placeholder(
+    session: Session, smtp_server: FaultServer
+) -> None:
+    row = _queue_one(session, "hauptamt@essingen.example")
+    row.meta = {k: v for k, v in (row.meta or {}).items() if k != "link"}  # a stale writer's copy
+    session.add(row)
+    session.commit()
+    report = deliver(now=NOW)
+    assert report.total("failed_permanently") == 1 and not smtp_server.handler.stored
+    session.expire_all()
+    failed = session.get(OutboxMessage, row.id)
+    assert failed.status == "failed_permanently" and "Link-Daten" in (failed.last_error or "")
+
+
 def test_folder_mode_writes_the_delivered_mail_with_the_link(
     session: Session, efa_env: Path
 ) -> None:

@@ -26,7 +26,12 @@ from sqlalchemy import Connection, Engine
 
 from efa_rollout.mail import ledger
 from efa_rollout.mail.ledger import Claimed, SendResult
-from efa_rollout.mail.personal_link import LinkSecretError, content_to_send, load_link_secret
+from efa_rollout.mail.personal_link import (
+    LinkSecretError,
+    content_to_send,
+    count_placeholders,
+    load_link_secret,
+)
 from efa_rollout.private_files import write_private
 from efa_rollout.settings import Settings, get_settings
 
@@ -43,6 +48,13 @@ STATUS_LABELS = {
     "cancelled": "storniert",
     "sending": "in Zustellung",
 }
+
+
+#: Why a stored mail with a link placeholder but without its link data is not sent.
+MISSING_LINK = (
+    "Der persönliche Link kann nicht eingesetzt werden: zur gespeicherten Nachricht fehlen die "
+    "Link-Daten (meta.link). Die Nachricht wurde nicht versandt."
+)
 
 
 @dataclass
@@ -144,6 +156,8 @@ class _Run:
     def prepare(self, claimed: Claimed) -> Claimed | SendResult:
         """CLAIMED with its personal link put in, or the failure when that is impossible."""
         if not claimed.link:
+            if count_placeholders(claimed.raw):  # the link's meta was lost: never send a stand-in
+                return SendResult("failed", "link", None, MISSING_LINK)
             return claimed
         try:
             if self._link_secret is None:
