@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models._types import JSONType, UTCDateTime, utcnow
@@ -19,6 +19,9 @@ OUTBOX_STATUSES = (
     "unknown",
     "cancelled",
 )
+
+#: Rows delivery may claim (the partial index ix_outbox_due and the claim use the same text).
+DUE_CONDITION = "status IN ('queued', 'retrying')"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -38,6 +41,15 @@ class OutboxMessage(SQLModel, table=True):
             "is_test",
             "queued_at",
             "sent_at",
+        ),
+        # The delivery claim's order over due rows only: without it PostgreSQL sorts every
+        # due row under FOR UPDATE on each claim (11 ms for Germany's 21,546 mails).
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(DUE_CONDITION),
+            sqlite_where=text(DUE_CONDITION),
         ),
     )
 
