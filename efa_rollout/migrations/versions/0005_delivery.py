@@ -1,6 +1,6 @@
 """delivery: partial index ix_outbox_due (next_attempt_at, id) over due outbox rows for the claim
 
-Revision ID: 0004_delivery
+Revision ID: 0005_delivery
 Revises: 0004_tickscale
 Create Date: 2026-12-02 01:30:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_delivery"
+revision: str = "0005_delivery"
 down_revision: str | None = "0004_tickscale"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
