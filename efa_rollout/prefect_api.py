@@ -187,7 +187,11 @@ def send_with_retry(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class ServerUnavailable(UserError):
+class ServerError(UserError):
+    """A request to the Prefect server that did not go through (busy or refused)."""
+
+
+class ServerUnavailable(ServerError):
     """The Prefect server did not take a request, even after waiting."""
 
     def __init__(self, api_url: str, what: str, error: Exception) -> None:
@@ -201,12 +205,39 @@ class ServerUnavailable(UserError):
         )
 
 
+class ServerRejected(ServerError):
+    """The Prefect server answered a request with a client error (4xx): waiting will not help."""
+
+    def __init__(self, api_url: str, what: str, status: int, reason: str) -> None:
+        super().__init__(
+            f"Der Prefect-Server unter {api_url} hat die Anfrage »{what}« abgelehnt "
+            f"(HTTP {status}{': ' + reason if reason else ''}).",
+            details=[
+                "Ein erneuter Versuch ändert daran nichts: Die Anfrage passt nicht zu diesem "
+                "Server (z. B. ein gelöschtes Deployment oder eine andere Prefect-Version).",
+                "Bitte »efa up« neu starten; bleibt der Fehler, die Meldung weitergeben.",
+            ],
+        )
+
+
 def _describe(error: Exception) -> str:
     import httpx
 
     if isinstance(error, httpx.HTTPStatusError):
         return f"HTTP {error.response.status_code}"
     return type(error).__name__
+
+
+def _server_reason(response: Any, limit: int = 200) -> str:
+    """The server's own short explanation of a refused request (Prefect's JSON error body)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:limit]
+    if isinstance(body, dict):
+        detail = body.get("exception_message") or body.get("detail") or ""
+        return str(detail)[:limit]
+    return ""
 
 
 # -- deployment runs over the REST API -------------------------------------------------------
@@ -233,6 +264,12 @@ class ServerApi:
         try:
             response = send_with_retry(self.client, method, path, json=body)
             response.raise_for_status()
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            if 400 <= status < 500:  # refused, not busy (those statuses were retried above)
+                reason = _server_reason(error.response)
+                raise ServerRejected(self.api_url, what, status, reason) from error
+            raise ServerUnavailable(self.api_url, what, error) from error
         except httpx.HTTPError as error:
             raise ServerUnavailable(self.api_url, what, error) from error
         return response.json()

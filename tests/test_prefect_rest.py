@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,9 +84,18 @@ def test_a_result_in_a_storage_block_is_left_to_prefect(tmp_path: Path) -> None:
 
 
 class _BusyServer:
-    """A real HTTP server on loopback that answers 503 (as a locked Prefect does) BUSY times."""
+    """A real HTTP server on loopback that answers 503 (as a locked Prefect does) BUSY times.
 
-    def __init__(self, busy: int, retry_after: str | None = "0", only: str | None = None) -> None:
+    STATUS: another refusal to give instead (a 4xx, as Prefect answers an invalid request).
+    """
+
+    def __init__(
+        self,
+        busy: int,
+        retry_after: str | None = "0",
+        only: str | None = None,
+        status: int = 503,
+    ) -> None:
         import http.server
         import threading
 
@@ -98,10 +108,11 @@ class _BusyServer:
                 outer.requests.append((self.command, self.path, self.rfile.read(length)))
                 asked = [r for r in outer.requests if only in (None, r[0])]
                 if self.command in (only or self.command) and len(asked) <= outer.busy:
-                    self.send_response(503)
+                    self.send_response(status)
                     if retry_after is not None:
                         self.send_header("Retry-After", retry_after)
-                    body = b'{"exception_message": "Service Unavailable"}'
+                    reason = "Service Unavailable" if status == 503 else "Invalid request received."
+                    body = json.dumps({"exception_message": reason}).encode()
                 else:
                     self.send_response(200)
                     body = b'{"id": "run-1", "name": "tidy-fox", "state": {"type": "COMPLETED"}}'
@@ -128,8 +139,6 @@ class _BusyServer:
 
 
 def test_a_busy_server_is_asked_again_and_the_run_is_created_once() -> None:
-    import json
-
     from efa_rollout.prefect_api import ServerApi
 
     with _BusyServer(busy=3) as server, ServerApi(server.url) as api:
@@ -196,3 +205,20 @@ def test_a_run_whose_end_cannot_be_read_names_the_run(monkeypatch: pytest.Monkey
     assert "Der Lauf »tidy-fox« wurde ausgelöst" in rendered and "HTTP 503" in rendered
     assert "/runs/flow-run/run-1" in rendered
     assert [m for m, _path, _body in server.requests].count("POST") == 1  # triggered once
+
+
+def test_a_refused_request_is_not_asked_again_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from efa_rollout import prefect_api
+    from efa_rollout.prefect_api import ServerApi, ServerRejected
+
+    monkeypatch.setattr(prefect_api, "RETRY_FIRST_WAIT", 0.01)
+    with (
+        _BusyServer(busy=100, retry_after=None, status=422) as server,
+        ServerApi(server.url) as api,
+        pytest.raises(ServerRejected) as raised,
+    ):
+        api.create_flow_run("dep-1", {"campaign": "ewa-ostalbkreis"}, ["efa-rollout"])
+    assert len(server.requests) == 1  # a client error is final: no second run, no waiting
+    rendered = raised.value.render()
+    assert "»Lauf auslösen« abgelehnt (HTTP 422: Invalid request received.)" in rendered
+    assert "erneut versuchen" not in rendered and "Ein erneuter Versuch ändert" in rendered

@@ -168,7 +168,7 @@ def _fail(message: str) -> int:
 def _trigger_and_follow(
     api: ServerApi, deployment_id: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
-    from efa_rollout.prefect_api import ServerUnavailable, stored_result
+    from efa_rollout.prefect_api import ServerError, stored_result
 
     flow_run = api.create_flow_run(deployment_id, _jsonable(params), ["efa-rollout", *flow_tags])
     ui = api.api_url.removesuffix("/api") + f"/runs/flow-run/{flow_run['id']}"
@@ -176,7 +176,7 @@ def _trigger_and_follow(
         return DeploymentRun(flow_run, ui)
     try:
         flow_run = api.wait_for(flow_run["id"])
-    except ServerUnavailable as error:  # the run exists: say so, and where to follow it
+    except ServerError as error:  # the run exists: say so, and where to follow it
         raise UserError(
             f"Der Lauf »{flow_run['name']}« wurde ausgelöst, sein Ergebnis ist aber nicht "
             f"bekannt: {error.message}",
