@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -185,3 +186,22 @@ def prefect_api() -> Iterator[None]:
 @pytest.fixture
 def prefect_harness(prefect_api: None) -> None:
     """Alias of prefect_api."""
+
+
+@pytest.fixture
+def smtp_server(efa_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real SMTP server on loopback (aiosmtpd, faults on demand), settings pointing at it.
+
+    Short timeout so that a fault the server is told to play ends a test quickly; a rate no
+    test reaches.
+    """
+    from tests.smtp_fault_server import FaultServer
+
+    server = FaultServer().start()
+    monkeypatch.setenv("EFA_SMTP_URL", server.url)
+    monkeypatch.setenv("EFA_SMTP_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("EFA_SMTP_RATE_PER_SECOND", "100000")
+    get_settings.cache_clear()
+    yield server
+    server.stop()
+    get_settings.cache_clear()

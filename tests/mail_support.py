@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session
 
 from efa_rollout.definitions import get_definition
-from models import Campaign, Contact, Enrolment, Municipality
+from models import Campaign, Contact, Enrolment, Municipality, OutboxMessage
 
 NOW = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)  # Monday, 09:00 in Berlin (winter time)
 
@@ -88,3 +88,32 @@ def setup_one(
     enrolment = add_enrolment(session, campaign, municipality.ags)
     session.commit()
     return campaign, enrolment, municipality
+
+
+def queue_request(
+    session: Session,
+    *emails: str,
+    ags: str = "08136019",
+    name: str = "Essingen",
+    **contact_fields: Any,
+) -> OutboxMessage:
+    """The information request to a new municipality AGS whose contacts have EMAILS; committed."""
+    from efa_rollout.services.outbox import queue_campaign_mail
+
+    campaign = session.get(Campaign, "viba-ostalbkreis") or add_campaign(session)
+    municipality = add_municipality(session, ags=ags, name=name)
+    for email in emails:
+        add_contact(session, ags, email, **contact_fields)
+    enrolment = add_enrolment(session, campaign, ags)
+    row = queue_campaign_mail(
+        session,
+        campaign=campaign,
+        enrolment=enrolment,
+        municipality=municipality,
+        kind="information_request",
+        sequence=1,
+        now=NOW,
+    )
+    assert row is not None
+    session.commit()
+    return row

@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,50 +16,11 @@ from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.ledger import recover_stale_claims
 from efa_rollout.mail.transport import TokenBucket, parse_smtp_url
 from efa_rollout.services.mail_preview import queue_test_mail
-from efa_rollout.services.outbox import queue_campaign_mail
 from efa_rollout.services.outbox_admin import retry_messages
 from efa_rollout.settings import get_settings
 from models import Contact, DeliveryAttempt, Event, OutboxMessage
-from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality
+from tests.mail_support import NOW, queue_request
 from tests.smtp_fault_server import SLOW_SECONDS, FaultServer, free_port
-
-
-@pytest.fixture
-def smtp_server(efa_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
-    """The fault server, and settings pointing at it (short timeout, no rate limit to speak of)."""
-    server = FaultServer().start()
-    monkeypatch.setenv("EFA_SMTP_URL", server.url)
-    monkeypatch.setenv("EFA_SMTP_TIMEOUT_SECONDS", "0.5")
-    monkeypatch.setenv("EFA_SMTP_RATE_PER_SECOND", "1000")
-    get_settings.cache_clear()
-    yield server
-    server.stop()
-    get_settings.cache_clear()
-
-
-def _queue_to(
-    session: Session, *emails: str, ags: str = "08136019", name: str = "Essingen"
-) -> OutboxMessage:
-    """One information request to a new municipality whose contacts have EMAILS."""
-    from models import Campaign
-
-    campaign = session.get(Campaign, "viba-ostalbkreis") or add_campaign(session)
-    municipality = add_municipality(session, ags=ags, name=name)
-    for email in emails:
-        add_contact(session, ags, email)
-    enrolment = add_enrolment(session, campaign, ags)
-    row = queue_campaign_mail(
-        session,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        kind="information_request",
-        sequence=1,
-        now=NOW,
-    )
-    assert row is not None
-    session.commit()
-    return row
 
 
 def _deliver(session: Session, **kwargs: object):
@@ -80,7 +40,7 @@ def _attempts(session: Session, row: OutboxMessage) -> list[DeliveryAttempt]:
 
 
 def test_accepted_message_is_sent_once(session: Session, smtp_server: FaultServer) -> None:
-    row = _queue_to(session, "ok@essingen.example")
+    row = queue_request(session, "ok@essingen.example")
     report = _deliver(session, now=NOW)
     session.refresh(row)
     assert row.status == "sent" and row.sent_at is not None and row.attempts == 1
@@ -96,7 +56,7 @@ def test_accepted_message_is_sent_once(session: Session, smtp_server: FaultServe
 def test_550_at_rcpt_fails_permanently_and_flags_the_contact(
     session: Session, smtp_server: FaultServer
 ) -> None:
-    row = _queue_to(session, "refuse@essingen.example")
+    row = queue_request(session, "refuse@essingen.example")
     _deliver(session, now=NOW)
     session.refresh(row)
     assert row.status == "failed_permanently"
@@ -109,7 +69,7 @@ def test_550_at_rcpt_fails_permanently_and_flags_the_contact(
 
 
 def test_451_twice_then_accepted(session: Session, smtp_server: FaultServer) -> None:
-    row = _queue_to(session, "flaky@essingen.example")
+    row = queue_request(session, "flaky@essingen.example")
     statuses = []
     for hours in (0, 2, 4):
         _deliver(session, now=NOW + timedelta(hours=hours))
@@ -124,7 +84,7 @@ def test_451_twice_then_accepted(session: Session, smtp_server: FaultServer) -> 
 
 
 def test_retry_is_not_due_before_the_backoff(session: Session, smtp_server: FaultServer) -> None:
-    row = _queue_to(session, "flaky@essingen.example")
+    row = queue_request(session, "flaky@essingen.example")
     _deliver(session, now=NOW)
     report = _deliver(session, now=NOW + timedelta(seconds=1))
     assert report.attempted == 0
@@ -133,7 +93,7 @@ def test_retry_is_not_due_before_the_backoff(session: Session, smtp_server: Faul
 
 
 def test_421_at_data_is_retried_until_too_old(session: Session, smtp_server: FaultServer) -> None:
-    row = _queue_to(session, "data421@essingen.example")
+    row = queue_request(session, "data421@essingen.example")
     _deliver(session, now=NOW)
     session.refresh(row)
     assert row.status == "retrying" and "421" in row.last_error
@@ -149,7 +109,7 @@ def test_421_at_data_is_retried_until_too_old(session: Session, smtp_server: Fau
 def test_disconnect_after_data_is_unknown_and_not_resent(
     session: Session, smtp_server: FaultServer
 ) -> None:
-    row = _queue_to(session, "drop@essingen.example")
+    row = queue_request(session, "drop@essingen.example")
     _deliver(session, now=NOW)
     session.refresh(row)
     assert row.status == "unknown" and row.next_attempt_at is None
@@ -164,7 +124,7 @@ def test_disconnect_after_data_is_unknown_and_not_resent(
 
 
 def test_reply_timeout_after_data_is_unknown(session: Session, smtp_server: FaultServer) -> None:
-    row = _queue_to(session, "slow@essingen.example")
+    row = queue_request(session, "slow@essingen.example")
     started = time.monotonic()
     _deliver(session, now=NOW)
     assert time.monotonic() - started < SLOW_SECONDS
@@ -183,7 +143,8 @@ def test_server_not_running_means_retry(
     monkeypatch.setenv("EFA_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
     get_settings.cache_clear()
     rows = [
-        _queue_to(session, f"ok{i}@x.example", ags=f"0813601{i}", name=f"G{i}") for i in range(3)
+        queue_request(session, f"ok{i}@x.example", ags=f"0813601{i}", name=f"G{i}")
+        for i in range(3)
     ]
     report = _deliver(session, now=NOW)
     assert report.total("retrying") == 3
@@ -199,7 +160,7 @@ def test_server_not_running_means_retry(
 def test_partial_refusal_sends_to_the_accepted_recipients(
     session: Session, smtp_server: FaultServer
 ) -> None:
-    row = _queue_to(session, "ok@essingen.example", "refuse@essingen.example")
+    row = queue_request(session, "ok@essingen.example", "refuse@essingen.example")
     assert row.recipients == ["ok@essingen.example", "refuse@essingen.example"]
     _deliver(session, now=NOW)
     session.refresh(row)

@@ -12,7 +12,6 @@ import email
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from email import policy
 from pathlib import Path
@@ -25,28 +24,18 @@ from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.personal_link import PLACEHOLDER, count_placeholders, insert_token
 from efa_rollout.services.links import check_token
 from efa_rollout.services.orchestration import remind, start_campaign
-from efa_rollout.services.outbox import queue_campaign_mail
 from efa_rollout.services.outbox_admin import retry_messages
 from efa_rollout.settings import get_settings
 from models import OutboxMessage, PortalToken
 from tests.engine_fixtures import EWA, at, ostalbkreis_with_campaigns
-from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality
+from tests.mail_support import (
+    NOW,
+    queue_request,
+)
 from tests.smtp_fault_server import FaultServer
 
 _LINK = re.compile(r"/p/([A-Za-z0-9_-]{32})")
 _URLSAFE_RUN = re.compile(rb"[A-Za-z0-9_-]{32,}")
-
-
-@pytest.fixture
-def smtp_server(efa_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
-    """A real SMTP server on loopback, and settings pointing at it."""
-    server = FaultServer().start()
-    monkeypatch.setenv("EFA_SMTP_URL", server.url)
-    monkeypatch.setenv("EFA_SMTP_RATE_PER_SECOND", "100000")
-    get_settings.cache_clear()
-    yield server
-    server.stop()
-    get_settings.cache_clear()
 
 
 def _decoded_texts(raw: bytes) -> list[str]:
@@ -144,29 +133,10 @@ def test_no_live_link_in_the_database_after_a_delivered_campaign(
     assert _accepted_tokens([delivered[0]], engine, now)
 
 
-def _queue_one(session: Session, email_address: str) -> OutboxMessage:
-    campaign = add_campaign(session)
-    municipality = add_municipality(session)
-    add_contact(session, municipality.ags, email_address)
-    enrolment = add_enrolment(session, campaign, municipality.ags)
-    row = queue_campaign_mail(
-        session,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        kind="information_request",
-        sequence=1,
-        now=NOW,
-    )
-    assert row is not None
-    session.commit()
-    return row
-
-
 def test_stored_mail_has_the_placeholder_and_sent_mail_the_valid_link(
     session: Session, engine: Engine, smtp_server: FaultServer
 ) -> None:
-    row = _queue_one(session, "hauptamt@essingen.example")
+    row = queue_request(session, "hauptamt@essingen.example")
     assert count_placeholders(row.raw) == 3  # text; href and text of the HTML link
     assert set(row.meta["link"]) == {"nonce", "hash"}
     deliver(now=NOW)
@@ -183,7 +153,7 @@ def test_a_long_portal_address_folds_inside_the_token_and_still_works(
     base = "https://portal.landratsamt-ostalbkreis.example/efa/rueckmeldung/zugang"
     monkeypatch.setenv("EFA_PORTAL_BASE_URL", base)
     get_settings.cache_clear()
-    row = _queue_one(session, "hauptamt@essingen.example")
+    row = queue_request(session, "hauptamt@essingen.example")
     assert row.raw.count(PLACEHOLDER.encode()) < 3  # a soft line break falls inside one
     assert count_placeholders(row.raw) == 3
     deliver(now=NOW)
@@ -197,7 +167,7 @@ def test_a_long_portal_address_folds_inside_the_token_and_still_works(
 def test_retry_sends_the_same_link_with_the_same_message_id(
     session: Session, smtp_server: FaultServer
 ) -> None:
-    row = _queue_one(session, "drop-hauptamt@essingen.example")  # stored, then no reply
+    row = queue_request(session, "drop-hauptamt@essingen.example")  # stored, then no reply
     deliver(now=NOW)
     session.expire_all()
     assert session.get(OutboxMessage, row.id).status == "unknown"
@@ -214,7 +184,7 @@ def test_a_changed_link_secret_fails_clearly_and_sends_nothing(
     session: Session, smtp_server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EFA_LINK_SECRET", "a" * 40)
-    row = _queue_one(session, "hauptamt@essingen.example")
+    row = queue_request(session, "hauptamt@essingen.example")
     monkeypatch.setenv("EFA_LINK_SECRET", "b" * 40)
     report = deliver(now=NOW)
     assert report.total("failed_permanently") == 1 and not smtp_server.handler.stored
@@ -232,7 +202,7 @@ def test_a_changed_link_secret_fails_clearly_and_sends_nothing(
 def test_a_mail_whose_link_data_was_lost_is_not_sent_with_the_placeholder(
     session: Session, smtp_server: FaultServer
 ) -> None:
-    row = _queue_one(session, "hauptamt@essingen.example")
+    row = queue_request(session, "hauptamt@essingen.example")
     row.meta = {k: v for k, v in (row.meta or {}).items() if k != "link"}  # a stale writer's copy
     session.add(row)
     session.commit()
@@ -246,7 +216,7 @@ def test_a_mail_whose_link_data_was_lost_is_not_sent_with_the_placeholder(
 def test_folder_mode_writes_the_delivered_mail_with_the_link(
     session: Session, efa_env: Path
 ) -> None:
-    row = _queue_one(session, "hauptamt@essingen.example")
+    row = queue_request(session, "hauptamt@essingen.example")
     assert deliver(now=NOW).total("sent") == 1
     [path] = get_settings().effective_mail_dir.glob("*.eml")
     content = path.read_bytes()
@@ -256,7 +226,7 @@ def test_folder_mode_writes_the_delivered_mail_with_the_link(
 
 
 def test_link_secret_file_is_private(session: Session, efa_env: Path) -> None:
-    _queue_one(session, "hauptamt@essingen.example")
+    queue_request(session, "hauptamt@essingen.example")
     secret = efa_env / "link-secret"
     assert secret.stat().st_mode & 0o077 == 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -14,13 +13,17 @@ from typer.testing import CliRunner
 from efa_rollout.cli import app
 from efa_rollout.mail.delivery import deliver
 from efa_rollout.services.bounces import process_bounces
-from efa_rollout.services.outbox import queue_campaign_mail, queue_coordinator_mail
+from efa_rollout.services.outbox import queue_coordinator_mail
 from efa_rollout.services.suppression import suppress, unsuppress
 from efa_rollout.settings import get_settings
-from models import Campaign, Event, OutboxMessage, Suppression
+from models import Event, OutboxMessage, Suppression
 from tests.bounce_samples import rfc3464
 from tests.imap_support import Dovecot, dovecot_available, start_dovecot
-from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality
+from tests.mail_support import (
+    NOW,
+    add_campaign,
+    queue_request,
+)
 from tests.smtp_fault_server import FaultServer
 
 runner = CliRunner()
@@ -29,37 +32,10 @@ SECOND = "buergermeister@essingen.example"
 COORDINATOR = "egov-koordination@ostalbkreis.example"  # the default EFA_COORDINATOR_EMAIL
 
 
-@pytest.fixture
-def smtp_server(efa_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultServer]:
-    """The aiosmtpd fault server, and settings pointing at it."""
-    server = FaultServer().start()
-    monkeypatch.setenv("EFA_SMTP_URL", server.url)
-    monkeypatch.setenv("EFA_SMTP_TIMEOUT_SECONDS", "0.5")
-    monkeypatch.setenv("EFA_SMTP_RATE_PER_SECOND", "1000")
-    get_settings.cache_clear()
-    yield server
-    server.stop()
-    get_settings.cache_clear()
-
-
 def _queue(session: Session, *emails: str) -> OutboxMessage:
     """The information request to Essingen, whose Hauptamt contacts have EMAILS; committed."""
-    campaign = session.get(Campaign, "viba-ostalbkreis") or add_campaign(session)
-    municipality = add_municipality(session)
-    for email in emails:
-        add_contact(session, municipality.ags, email)
-    enrolment = add_enrolment(session, campaign, municipality.ags)
-    row = queue_campaign_mail(
-        session,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        kind="information_request",
-        sequence=1,
-        now=NOW,
-    )
-    assert row is not None and row.recipients == list(emails)
-    session.commit()
+    row = queue_request(session, *emails)
+    assert row.recipients == list(emails)
     return row
 
 
