@@ -55,6 +55,7 @@ from efa_rollout.reports.rollup_queries import (
     run_query,
 )
 from efa_rollout.reports.timeline import campaign_timeline
+from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.history import PastState, campaign_history, past_states
 from efa_rollout.services.lookup import get_campaign
 from efa_rollout.services.stamps import raw, utc
@@ -69,6 +70,7 @@ GV100AD_ATTRIBUTION = (
 )
 
 
+@fewer_collections()
 def campaign_rollup(
     session: Session, campaign_id: str, *, as_of: datetime, with_history: bool = False
 ) -> CampaignRollup:

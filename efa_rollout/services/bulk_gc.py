@@ -1,4 +1,4 @@
-"""Fewer garbage collections while a batch is queued: its objects are freed by reference counts.
+"""Fewer garbage collections while a batch is queued or a campaign rolled up: refcounts free it.
 
 Queueing a mail allocates about a hundred container objects (rows, contexts, ORM state), nearly
 all freed again by reference counting. With Python's default threshold (700 allocations) the
@@ -7,6 +7,10 @@ cyclic collector ran about 200 times per 1,000 mails, and each run moved what th
 walk everything again: about 15 % of the CPU of a start or a reminder run. During a batch the
 youngest generation is collected every YOUNG_THRESHOLD allocations instead; the older ones keep
 their own thresholds, and what is cyclic garbage still goes at the next collection.
+
+The same holds for a campaign's roll-up (one status object per enrolment): Germany's roll-up of
+16 campaigns spent 0.16–0.37 s of 0.69–0.94 s CPU in 221 collections, and 0.02–0.07 s in 2 with
+the raised threshold (bench/bench_tick_rollup.py). The tick's batches gained nothing from it.
 """
 
 from __future__ import annotations
