@@ -147,7 +147,7 @@ def without_contact(municipalities: Iterable[MunicipalityStatus]) -> list[Withou
     for m in municipalities:
         if m.status == "not_applicable" or m.working_contacts:
             continue
-        reason = "alle Adressen unzustellbar" if m.contacts else "keine Ansprechperson hinterlegt"
+        reason = texts.say("report.no_working_address" if m.contacts else "report.no_contact")
         result.append(WithoutContact(ags=m.ags, name=m.name, contacts=m.contacts, reason=reason))
     return result
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from efa_rollout import texts
 from efa_rollout.output_safety import csv_cell, markdown_cell
 from efa_rollout.reports.html import REPORT_TEMPLATES, date_de, datetime_de, number, percent
 from efa_rollout.reports.model import LIGHT_LEGEND, LIGHTS, CampaignRollup
@@ -48,7 +49,7 @@ def text_value(value: Any, column: Column | None = None) -> str:
     if isinstance(value, date):
         return date_de(value)
     if isinstance(value, bool):
-        return "ja" if value else "nein"
+        return texts.say("report.yes" if value else "report.no")
     if isinstance(value, float):
         return (
             percent(value) if column and column.kind == "percent" else f"{value}".replace(".", ",")
