@@ -221,7 +221,9 @@ def test_markdown_cells_cannot_format_link_or_break_the_table() -> None:
 def test_markdown_report_escapes_municipality_names() -> None:
     from efa_rollout.reports import text
 
-    assert text._md("<script>x</script>|") == "\\<script\\>x\\</script\\>\\|"
+    # The Markdown report is a template (templates/reports/campaign.md.j2): its `md` filter.
+    md = text.markdown_environment().filters["md"]
+    assert md("<script>x</script>|") == "\\<script\\>x\\</script\\>\\|"
 
 
 def test_record_response_artifact_escapes_the_author() -> None:

@@ -57,7 +57,7 @@ def test_dates_already_past_are_listed(directory: Path) -> None:
     campaign = _create()  # deadline 60 weeks, summary 58 weeks before go-live 01.08.2025
     assert campaigns.past_dates(campaign, at("2024-04-01")) == []
     assert campaigns.past_dates(campaign, at("2024-07-01")) == [
-        "Rückmeldefrist der Informationserhebung: 07.06.2024",
+        "Frist Informationserhebung: 07.06.2024",  # as `efa campaign show` names it
         "Zusammenfassung: 21.06.2024",
     ]
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
+from efa_rollout import texts
 from efa_rollout.cli import campaign_run
 from efa_rollout.cli._common import parse_as_of, parse_date, print_json, print_table
 from efa_rollout.cli.campaign_run import AS_OF
@@ -226,16 +228,8 @@ def show_command(
     )
 
 
-DATE_LABELS = {
-    "go_live": "Go-Live",
-    "collection_deadline": "Frist Informationserhebung",
-    "summary": "Zusammenfassung",
-    "pilot_start": "Beginn Pilotphase",
-    "silent_go_live": "Silent Go-Live",
-    "mandatory_from": "Verpflichtend ab",
-    "after_care_until": "Nachbetreuung bis",
-    "trainings": "Schulungen",
-}
+#: The campaign's key dates as `show` names them (templates/texts/domain.ini, [campaign_date]).
+DATE_LABELS: Mapping[str, str] = texts.table("campaign_date")
 
 
 # Running a campaign (start, tick, go-live) lives in campaign_run; registered here, in this order.

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
+from efa_rollout import texts
 from efa_rollout.errors import UserError
 from efa_rollout.private_files import write_private
 from efa_rollout.reports.model import CampaignRollup, DistrictOverview
@@ -42,7 +43,8 @@ def render_campaign(rollup: CampaignRollup, fmt: str) -> bytes:
         "onepager-pdf": _campaign_onepager_pdf,
     }
     if fmt not in renderers:
-        raise UserError(f"Unbekanntes Format »{fmt}« (möglich: {', '.join(CAMPAIGN_FORMATS)}).")
+        formats = ", ".join(CAMPAIGN_FORMATS)
+        raise UserError(texts.say("report.error.unknown_format", fmt=fmt, formats=formats))
     return renderers[fmt](rollup)
 
 
@@ -56,9 +58,8 @@ def render_overview(overview: DistrictOverview, fmt: str) -> bytes:
         from efa_rollout.reports.xlsx import overview_workbook
 
         return overview_workbook(overview)
-    raise UserError(
-        f"Die Übersicht gibt es nur als {' oder '.join(OVERVIEW_FORMATS)}, nicht als »{fmt}«."
-    )
+    formats = f" {texts.say('report.error.or')} ".join(OVERVIEW_FORMATS)
+    raise UserError(texts.say("report.error.overview_format", fmt=fmt, formats=formats))
 
 
 def write_report(
@@ -96,7 +97,8 @@ def _write(path: Path, content: bytes) -> Path:
     try:
         write_private(path, content)  # reports name municipalities and contacts: 0600
     except OSError as error:
-        raise UserError(f"Der Bericht kann nicht nach {path} geschrieben werden: {error}") from None
+        message = texts.say("report.error.not_written", path=path, error=error)
+        raise UserError(message) from None
     return path.resolve()
 
 

@@ -114,7 +114,6 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
             milestone_columns=_milestone_columns(rollup),
             history=_history_by_ags(rollup),
             history_shown=bool(rollup.history) and len(rollup.municipalities) <= HISTORY_HTML_MAX,
-            history_note=_history_note(rollup),
         )
     )
 
@@ -134,18 +133,6 @@ def _milestone_columns(rollup: CampaignRollup) -> list[tuple[str, str]]:
 HISTORY_HTML_MAX = 1000
 
 
-def _history_note(rollup: CampaignRollup) -> str:
-    """Why the history section is empty."""
-    if not rollup.history:
-        return (
-            "Für diesen Bericht wurde die Geschichte nicht geladen oder es gibt keine Ereignisse."
-        )
-    return (
-        f"Bei {len(rollup.municipalities)} Gemeinden steht die Geschichte im XLSX-Bericht "
-        "(Blatt »Geschichte«) und unter efa history."
-    )
-
-
 def _history_by_ags(rollup: CampaignRollup) -> dict[str, list[Any]]:
     """The history entries per AGS ('' for the campaign's own)."""
     result: dict[str, list[Any]] = {}
@@ -155,15 +142,16 @@ def _history_by_ags(rollup: CampaignRollup) -> dict[str, list[Any]]:
 
 
 def _group_views(rollup: CampaignRollup) -> list[dict[str, Any]]:
-    """The three roll-up tables with their headings and the stage columns worth showing."""
+    """The three roll-up tables (their headings are the template's, by id) and the stage columns
+    worth showing."""
     views = [
-        ("Nach Verwaltungsgemeinschaft / Gemeindeverband", "verbaende", rollup.associations),
-        ("Nach Rolle", "rollen", rollup.roles),
-        ("Nach Landkreis", "kreise", rollup.districts),
+        ("verbaende", rollup.associations),
+        ("rollen", rollup.roles),
+        ("kreise", rollup.districts),
     ]
     return [
-        {"title": title, "id": anchor, "rows": rows, "columns": _stage_columns(rollup, rows)}
-        for title, anchor, rows in views
+        {"id": anchor, "rows": rows, "columns": _stage_columns(rollup, rows)}
+        for anchor, rows in views
     ]
 
 

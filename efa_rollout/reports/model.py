@@ -394,7 +394,7 @@ class DistrictOverview:
 def role_label(role: str | None) -> str:
     """A role key as people read it ('vg_rosenstein' → 'VG Rosenstein', None → 'ohne Rolle')."""
     if not role:
-        return "ohne Rolle"
+        return texts.say("report.no_role")
     words = role.replace("-", "_").split("_")
     shown = [w.upper() if len(w) <= 2 and w.isalpha() else w.capitalize() for w in words if w]
     return " ".join(shown)

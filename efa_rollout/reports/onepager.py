@@ -1,30 +1,26 @@
 """The committee one-pager ("Sachstandsbericht"): sentences from the data, dates, open items, a chart.
 
-One template for HTML and PDF: the PDF is Chromium printing the same HTML on A4 (pdf.py).
+One template for HTML and PDF: the PDF is Chromium printing the same HTML on A4 (pdf.py). The
+sentences, milestones and cells come from the catalogue (``templates/texts/reports.ini``:
+``[report.onepager]``, ``[report.onepager_milestone]``, ``[report.onepager_cell]``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from markupsafe import Markup
 
+from efa_rollout import texts
+from efa_rollout.reports.model import MILESTONE_LABELS as DATE_COLUMN_LABELS
 from efa_rollout.reports.model import CampaignRollup, MunicipalityStatus
+from efa_rollout.reports.tables import HEADER
 
 #: Campaign dates worth announcing as milestones, in German.
-MILESTONE_LABELS = {
-    "collection_deadline": "Rückmeldefrist Fragebogen",
-    "summary": "Versand der Zusammenfassung",
-    "pilot_start": "Start der Pilotphase",
-    "silent_go_live": "Silent Go-Live der Pilotgemeinden",
-    "go_live": "Go-Live",
-    "after_care_until": "Ende der Nachbetreuung",
-    "mandatory_from": "Digitale Antragstellung verpflichtend",
-    "trainings": "Schulung",
-}
+MILESTONE_LABELS: Mapping[str, str] = texts.table("report.onepager_milestone")
 MAX_OPEN_ROWS = 10
 MAX_MILESTONES = 6
 
@@ -39,11 +35,15 @@ def german_list(names: Sequence[str]) -> str:
     names = list(names)
     if len(names) <= 1:
         return "".join(names)
-    return f"{', '.join(names[:-1])} und {names[-1]}"
+    return texts.say("report.onepager.and", first=", ".join(names[:-1]), last=names[-1])
 
 
 def _municipalities(count: int) -> str:
-    return "einer Gemeinde" if count == 1 else f"{count} Gemeinden"
+    return (
+        texts.say("report.onepager.one_municipality")
+        if count == 1
+        else texts.say("report.onepager.municipalities", count=count)
+    )
 
 
 def status_sentences(r: CampaignRollup) -> list[str]:
@@ -61,23 +61,26 @@ def status_sentences(r: CampaignRollup) -> list[str]:
     first = "; ".join(clauses)
     sentences = [first + "."]  # starts with the service's name, spelt as it is (eWA)
     if r.status == "completed":
-        sentences.append(
-            f"Die Einführung ist seit dem {de(r.completed_on)} in allen Gemeinden abgeschlossen."
-        )
+        sentences.append(texts.say("report.onepager.completed", day=de(r.completed_on)))
     collecting = sum(1 for m in taking_part if m.stage == "information_collection")
     if collecting and r.collection_deadline:
-        verb = "läuft bis zum" if r.today <= r.collection_deadline else "lief bis zum"
         sentences.append(
-            f"{r.answered} von {total} Gemeinden haben den Fragebogen beantwortet; "
-            f"die Rückmeldefrist {verb} {de(r.collection_deadline)}."
+            texts.say(
+                "report.onepager.collecting"
+                if r.today <= r.collection_deadline
+                else "report.onepager.collected",
+                answered=r.answered,
+                total=total,
+                deadline=de(r.collection_deadline),
+            )
         )
     behind = sorted({o.name for o in r.overdue if o.required})
     if behind:
         sentences.append(
-            f"Bei {_municipalities(len(behind))} sind Pflichtpunkte der Checkliste überfällig."
+            texts.say("report.onepager.behind", municipalities=_municipalities(len(behind)))
         )
     elif r.status != "completed":
-        sentences.append("Keine Gemeinde hat überfällige Pflichtpunkte.")
+        sentences.append(texts.say("report.onepager.none_behind"))
     return sentences
 
 
@@ -85,17 +88,24 @@ def _live_clause(r: CampaignRollup, taking_part: list[MunicipalityStatus], key: 
     live = [m for m in taking_part if m.live_since]
     first = key["live_since"].first_reached if "live_since" in key else None
     if live and first:
-        where = (
-            f"in {len(live)} Gemeinden"
+        return texts.say(
+            "report.onepager.live_everywhere"
             if len(live) == len(taking_part)
-            else f"in {len(live)} von {len(taking_part)} Gemeinden"
+            else "report.onepager.live_partly",
+            service=r.service,
+            day=de(first),
+            live=len(live),
+            total=len(taking_part),
         )
-        return f"{r.service} ist seit {de(first)} {where} in Betrieb"
     if r.go_live > r.today:
-        return (
-            f"{r.service} geht am {de(r.go_live)} in {_municipalities(len(taking_part))} in Betrieb"
+        municipalities = _municipalities(len(taking_part))
+        return texts.say(
+            "report.onepager.goes_live",
+            service=r.service,
+            day=de(r.go_live),
+            municipalities=municipalities,
         )
-    return f"{r.service} sollte am {de(r.go_live)} in Betrieb gehen; noch ist keine Gemeinde live"
+    return texts.say("report.onepager.not_yet_live", service=r.service, day=de(r.go_live))
 
 
 def _pilot_clause(r: CampaignRollup, taking_part: list[MunicipalityStatus], key: dict) -> str:
@@ -103,15 +113,21 @@ def _pilot_clause(r: CampaignRollup, taking_part: list[MunicipalityStatus], key:
     if not pilots:
         return ""
     names = german_list([m.name for m in pilots])
-    word = "die Pilotgemeinde" if len(pilots) == 1 else "die Pilotgemeinden"
-    verb = "arbeitet" if len(pilots) == 1 else "arbeiten"
+    one = len(pilots) == 1
     silent = [m.silent_since for m in pilots if m.silent_since]
     if silent:
-        return f"{word} {names} {verb} seit dem Silent Go-Live am {de(min(silent))} damit"
+        return texts.say(
+            "report.onepager.pilot_silent_one" if one else "report.onepager.pilot_silent_many",
+            names=names,
+            day=de(min(silent)),
+        )
     planned = key["silent_since"].planned if "silent_since" in key else None
     if planned and planned > r.today:
-        verb = "startet" if len(pilots) == 1 else "starten"
-        return f"{word} {names} {verb} am {de(planned)} mit dem Silent Go-Live"
+        return texts.say(
+            "report.onepager.pilot_starts_one" if one else "report.onepager.pilot_starts_many",
+            names=names,
+            day=de(planned),
+        )
     return ""
 
 
@@ -122,9 +138,10 @@ def _mandatory_clause(r: CampaignRollup, key: dict) -> str:
     day = mandatory.planned or mandatory.first_reached  # the legal date, not the tick's day
     if day is None:
         return ""
-    if day <= r.today:
-        return f"seit {de(day)} ist die digitale Antragstellung verpflichtend"
-    return f"ab {de(day)} wird die digitale Antragstellung verpflichtend"
+    return texts.say(
+        "report.onepager.mandatory_since" if day <= r.today else "report.onepager.mandatory_from",
+        day=de(day),
+    )
 
 
 def next_milestones(r: CampaignRollup, *, prefix: str = "") -> list[tuple[date, str]]:
@@ -196,12 +213,6 @@ def campaign_onepager(r: CampaignRollup) -> OnePager:
     """The one-pager of one campaign."""
     from efa_rollout.reports.charts import burn_up_svg
 
-    names = {
-        "pilot_since": "Pilot seit",
-        "silent_since": "Silent Go-Live",
-        "live_since": "Live seit",
-        "mandatory_since": "Verpflichtend ab",
-    }
     used = [
         c for c in DATE_COLUMNS if c != "pilot_since" or any(m.is_pilot for m in r.municipalities)
     ]
@@ -217,18 +228,18 @@ def campaign_onepager(r: CampaignRollup) -> OnePager:
     items = open_items(r)
     svg = burn_up_svg(r, chart_id="onepager-burnup", size=(10, 3.2))
     return OnePager(
-        heading=f"Sachstandsbericht {r.service}",
+        heading=texts.say("report.onepager.heading", service=r.service),
         area_name=r.area_name or r.district_name or "",
         today=r.today,
         sentences=status_sentences(r),
-        columns=["Gemeinde", "Stufe", *[names[c] for c in used]],
+        columns=[HEADER["municipality"], HEADER["stage"], *[DATE_COLUMN_LABELS[c] for c in used]],
         rows=rows,
         open_rows=items[:MAX_OPEN_ROWS],
         more_open=max(len(items) - MAX_OPEN_ROWS, 0),
         common_overdue=common_overdue([r]),
         milestones=next_milestones(r)[:MAX_MILESTONES],
         chart=Markup(svg) if svg else None,  # our own SVG, text escaped by matplotlib
-        chart_caption="Gemeinden je Stufe, aus dem Ereignisprotokoll; gestrichelt: Go-Live und Pflicht.",
+        chart_caption=texts.say("report.onepager.chart_caption"),
     )
 
 
@@ -255,33 +266,29 @@ def district_onepager(rollups: Sequence[CampaignRollup], area_name: str, today: 
     items.sort(key=lambda o: (-o.overdue, -o.open, o.name))
     milestones = sorted(m for r in rollups for m in next_milestones(r, prefix=f"{r.service}: "))
     return OnePager(
-        heading="Sachstandsbericht EfA-Onlinedienste",
+        heading=texts.say("report.onepager.heading_district"),
         area_name=area_name,
         today=today,
         sentences=sentences,
-        columns=["Gemeinde", *[r.service for r in rollups]],
+        columns=[HEADER["municipality"], *[r.service for r in rollups]],
         rows=rows,
         open_rows=items[:MAX_OPEN_ROWS],
         more_open=max(len(items) - MAX_OPEN_ROWS, 0),
         common_overdue=common_overdue(rollups),
         milestones=milestones[:MAX_MILESTONES],
         chart=Markup(live_bars_svg(rollups)) if rollups else None,
-        chart_caption="Gemeinden je Dienst: in Betrieb, noch nicht in Betrieb, ruhend.",
+        chart_caption=texts.say("report.onepager.chart_caption_district"),
     )
 
 
 def _cell(m: MunicipalityStatus) -> str:
     """A district cell: the latest reached date, else the stage."""
     if m.status == "not_applicable":
-        return "nicht zutreffend"
-    if m.mandatory_since:
-        return f"verpflichtend seit {de(m.mandatory_since)}"
-    if m.live_since:
-        return f"live seit {de(m.live_since)}"
-    if m.silent_since:
-        return f"Silent Go-Live {de(m.silent_since)}"
-    if m.pilot_since:
-        return f"Pilot seit {de(m.pilot_since)}"
+        return texts.say("report.onepager_cell.not_applicable")
+    for name in ("mandatory_since", "live_since", "silent_since", "pilot_since"):
+        day = getattr(m, name)
+        if day:
+            return texts.say(f"report.onepager_cell.{name}", day=de(day))
     return m.stage_label
 
 

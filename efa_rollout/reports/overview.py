@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
+from efa_rollout import texts
 from efa_rollout.domain.stages import STAGE_LABELS
 from efa_rollout.reports.model import (
     MILESTONES,
@@ -17,7 +18,6 @@ from efa_rollout.reports.model import (
     OverviewCell,
     OverviewRow,
 )
-from efa_rollout.reports.rollup import GV100AD_ATTRIBUTION
 from efa_rollout.reports.rollup_groups import sort_key, stage_label
 from efa_rollout.services.history import PastState, past_states
 from efa_rollout.settings import get_settings
@@ -57,7 +57,9 @@ def district_overview(
         campaigns=campaigns,
         rows=rows,
         stage_labels={stage.value: label for stage, label in STAGE_LABELS.items()},
-        attribution=GV100AD_ATTRIBUTION if _from_gv100ad(municipalities) else None,
+        attribution=texts.say("report.gv100ad_attribution")
+        if _from_gv100ad(municipalities)
+        else None,
     )
 
 
@@ -188,7 +190,7 @@ def _area_name(municipalities: list[dict[str, Any]], area_code: str | None) -> s
     if len(districts) == 1:
         return districts.pop()
     states = {m["state_name"] for m in municipalities if m["state_name"]}
-    return states.pop() if len(states) == 1 else "alle Gebiete"
+    return states.pop() if len(states) == 1 else texts.say("report.all_areas")
 
 
 def _date(value: Any) -> date | None:

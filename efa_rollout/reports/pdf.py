@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from efa_rollout import texts
 from efa_rollout.errors import UserError
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -18,10 +19,7 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise UserError(
-        "Für PDF wird Chromium benötigt (Debian: apt-get install chromium); "
-        "die HTML-Fassung (--format onepager-html) lässt sich auch im Browser drucken."
-    )
+    raise UserError(texts.say("report.error.no_chromium"))
 
 
 def html_to_pdf(html: str, *, timeout: float = 120) -> bytes:
@@ -44,7 +42,8 @@ def html_to_pdf(html: str, *, timeout: float = 120) -> bytes:
         try:
             subprocess.run(command, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
-            raise UserError(f"Chromium hat das PDF nicht in {timeout:.0f} s erzeugt.") from None
+            seconds = f"{timeout:.0f}"
+            raise UserError(texts.say("report.error.pdf_timeout", seconds=seconds)) from None
         if not target.exists() or target.stat().st_size == 0:
-            raise UserError("Chromium hat kein PDF erzeugt.")
+            raise UserError(texts.say("report.error.no_pdf"))
         return target.read_bytes()

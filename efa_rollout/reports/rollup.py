@@ -65,9 +65,6 @@ from models import (
 )
 
 MAIL_STATUS_LABELS: Mapping[str, str] = texts.table("report.mail_status")
-GV100AD_ATTRIBUTION = (
-    "Gemeindedaten: © Statistisches Bundesamt (Destatis), Gemeindeverzeichnis (dl-de/by-2-0)"
-)
 
 
 @fewer_collections()
@@ -417,4 +414,4 @@ def _attribution(session: Session, campaign_id: str) -> str | None:
         .where(col(E.campaign_id) == campaign_id, col(M.source).ilike("%gv100%"))
         .limit(1)
     )
-    return GV100AD_ATTRIBUTION if run_query(session, query).first() else None
+    return texts.say("report.gv100ad_attribution") if run_query(session, query).first() else None

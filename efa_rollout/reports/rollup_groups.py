@@ -56,8 +56,8 @@ def stage_summaries(
     excluded = sum(n for (_, status), n in counts.items() if status == "not_applicable")
     return (
         stages,
-        summary("paused", "Pausiert", paused),
-        summary("not_applicable", "Nicht zutreffend", excluded),
+        summary("paused", texts.say("report.paused"), paused),
+        summary("not_applicable", texts.say("report.not_applicable"), excluded),
     )
 
 
@@ -109,7 +109,7 @@ def association_of(row: Any) -> GroupKey:
     code = row.association_code
     key = f"{row.district_code}{code}" if code else f"{row.district_code}-ohne"
     district = row.district_name or row.district_code
-    return key, row.association_name or f"ohne Gemeindeverband ({district})"
+    return key, row.association_name or texts.say("report.no_association", district=district)
 
 
 def role_of(row: Any) -> GroupKey:
@@ -147,7 +147,7 @@ def without_contact(municipalities: Iterable[MunicipalityStatus]) -> list[Withou
     for m in municipalities:
         if m.status == "not_applicable" or m.working_contacts:
             continue
-        reason = "alle Adressen unzustellbar" if m.contacts else "keine Ansprechperson hinterlegt"
+        reason = texts.say("report.no_working_address" if m.contacts else "report.no_contact")
         result.append(WithoutContact(ags=m.ags, name=m.name, contacts=m.contacts, reason=reason))
     return result
 

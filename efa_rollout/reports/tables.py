@@ -1,7 +1,12 @@
-"""The report's views as plain tables (German headers, typed values), shared by XLSX, CSV and Markdown."""
+"""The report's views as plain tables (German headers, typed values), shared by XLSX and CSV.
+
+Sheet titles, column headers and the rows of the sheet Überblick come from the catalogue
+(``templates/texts/reports.ini``: ``[report.sheet]``, ``[report.column]``, ``[report.fact]``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +14,7 @@ from efa_rollout import texts
 from efa_rollout.reports.model import (
     LIGHT_LEGEND,
     LIGHTS,
+    MILESTONE_LABELS,
     CampaignRollup,
     DistrictOverview,
     GroupRollup,
@@ -22,6 +28,22 @@ class Column:
     header: str
     kind: str = "text"
     width: int = 14
+
+
+#: Sheet titles, column headers, the group columns' headers (read on first use).
+SHEET: Mapping[str, str] = texts.table("report.sheet")
+HEADER: Mapping[str, str] = texts.table("report.column")
+GROUP: Mapping[str, str] = texts.table("report.group")
+
+
+def column(key: str, kind: str = "text", width: int = 14) -> Column:
+    """The column KEY of ``[report.column]`` (a milestone's of ``[report.milestone]``)."""
+    return Column(MILESTONE_LABELS[key] if key in MILESTONE_LABELS else HEADER[key], kind, width)
+
+
+def fact(key: str, **params: Any) -> str:
+    """A row label of the sheet Überblick (``[report.fact]``)."""
+    return texts.say(f"report.fact.{key}", **params)
 
 
 @dataclass(slots=True)
@@ -39,9 +61,9 @@ def campaign_tables(rollup: CampaignRollup) -> list[Table]:
         summary_table(rollup),
         municipality_table(rollup),
         overdue_table(rollup),
-        group_table("Verbände", "Verband", rollup.associations, rollup),
-        group_table("Rollen", "Rolle", rollup.roles, rollup),
-        group_table("Kreise", "Kreis", rollup.districts, rollup),
+        group_table("associations", rollup.associations, rollup),
+        group_table("roles", rollup.roles, rollup),
+        group_table("districts", rollup.districts, rollup),
         timeline_table(rollup),
         failed_mail_table(rollup),
         history_table(rollup),
@@ -51,26 +73,27 @@ def campaign_tables(rollup: CampaignRollup) -> list[Table]:
 def history_table(rollup: CampaignRollup) -> Table:
     """Every event up to the report date, with mail attempts and SMTP replies, in order."""
     columns = [
-        Column("Zeitpunkt", "datetime", 17),
-        Column("AGS", width=10),
-        Column("Gemeinde", width=26),
-        Column("Art", width=30),
-        Column("Was", width=70),
-        Column("Wer", width=28),
-        Column("Warum", width=50),
+        column("at", "datetime", 17),
+        column("ags", width=10),
+        column("municipality", width=26),
+        column("kind", width=30),
+        column("what", width=70),
+        column("who", width=28),
+        column("why", width=50),
     ]
+    itself = texts.say("report.history_campaign")
     rows = [
-        [e.at, e.ags or "", e.name or "Kampagne", e.kind_label, e.what, e.who, e.why or ""]
+        [e.at, e.ags or "", e.name or itself, e.kind_label, e.what, e.who, e.why or ""]
         for e in rollup.history
     ]
-    return Table("Geschichte", columns, rows)
+    return Table(SHEET["history"], columns, rows)
 
 
 def summary_table(rollup: CampaignRollup) -> Table:
     """Key figures: dates, stage counts, lights, lists' lengths and the legend."""
     table = Table(
-        "Überblick",
-        [Column("Angabe", width=34), Column("Wert", width=40), Column("Anteil", "percent", 10)],
+        SHEET["summary"],
+        [column("fact", width=34), column("value", width=40), column("share", "percent", 10)],
     )
     total = rollup.total
 
@@ -78,69 +101,70 @@ def summary_table(rollup: CampaignRollup) -> Table:
         return count / total if total else 0.0
 
     add = table.rows.append
-    add(["Kampagne", rollup.campaign_id, None])
-    add(["Titel", rollup.title, None])
-    add(["Gebiet", rollup.area_name or "–", None])
-    add(["Stand", rollup.today, None])
-    add(["Status der Kampagne", rollup.status_label, None])
+    add([fact("campaign"), rollup.campaign_id, None])
+    add([fact("title"), rollup.title, None])
+    add([fact("area"), rollup.area_name or "–", None])
+    add([fact("today"), rollup.today, None])
+    add([fact("status"), rollup.status_label, None])
     if rollup.completed_on:
-        add(["Abgeschlossen am", rollup.completed_on, None])
-    add(["Go-Live", rollup.go_live, None])
-    add(["Rückmeldefrist Fragebogen", rollup.collection_deadline, None])
+        add([fact("completed_on"), rollup.completed_on, None])
+    add([fact("go_live"), rollup.go_live, None])
+    add([fact("collection_deadline"), rollup.collection_deadline, None])
     for key in rollup.key_dates:
-        add([f"{key.label}: geplant", key.planned, None])
-        add([f"{key.label}: zuerst erreicht", key.first_reached, None])
-        add([f"{key.label}: Gemeinden", key.reached, share(key.reached)])
-    add(["Gemeinden gesamt", total, None])
+        add([fact("key_planned", label=key.label), key.planned, None])
+        add([fact("key_first_reached", label=key.label), key.first_reached, None])
+        add([fact("key_reached", label=key.label), key.reached, share(key.reached)])
+    add([fact("total"), total, None])
     for summary in [*rollup.stages.values(), rollup.paused, rollup.not_applicable]:
-        add([f"Stufe: {summary.label}", summary.count, summary.share])
+        add([fact("stage", label=summary.label), summary.count, summary.share])
     for light, label in LIGHTS.items():
-        add([f"Ampel: {label}", rollup.lights[light], share(rollup.lights[light])])
-    add(["Fragebogen beantwortet", rollup.answered, share(rollup.answered)])
-    add(["Überfällige Checklistenpunkte", len(rollup.overdue), None])
-    add(["Mailfehler", len(rollup.failed_mail), None])
-    add(["Ohne funktionierende Ansprechperson", len(rollup.without_contact), None])
+        add([fact("light", label=label), rollup.lights[light], share(rollup.lights[light])])
+    add([fact("answered"), rollup.answered, share(rollup.answered)])
+    add([fact("overdue"), len(rollup.overdue), None])
+    add([fact("failed_mail"), len(rollup.failed_mail), None])
+    add([fact("without_contact"), len(rollup.without_contact), None])
     for light, label in LIGHTS.items():
-        add([f"Legende {label}", LIGHT_LEGEND[light], None])
-    add(["Legende Stufe und Ampel", texts.say("report.light_stage_rules"), None])
+        add([fact("legend", label=label), LIGHT_LEGEND[light], None])
+    add([fact("stage_rules"), texts.say("report.light_stage_rules"), None])
     if rollup.attribution:
-        add(["Quelle", rollup.attribution, None])
+        add([fact("source"), rollup.attribution, None])
     return table
 
 
-MUNICIPALITY_COLUMNS = [
-    Column("AGS", width=10),
-    Column("Gemeinde", width=28),
-    Column("Verband", width=28),
-    Column("Kreis", width=20),
-    Column("Rolle", width=16),
-    Column("Pilot", "bool", 7),
-    Column("Status", width=16),
-    Column("Stufe", width=26),
-    Column("In Stufe seit", "date", 13),
-    Column("Tage in Stufe", "int", 9),
-    Column("Go-Live", "date", 12),
-    Column("Pilot seit", "date", 12),
-    Column("Silent Go-Live", "date", 12),
-    Column("Live seit", "date", 12),
-    Column("Verpflichtend ab", "date", 12),
-    Column("Abgeschlossen am", "date", 12),
-    Column("Punkte", "int", 8),
-    Column("Erledigt", "int", 9),
-    Column("Offen", "int", 8),
-    Column("Überfällig", "int", 10),
-    Column("davon Pflicht", "int", 10),
-    Column("In 10 Tagen fällig", "int", 10),
-    Column("Nächste Fälligkeit", "date", 13),
-    Column("Fragebogen beantwortet", "bool", 12),
-    Column("Antworten vollständig", "bool", 12),
-    Column("Letzter Kontakt", "datetime", 17),
-    Column("Mailfehler", "int", 10),
-    Column("Kontakte", "int", 9),
-    Column("Zustellbar", "int", 10),
-    Column("Ampel", width=8),
-    Column("Gründe", width=60),
-]
+#: The municipality sheet's (and CSV's) columns: catalogue key, kind, width.
+MUNICIPALITY_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("ags", "text", 10),
+    ("municipality", "text", 28),
+    ("association", "text", 28),
+    ("district", "text", 20),
+    ("role", "text", 16),
+    ("pilot", "bool", 7),
+    ("status", "text", 16),
+    ("stage", "text", 26),
+    ("stage_entered", "date", 13),
+    ("days_in_stage", "int", 9),
+    ("go_live", "date", 12),
+    ("pilot_since", "date", 12),
+    ("silent_since", "date", 12),
+    ("live_since", "date", 12),
+    ("mandatory_since", "date", 12),
+    ("completed_on", "date", 12),
+    ("items_total", "int", 8),
+    ("items_done", "int", 9),
+    ("items_open", "int", 8),
+    ("items_overdue", "int", 10),
+    ("required_overdue", "int", 10),
+    ("items_due_soon", "int", 10),
+    ("next_due", "date", 13),
+    ("answered", "bool", 12),
+    ("answers_complete", "bool", 12),
+    ("last_contact", "datetime", 17),
+    ("failed_mail", "int", 10),
+    ("contacts", "int", 9),
+    ("working_contacts", "int", 10),
+    ("light", "text", 8),
+    ("reasons", "text", 60),
+)
 
 
 def municipality_table(rollup: CampaignRollup) -> Table:
@@ -181,44 +205,44 @@ def municipality_table(rollup: CampaignRollup) -> Table:
         ]
         for m in rollup.municipalities
     ]
-    return Table("Gemeinden", MUNICIPALITY_COLUMNS, rows)
+    columns = [column(key, kind, width) for key, kind, width in MUNICIPALITY_COLUMNS]
+    return Table(SHEET["municipalities"], columns, rows)
 
 
 def overdue_table(rollup: CampaignRollup) -> Table:
     """Overdue checklist items, longest overdue first."""
     columns = [
-        Column("AGS", width=10),
-        Column("Gemeinde", width=28),
-        Column("Punkt", width=50),
-        Column("Schlüssel", width=22),
-        Column("Zuständig", width=16),
-        Column("Pflicht", "bool", 8),
-        Column("Fällig am", "date", 12),
-        Column("Tage überfällig", "int", 10),
+        column("ags", width=10),
+        column("municipality", width=28),
+        column("item", width=50),
+        column("item_key", width=22),
+        column("owner", width=16),
+        column("required", "bool", 8),
+        column("due", "date", 12),
+        column("days_overdue", "int", 10),
     ]
     rows = [
         [o.ags, o.name, o.title, o.item_key, o.owner, o.required, o.due, o.days_overdue]
         for o in rollup.overdue
     ]
-    return Table("Überfällig", columns, rows)
+    return Table(SHEET["overdue"], columns, rows)
 
 
-def group_table(
-    title: str, header: str, groups: list[GroupRollup], rollup: CampaignRollup
-) -> Table:
-    """Totals per group: lights, answers, items, and active municipalities per stage."""
+def group_table(kind: str, groups: list[GroupRollup], rollup: CampaignRollup) -> Table:
+    """Totals per group of KIND (associations, roles, districts): lights, answers, items, and
+    active municipalities per stage."""
     stage_keys = [*rollup.stage_order, "paused", "not_applicable"]
     labels = {key: s.label for key, s in rollup.stages.items()}
     labels.update(paused=rollup.paused.label, not_applicable=rollup.not_applicable.label)
     columns = [
-        Column("Schlüssel", width=12),
-        Column(header, width=34),
-        Column("Gemeinden", "int", 10),
+        column("key", width=12),
+        Column(GROUP[kind], width=34),
+        column("total", "int", 10),
         *[Column(label, "int", 8) for label in LIGHTS.values()],
-        Column("Beantwortet", "int", 11),
-        Column("Anteil beantwortet", "percent", 11),
-        Column("Offene Punkte", "int", 10),
-        Column("Überfällige Punkte", "int", 10),
+        column("answered_count", "int", 11),
+        column("answered_share", "percent", 11),
+        column("open_items", "int", 10),
+        column("overdue_items", "int", 10),
         *[Column(labels.get(key, key), "int", 12) for key in stage_keys],
     ]
     rows = [
@@ -235,30 +259,30 @@ def group_table(
         ]
         for g in groups
     ]
-    return Table(title, columns, rows)
+    return Table(SHEET[kind], columns, rows)
 
 
 def timeline_table(rollup: CampaignRollup) -> Table:
     """The burn-up as numbers: one row per day, one column per stage."""
     stages = list(rollup.timeline[-1].stages) if rollup.timeline else list(rollup.stage_order)
     labels = {key: s.label for key, s in rollup.stages.items()}
-    columns = [Column("Tag", "date", 12), *[Column(labels.get(s, s), "int", 14) for s in stages]]
+    columns = [column("day", "date", 12), *[Column(labels.get(s, s), "int", 14) for s in stages]]
     rows = [[p.day, *[p.stages.get(s, 0) for s in stages]] for p in rollup.timeline]
-    return Table("Verlauf", columns, rows)
+    return Table(SHEET["timeline"], columns, rows)
 
 
 def failed_mail_table(rollup: CampaignRollup) -> Table:
     """Failed or unknown mail, and whether a later mail got through."""
     columns = [
-        Column("AGS", width=10),
-        Column("Gemeinde", width=28),
-        Column("Art", width=16),
-        Column("Betreff", width=50),
-        Column("Empfänger", width=36),
-        Column("Status", width=22),
-        Column("Eingereiht", "datetime", 17),
-        Column("Fehler", width=40),
-        Column("Später zugestellt", "bool", 10),
+        column("ags", width=10),
+        column("municipality", width=28),
+        column("kind", width=16),
+        column("subject", width=50),
+        column("recipients", width=36),
+        column("status", width=22),
+        column("queued_at", "datetime", 17),
+        column("error", width=40),
+        column("resolved", "bool", 10),
     ]
     rows = [
         [
@@ -274,22 +298,22 @@ def failed_mail_table(rollup: CampaignRollup) -> Table:
         ]
         for f in rollup.failed_mail
     ]
-    return Table("Mailfehler", columns, rows)
+    return Table(SHEET["failed_mail"], columns, rows)
 
 
 def overview_tables(overview: DistrictOverview) -> list[Table]:
     """The district overview: a campaigns sheet and a municipalities × campaigns sheet."""
     campaigns = Table(
-        "Kampagnen",
+        SHEET["campaigns"],
         [
-            Column("Kampagne", width=24),
-            Column("Titel", width=44),
-            Column("Dienst", width=16),
-            Column("Status", width=14),
-            Column("Go-Live", "date", 12),
-            Column("Verpflichtend ab", "date", 14),
-            Column("Gemeinden", "int", 10),
-            Column("Stufen (aktive Gemeinden)", width=80),
+            column("campaign", width=24),
+            column("title", width=44),
+            column("service", width=16),
+            column("status", width=14),
+            column("go_live", "date", 12),
+            column("mandatory_from", "date", 14),
+            column("total", "int", 10),
+            column("stage_summary", width=80),
         ],
         [
             [
@@ -306,12 +330,12 @@ def overview_tables(overview: DistrictOverview) -> list[Table]:
         ],
     )
     grid = Table(
-        "Gemeinden",
+        SHEET["municipalities"],
         [
-            Column("AGS", width=10),
-            Column("Gemeinde", width=28),
-            Column("Verband", width=28),
-            Column("Kreis", width=20),
+            column("ags", width=10),
+            column("municipality", width=28),
+            column("association", width=28),
+            column("district", width=20),
             *[Column(f"{c.service} ({c.id})", width=26) for c in overview.campaigns],
         ],
         [

@@ -20,6 +20,7 @@ from efa_rollout.reports.files import write_campaign_report
 from efa_rollout.reports.model import LIGHT_ORDER, CampaignRollup
 from efa_rollout.reports.rollup import campaign_rollup
 from efa_rollout.reports.rollup_groups import sort_key
+from efa_rollout.reports.tables import HEADER
 from efa_rollout.reports.text import campaign_markdown
 from efa_rollout.services.lookup import get_campaign
 from efa_rollout.settings import get_settings
@@ -116,16 +117,18 @@ def _target(out_dir: Path | None, rollup: CampaignRollup, fmt: str) -> Path | No
 
 def artifact_rows(rollup: CampaignRollup, limit: int = ARTIFACT_ROWS) -> list[dict[str, Any]]:
     """Table artifact rows, most urgent first."""
+    h = HEADER
+    answered, unanswered = texts.say("report.answered"), texts.say("report.unanswered")
     return [
         {
-            "Ampel": m.light_label,
-            "Gemeinde": f"{m.name} ({m.ags})",
-            "Stufe": m.stage_label,
-            "Tage in Stufe": m.days_in_stage,
-            "Offen": m.items_open,
-            "Überfällig": m.items_overdue,
-            "Fragebogen": "beantwortet" if m.answered else "offen",
-            "Gründe": "; ".join(m.reasons),
+            h["light"]: m.light_label,
+            h["municipality"]: f"{m.name} ({m.ags})",
+            h["stage"]: m.stage_label,
+            h["days_in_stage"]: m.days_in_stage,
+            h["items_open"]: m.items_open,
+            h["items_overdue"]: m.items_overdue,
+            h["questionnaire"]: answered if m.answered else unanswered,
+            h["reasons"]: "; ".join(m.reasons),
         }
         for m in _by_urgency(rollup)[:limit]
     ]
