@@ -9,11 +9,9 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from models import DeliveryAttempt, OutboxMessage
-from tests.mail_support import NOW
+from tests.mail_support import NOW, queue_request
 from tests.smtp_fault_server import FaultServer
-from tests.test_mail_delivery import _deliver, _queue_to, smtp_server
-
-__all__ = ["smtp_server"]  # the fixture, used by name below
+from tests.test_mail_delivery import _deliver
 
 
 def _only_attempt(session: Session, row: OutboxMessage) -> DeliveryAttempt:
@@ -25,7 +23,7 @@ def _only_attempt(session: Session, row: OutboxMessage) -> DeliveryAttempt:
 
 def test_smtp_group_commit_values(session: Session, smtp_server: FaultServer) -> None:
     rows = [
-        _queue_to(session, f"ok{k}@gemeinde{k}.example", ags=f"0813601{k}", name=f"Ort {k}")
+        queue_request(session, f"ok{k}@gemeinde{k}.example", ags=f"0813601{k}", name=f"Ort {k}")
         for k in range(3)
     ]
     report = _deliver(session, now=NOW)
@@ -46,7 +44,7 @@ def test_smtp_group_commit_values(session: Session, smtp_server: FaultServer) ->
 
 
 def test_folder_group_commit_inserts_the_attempt(session: Session, efa_env: Path) -> None:
-    row = _queue_to(session, "ok@essingen.example")
+    row = queue_request(session, "ok@essingen.example")
     report = _deliver(session, now=NOW)
     assert report.total("sent") == 1
     session.refresh(row)
