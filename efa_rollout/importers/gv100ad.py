@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,12 @@ MIN_MUNICIPALITY_LENGTH = 124
 _NAME = slice(22, 72)
 #: How the errors name the fields of a record 60 (by key: ags, association, name, …).
 _COLUMN: Mapping[str, str] = table("import.gv100ad_column")
+
+
+@functools.cache
+def _labels() -> dict[str, str]:
+    """The field names and the association key's name, looked up once (read per line)."""
+    return {**_COLUMN, "association_key": say("import.municipality.association_key")}
 
 
 @dataclass(frozen=True)
@@ -137,20 +144,21 @@ def parse_municipality_line(
         collector.add(number, None, None, say("import.municipality.record_too_short"))
         return None
     before = len(collector.errors)
-    ags = collector.parse(number, _COLUMN["ags"], line[10:18], _strict_ags)
+    labels = _labels()
+    ags = collector.parse(number, labels["ags"], line[10:18], _strict_ags)
     association = collector.parse(
         number,
-        _COLUMN["association"],
+        labels["association"],
         line[18:22],
-        lambda v: parse_digits(v, 4, say("import.municipality.association_key")),
+        lambda v: parse_digits(v, 4, labels["association_key"]),
     )
-    name = collector.parse(number, _COLUMN["name"], line[_NAME], _required_name)
-    type_code = collector.parse(number, _COLUMN["type"], line[122:124], _type)
+    name = collector.parse(number, labels["name"], line[_NAME], _required_name)
+    type_code = collector.parse(number, labels["type"], line[122:124], _type)
     population = collector.parse(
-        number, _COLUMN["population"], line[139:150], _optional(parse_population)
+        number, labels["population"], line[139:150], _optional(parse_population)
     )
     postal_code = collector.parse(
-        number, _COLUMN["postal_code"], line[165:170], _optional(parse_postal_code)
+        number, labels["postal_code"], line[165:170], _optional(parse_postal_code)
     )
     if len(collector.errors) > before:
         return None
