@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from efa_rollout import TEMPLATES_DIR
 from efa_rollout.domain.stages import OPTIONAL_STAGES, Stage
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import shorten
+from efa_rollout.texts import say, table
 
 BUILTIN_DIR = TEMPLATES_DIR / "campaigns"
 _OFFSET = re.compile(r"^T?\s*([+-]?)\s*([0-9]+)\s*([dwm])$")
@@ -44,7 +46,7 @@ def parse_offset(value: str | int) -> int:
         return value
     match = _OFFSET.match(value.strip())
     if not match:
-        raise ValueError(f"'{value}' ist kein Versatz wie '-12w', '+4w' oder '-10d'")
+        raise ValueError(say("definition.offset_invalid", value=value))
     sign, amount, unit = match.groups()
     days = int(amount) * {"d": 1, "w": 7, "m": 30}[unit]
     return -days if sign == "-" else days
@@ -89,7 +91,7 @@ class QuestionField(_Strict):
     @model_validator(mode="after")
     def _choice_needs_choices(self) -> QuestionField:
         if self.type == "choice" and not self.choices:
-            raise ValueError("ein Feld vom Typ 'choice' braucht 'choices'")
+            raise ValueError(say("definition.choices_missing"))
         return self
 
 
@@ -197,11 +199,14 @@ class CampaignDefinition(_Strict):
 
         for kind, source in mail.items():
             if kind not in MAIL_KINDS:
-                raise ValueError(f"unbekannte Mail-Art »{kind}« (bekannt: {', '.join(MAIL_KINDS)})")
+                known = ", ".join(MAIL_KINDS)
+                raise ValueError(say("definition.mail_kind_unknown", kind=kind, known=known))
             try:
                 compile_paragraph(source)
             except MailRenderError as error:
-                raise ValueError(f"{kind}: {error.message}") from None
+                raise ValueError(
+                    say("definition.mail_paragraph", kind=kind, error=error.message)
+                ) from None
         return mail
 
     @model_validator(mode="after")
@@ -209,14 +214,14 @@ class CampaignDefinition(_Strict):
         required = [s for s in Stage.generic()]
         missing = [s.value for s in required if s not in self.stages]
         if missing:
-            raise ValueError(f"stages: die Stufen {', '.join(missing)} fehlen")
+            raise ValueError(say("definition.stages_missing", stages=", ".join(missing)))
         unknown = [s for s in self.stages if s not in required and s not in OPTIONAL_STAGES]
         if unknown:
-            raise ValueError(f"stages: unbekannte Stufen {unknown}")
+            raise ValueError(say("definition.stages_unknown", stages=unknown))
         if Stage.SILENT_GO_LIVE in self.stages and self.dates.silent_go_live is None:
-            raise ValueError("dates.silent_go_live fehlt für die Stufe silent_go_live")
+            raise ValueError(say("definition.silent_go_live_date"))
         if Stage.MANDATORY in self.stages and self.dates.mandatory_from is None:
-            raise ValueError("dates.mandatory_from fehlt für die Stufe mandatory")
+            raise ValueError(say("definition.mandatory_from_date"))
         _unique([f.key for f in self.questionnaire], "questionnaire")
         _unique([i.key for i in self.checklist], "checklist")
         return self
@@ -258,7 +263,7 @@ def _unique(keys: list[str], where: str) -> None:
     seen: set[str] = set()
     for key in keys:
         if key in seen:
-            raise ValueError(f"{where}: Schlüssel '{key}' kommt doppelt vor")
+            raise ValueError(say("definition.key_repeated", where=where, key=key))
         seen.add(key)
 
 
@@ -277,39 +282,11 @@ def _format_location(loc: tuple[Any, ...], data: Any) -> str:
         else:
             parts.append(("." if parts else "") + str(item))
             node = node.get(item) if isinstance(node, dict) else None
-    return "".join(parts) or "(Wurzel)"
+    return "".join(parts) or say("definition.root")
 
 
-_GERMAN: dict[str, str] = {
-    "missing": "fehlt",
-    "extra_forbidden": "ist hier nicht vorgesehen (Tippfehler im Feldnamen?)",
-    "string_type": "muss ein Text sein",
-    "int_type": "muss eine ganze Zahl sein",
-    "int_parsing": "muss eine ganze Zahl sein",
-    "int_from_float": "muss eine ganze Zahl sein",
-    "float_type": "muss eine Zahl sein",
-    "float_parsing": "muss eine Zahl sein",
-    "bool_type": "muss true oder false sein",
-    "bool_parsing": "muss true oder false sein",
-    "list_type": "muss eine Liste sein",
-    "dict_type": "muss eine Zuordnung (key: value) sein",
-    "model_type": "muss eine Zuordnung (key: value) sein",
-    "date_type": "muss ein Datum (JJJJ-MM-TT) sein",
-    "date_parsing": "muss ein Datum (JJJJ-MM-TT) sein",
-    "date_from_datetime_parsing": "muss ein Datum (JJJJ-MM-TT) sein",
-    "string_pattern_mismatch": "hat nicht die erwartete Form ({pattern})",
-    "string_too_short": "ist zu kurz (mindestens {min_length} Zeichen)",
-    "string_too_long": "ist zu lang (höchstens {max_length} Zeichen)",
-    "too_short": "hat zu wenige Einträge (mindestens {min_length})",
-    "too_long": "hat zu viele Einträge (höchstens {max_length})",
-    "greater_than": "muss größer als {gt} sein",
-    "greater_than_equal": "muss mindestens {ge} sein",
-    "less_than": "muss kleiner als {lt} sein",
-    "less_than_equal": "darf höchstens {le} sein",
-    "literal_error": "muss einer dieser Werte sein: {expected}",
-    "enum": "muss einer dieser Werte sein: {expected}",
-    "frozen_instance": "darf nicht geändert werden",
-}
+#: Pydantic's error types as German phrases ("Input should be …" → "muss … sein").
+_GERMAN: Mapping[str, str] = table("definition.pydantic")
 
 
 def german_message(error: Any) -> str:
@@ -317,10 +294,10 @@ def german_message(error: Any) -> str:
     kind = error.get("type", "")
     if kind in ("value_error", "assertion_error"):
         cause = error.get("ctx", {}).get("error")
-        return str(cause) if cause is not None else error.get("msg", "ungültiger Wert")
+        return str(cause) if cause is not None else error.get("msg", say("definition.invalid"))
     template = _GERMAN.get(kind)
     if template is None:
-        return f"ungültiger Wert (Prüfung »{kind}«)"
+        return say("definition.check_unknown", kind=kind)
     context = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
     try:
         return template.format(**context)
@@ -338,29 +315,31 @@ def load_definition(path: Path) -> CampaignDefinition:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f", Zeile {mark.line + 1}" if mark else ""
+        where = say("definition.yaml_line", line=mark.line + 1) if mark else ""
         raise UserError(
-            f"Kampagnendefinition {path}{where}: kein gültiges YAML ({error})."
+            say("definition.yaml_invalid", path=path, where=where, error=error)
         ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"Kampagnendefinition {path} kann nicht gelesen werden: {error}") from None
+        raise UserError(say("definition.unreadable", path=path, error=error)) from None
     if not isinstance(data, dict):
-        raise UserError(
-            f"Kampagnendefinition {path}: erwartet eine Zuordnung (key: value) auf oberster Ebene."
-        )
+        raise UserError(say("definition.not_a_mapping", path=path))
     try:
         return CampaignDefinition.model_validate(data)
     except ValidationError as error:
-        details = [
-            f"Feld {_format_location(e['loc'], data)}: {german_message(e)}"
-            + (
-                f" (Wert: {shorten(repr(e['input']), 80)})"
-                if not isinstance(e["input"], dict | list)
-                else ""
-            )
-            for e in error.errors()
-        ]
-        raise UserError(f"Kampagnendefinition {path} ist ungültig:", details=details) from None
+        details = [_field_error(e, data) for e in error.errors()]
+        raise UserError(say("definition.is_invalid", path=path), details=details) from None
+
+
+def _field_error(error: Any, data: Any) -> str:
+    """One detail line: the field's path, the German reason, the value unless a mapping/list."""
+    text = say(
+        "definition.field",
+        location=_format_location(error["loc"], data),
+        message=german_message(error),
+    )
+    if isinstance(error["input"], dict | list):
+        return text
+    return say("definition.field_value", text=text, value=shorten(repr(error["input"]), 80))
 
 
 def definition_dirs() -> list[Path]:
@@ -384,11 +363,11 @@ def get_definition(key: str) -> CampaignDefinition:
     """The definition named KEY, validated."""
     files = definition_files()
     if key not in files:
-        known = ", ".join(sorted(files)) or "keine"
-        raise UserError(f"Keine Kampagnendefinition »{key}« gefunden (vorhanden: {known}).")
+        known = ", ".join(sorted(files)) or say("definition.none_known")
+        raise UserError(say("definition.not_found", key=key, known=known))
     definition = load_definition(files[key])
     if definition.key != key:
         raise UserError(
-            f"Kampagnendefinition {files[key]}: Feld key »{definition.key}« passt nicht zum Dateinamen »{key}«."
+            say("definition.key_mismatch", path=files[key], key=definition.key, name=key)
         )
     return definition

@@ -24,6 +24,7 @@ from efa_rollout.services.answers import latest_response, save_answers, validate
 from efa_rollout.services.contacts import CONTACT_ALIASES
 from efa_rollout.services.late_entry import LateEntry
 from efa_rollout.services.lookup import campaign_definition, get_campaign
+from efa_rollout.texts import say
 
 #: Headers that name the municipality's key.
 AGS_HEADERS = ("AGS", "Gemeindeschlüssel", "Amtlicher Gemeindeschlüssel", "Gemeindekennziffer")
@@ -128,21 +129,18 @@ def _checked_columns(
     table: Table, definition: CampaignDefinition
 ) -> tuple[int, dict[int, tuple[str, str | None]], list[str]]:
     """AGS column, answer columns and ignored headers; refuses a file without AGS or with unknowns."""
+    from efa_rollout.importers.tabular import found_columns
     from efa_rollout.importers.validation import ImportErrors, RowError
 
     ags_index, columns, ignored, unknown = _answer_columns(table.headers, definition)
     if ags_index is None:
-        found = ", ".join(f"»{h}«" for h in table.headers if h) or "keine"
         raise UserError(
-            f"In der Datei »{table.source}« fehlt die Spalte »AGS« (Gemeindeschlüssel). "
-            "Es wurde nichts importiert.",
-            details=[f"Gefundene Spalten (Zeile {table.header_line}): {found}"],
+            say("import.answers.ags_column_missing", file=table.source),
+            details=[found_columns(table)],
         )
     if unknown:
         keys = ", ".join(q.key for q in definition.questionnaire)
-        reason = (
-            f"unbekannte Spalte – erwartet wird ein Feldschlüssel oder die Frage (Felder: {keys})"
-        )
+        reason = say("import.answers.unknown_column", keys=keys)
         raise ImportErrors(
             [RowError(table.source, table.header_line, h, None, reason) for _, h in unknown],
             source=table.source,
@@ -213,9 +211,9 @@ class _RowReader:
             return None
         enrolment = self.enrolments.get(ags)
         if enrolment is None:
-            reason = f"die Gemeinde nimmt an der Kampagne »{self.campaign_id}« nicht teil"
+            reason = say("import.answers.not_enrolled", campaign=self.campaign_id)
         elif ags in self.seen:
-            reason = f"die Gemeinde steht mehrfach in der Datei (auch in Zeile {self.seen[ags]})"
+            reason = say("import.answers.repeated", line=self.seen[ags])
         else:
             self.seen[ags] = row.line
             return enrolment
@@ -246,7 +244,7 @@ class _RowReader:
                 row.line,
                 " / ".join(h for h, _ in cells[key]),
                 None,
-                "die Angabe steht sowohl in einer Gesamtspalte als auch in Teilspalten",
+                say("import.answers.whole_and_parts"),
             )
         return answers, cells
 
@@ -279,7 +277,7 @@ def _save(
     """Save one planned row as a new answers version and count it as added or changed."""
     assert plan.enrolment.id is not None
     first = latest_response(session, plan.enrolment.id) is None
-    where = f"»{result.source}«, Zeile {plan.line}"
+    where = say("import.answers.where", file=result.source, line=plan.line)
     try:
         save_answers(
             session,
@@ -289,14 +287,18 @@ def _save(
             source="import",
             author=author,
             now=now,
-            reason=f"Import aus {where}",
+            reason=say("import.answers.reason", where=where),
             late=late,
         )
     except UserError as error:  # a refused moment: say which row, nothing is kept
         if late is None:
             raise
         raise UserError(
-            error.message, details=[f"{where} (AGS {plan.enrolment.ags})", *error.details]
+            error.message,
+            details=[
+                say("import.answers.where_ags", where=where, ags=plan.enrolment.ags),
+                *error.details,
+            ],
         ) from None
     if first:
         result.added += 1

@@ -33,6 +33,7 @@ from efa_rollout.importers.validation import (
     parse_email,
     parse_salutation,
 )
+from efa_rollout.texts import say
 from models._types import table_of, utcnow
 from models.directory import Contact, Municipality
 
@@ -56,7 +57,6 @@ CONTACT_ALIASES: dict[str, tuple[str, ...]] = {
         "Gruppenpostfach",
     ),
 }
-_REQUIRED = {"ags": "AGS", "role": "Rolle", "email": "E-Mail"}
 _OPTIONAL_PARSERS: dict[str, Callable[[str], Any]] = {
     "salutation": parse_salutation,
     "salutation_title": lambda v: max_length(100)(v) or None,
@@ -66,10 +66,6 @@ _OPTIONAL_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 _COLUMNS = tuple(c.name for c in table_of(Contact).columns)
 _ABSENT: Any = object()
-_UNKNOWN_AGS = (
-    "Gemeinde nicht im Verzeichnis – bitte Gemeindeschlüssel prüfen oder zuerst das "
-    "Gemeindeverzeichnis importieren"
-)
 
 
 @dataclass
@@ -92,7 +88,7 @@ def import_contacts(session: Session, path: Path, *, raise_on_error: bool = True
     """Import the contacts in PATH (CSV or XLSX); nothing is written on errors."""
     table = read_table(path)
     columns = map_columns(table.headers, CONTACT_ALIASES)
-    require_fields(table, columns, _REQUIRED)
+    require_fields(table, columns, _required())
     known = known_ags(session, _candidate_ags(table, columns))
     records, errors = records_from_table(table, columns, known_ags=known)
     result = upsert_contacts(
@@ -111,7 +107,7 @@ def records_from_table(
     table: Table, columns: ColumnMap, *, known_ags: Collection[str] | None = None
 ) -> tuple[list[ContactRecord], list[RowError]]:
     """Contact records and row errors from a table (AGS outside KNOWN_AGS are errors)."""
-    require_fields(table, columns, _REQUIRED)
+    require_fields(table, columns, _required())
     collector = ErrorCollector(table.source)
     parsed = (_record_from_row(row, columns, collector, known_ags) for row in table.rows)
     records = [record for record in parsed if record is not None]
@@ -119,9 +115,18 @@ def records_from_table(
     for record in records:
         if record.line in duplicates:
             lines = describe_lines(duplicates[record.line])
-            reason = f"Ansprechperson mit gleicher Gemeinde, Rolle und E-Mail mehrfach ({lines})"
+            reason = say("import.contact.repeated", lines=lines)
             collector.add(record.line, columns.header("email"), record.email, reason)
     return records, sorted(collector.errors, key=lambda e: e.line or 0)
+
+
+def _required() -> dict[str, str]:
+    """The required fields and how a missing column is named."""
+    return {
+        "ags": say("import.ags_column"),
+        "role": say("import.contact.column_role"),
+        "email": say("import.contact.column_email"),
+    }
 
 
 def _record_from_row(
@@ -135,7 +140,8 @@ def _record_from_row(
 
     ags = cell("ags", parse_ags)
     if ags is not None and known is not None and ags not in known:
-        collector.add(row.line, columns.header("ags"), columns.value(row, "ags"), _UNKNOWN_AGS)
+        reason = say("import.contact.unknown_ags")
+        collector.add(row.line, columns.header("ags"), columns.value(row, "ags"), reason)
     role, email = cell("role", _parse_role), cell("email", parse_email)
     values = {name: cell(name, p) for name, p in _OPTIONAL_PARSERS.items() if columns.has(name)}
     name_value = _contact_name(row, columns, collector)
@@ -168,10 +174,7 @@ def _parse_phone(value: str) -> str:
     """An optional phone number under the one contact rule (`domain.contacts.is_phone`)."""
     text = " ".join(value.split())
     if text and not is_phone(text):
-        raise FieldError(
-            f"keine gültige Telefonnummer (höchstens {MAX_PHONE} Zeichen: Ziffern, Leerzeichen "
-            "und + / - ( ), z. B. 07361 503-1234)"
-        )
+        raise FieldError(say("import.contact.phone_invalid", limit=MAX_PHONE))
     return text
 
 
@@ -179,7 +182,7 @@ def _parse_role(value: str) -> str:
     """A required role of at most 60 characters."""
     text = max_length(60)(value)
     if not text:
-        raise FieldError("Rolle fehlt")
+        raise FieldError(say("import.contact.role_missing"))
     return text
 
 
@@ -273,6 +276,6 @@ def list_contacts(session: Session, *, ags: str | None = None) -> list[Contact]:
         except FieldError as error:
             from efa_rollout.errors import UserError
 
-            raise UserError(f"--ags: »{ags}« – {error}.") from None
+            raise UserError(say("import.ags_option", value=ags, reason=error)) from None
         statement = statement.where(col(Contact.ags) == ags)
     return list(session.execute(statement).scalars())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,41 +23,25 @@ from efa_rollout.importers.validation import (
     parse_population,
     parse_postal_code,
 )
+from efa_rollout.texts import say, table
 
-TYPE_LABELS: dict[str, str] = {
-    "60": "Markt",
-    "61": "kreisfreie Stadt",
-    "62": "Stadtkreis",
-    "63": "Stadt",
-    "64": "Gemeinde",
-    "65": "gemeindefreies Gebiet (bewohnt)",
-    "66": "gemeindefreies Gebiet (unbewohnt)",
-    "67": "Große Kreisstadt",
-}
+#: Municipality types by Textkennzeichen (60–67), as stored in `type_label`.
+TYPE_LABELS: Mapping[str, str] = table("municipality_type")
 UNINCORPORATED_TYPES = frozenset({"65", "66"})
 
-STATE_NAMES: dict[str, str] = {
-    "01": "Schleswig-Holstein",
-    "02": "Hamburg",
-    "03": "Niedersachsen",
-    "04": "Bremen",
-    "05": "Nordrhein-Westfalen",
-    "06": "Hessen",
-    "07": "Rheinland-Pfalz",
-    "08": "Baden-Württemberg",
-    "09": "Bayern",
-    "10": "Saarland",
-    "11": "Berlin",
-    "12": "Brandenburg",
-    "13": "Mecklenburg-Vorpommern",
-    "14": "Sachsen",
-    "15": "Sachsen-Anhalt",
-    "16": "Thüringen",
-}
+#: The states by key (an AGS's first two digits).
+STATE_NAMES: Mapping[str, str] = table("state_name")
 
 MIN_MUNICIPALITY_LENGTH = 124
 _NAME = slice(22, 72)
-_AGS_COLUMN = "Gemeindeschlüssel (Zeichen 11–18)"
+#: How the errors name the fields of a record 60 (by key: ags, association, name, …).
+_COLUMN: Mapping[str, str] = table("import.gv100ad_column")
+
+
+@functools.cache
+def _labels() -> dict[str, str]:
+    """The field names and the association key's name, looked up once (read per line)."""
+    return {**_COLUMN, "association_key": say("import.municipality.association_key")}
 
 
 @dataclass(frozen=True)
@@ -156,23 +141,24 @@ def parse_municipality_line(
 ) -> Gv100adMunicipality | None:
     """A record 60 line as a Gv100adMunicipality, or None after recording its errors."""
     if len(line.rstrip("\r\n")) < MIN_MUNICIPALITY_LENGTH:
-        collector.add(number, None, None, "Satz 60 (Gemeinde) ist zu kurz")
+        collector.add(number, None, None, say("import.municipality.record_too_short"))
         return None
     before = len(collector.errors)
-    ags = collector.parse(number, _AGS_COLUMN, line[10:18], _strict_ags)
+    labels = _labels()
+    ags = collector.parse(number, labels["ags"], line[10:18], _strict_ags)
     association = collector.parse(
         number,
-        "Gemeindeverband (Zeichen 19–22)",
+        labels["association"],
         line[18:22],
-        lambda v: parse_digits(v, 4, "Gemeindeverbandsschlüssel"),
+        lambda v: parse_digits(v, 4, labels["association_key"]),
     )
-    name = collector.parse(number, "Name (Zeichen 23–72)", line[_NAME], _required_name)
-    type_code = collector.parse(number, "Textkennzeichen (Zeichen 123–124)", line[122:124], _type)
+    name = collector.parse(number, labels["name"], line[_NAME], _required_name)
+    type_code = collector.parse(number, labels["type"], line[122:124], _type)
     population = collector.parse(
-        number, "Bevölkerung (Zeichen 140–150)", line[139:150], _optional(parse_population)
+        number, labels["population"], line[139:150], _optional(parse_population)
     )
     postal_code = collector.parse(
-        number, "Postleitzahl (Zeichen 166–170)", line[165:170], _optional(parse_postal_code)
+        number, labels["postal_code"], line[165:170], _optional(parse_postal_code)
     )
     if len(collector.errors) > before:
         return None
@@ -183,7 +169,7 @@ def parse_municipality_line(
 def _strict_ags(value: str) -> str:
     """An AGS in the fixed-width field: exactly 8 digits, state 01–16."""
     if len(value.strip()) != 8:
-        raise FieldError("kein gültiger Gemeindeschlüssel (8 Ziffern erwartet)")
+        raise FieldError(say("import.value.ags_invalid"))
     return parse_ags(value)
 
 
@@ -191,14 +177,14 @@ def _required_name(value: str) -> str:
     """The official name; must not be empty."""
     name = value.strip()
     if not name:
-        raise FieldError("Name fehlt")
+        raise FieldError(say("import.value.name_missing"))
     return name
 
 
 def _type(value: str) -> str:
     """A known Textkennzeichen (60–67)."""
     if value not in TYPE_LABELS:
-        raise FieldError("unbekanntes Textkennzeichen (60 bis 67 erwartet)")
+        raise FieldError(say("import.municipality.gv100ad_type_unknown"))
     return value
 
 
@@ -232,9 +218,6 @@ def _check_duplicates(records: list[Gv100adMunicipality], collector: ErrorCollec
     duplicates = duplicate_lines((r.ags, r.line) for r in records)
     for record in records:
         if record.line in duplicates:
-            collector.add(
-                record.line,
-                _AGS_COLUMN,
-                record.ags,
-                f"Gemeindeschlüssel kommt mehrfach vor ({describe_lines(duplicates[record.line])})",
-            )
+            lines = describe_lines(duplicates[record.line])
+            reason = say("import.value.ags_repeated", lines=lines)
+            collector.add(record.line, _COLUMN["ags"], record.ags, reason)

@@ -40,15 +40,11 @@ from efa_rollout.importers.validation import (
     parse_postal_code,
     parse_state_filter,
 )
+from efa_rollout.texts import say
 from models._types import table_of, utcnow
 from models.directory import Municipality
 
 CHUNK = 500
-UNKNOWN_AGS = (
-    "Gemeinde nicht im amtlichen Gemeindeverzeichnis – Gemeinden kommen nur aus dem "
-    "GV100AD-Verzeichnis; bitte Gemeindeschlüssel prüfen oder zuerst das Verzeichnis "
-    "importieren (`efa municipalities import GV100AD-Datei`)"
-)
 
 MUNICIPALITY_ALIASES: dict[str, tuple[str, ...]] = {
     "ags": (
@@ -140,7 +136,9 @@ def import_municipalities(
 def records_from_gv100ad(directory: Gv100adDirectory) -> list[MunicipalityRecord]:
     """The municipalities of a GV100AD file as records setting every directory column."""
     return [
-        MunicipalityRecord(m.line, m.ags, m.values(), name_column="Name")
+        MunicipalityRecord(
+            m.line, m.ags, m.values(), name_column=say("import.municipality.name_column")
+        )
         for m in directory.municipalities
     ]
 
@@ -150,7 +148,7 @@ def records_from_table(
 ) -> tuple[list[MunicipalityRecord], list[RowError], int]:
     """Records, row errors and the number of rows outside the filters, from a CSV/XLSX table."""
     columns = map_columns(table.headers, MUNICIPALITY_ALIASES)
-    require_fields(table, columns, {"ags": "AGS"})
+    require_fields(table, columns, {"ags": say("import.ags_column")})
     collector = ErrorCollector(table.source)
     records: list[MunicipalityRecord] = []
     keys: list[tuple[str, int]] = []
@@ -194,7 +192,9 @@ def _field_parsers(ags: str) -> dict[str, Callable[[str], Any]]:
         "name": _parse_name,
         "official_name": max_length(200),
         "type_code": _parse_type,
-        "association_code": lambda v: parse_digits(v, 4, "Gemeindeverbandsschlüssel"),
+        "association_code": lambda v: parse_digits(
+            v, 4, say("import.municipality.association_key")
+        ),
         "association_name": max_length(200),
         "district_code": lambda v: _check_district_code(v, ags),
         "district_name": lambda v: _parse_district_name(v, ags),
@@ -219,7 +219,7 @@ def _parse_name(value: str) -> str:
     """A required municipality name of at most 200 characters."""
     text = max_length(200)(value)
     if not text:
-        raise FieldError("Name fehlt")
+        raise FieldError(say("import.value.name_missing"))
     return text
 
 
@@ -231,14 +231,14 @@ def _parse_type(value: str) -> str:
     by_label = {label.lower(): code for code, label in TYPE_LABELS.items()}
     if text.lower() in by_label:
         return by_label[text.lower()]
-    raise FieldError("unbekannter Gemeindetyp (Textkennzeichen 60 bis 67 erwartet)")
+    raise FieldError(say("import.municipality.type_unknown"))
 
 
 def _check_district_code(value: str, ags: str) -> str:
     """A district key that must match the AGS's first five digits."""
-    code = parse_digits(value, 5, "Kreisschlüssel")
+    code = parse_digits(value, 5, say("import.municipality.district_key"))
     if code != ags[:5]:
-        raise FieldError(f"Kreisschlüssel passt nicht zum Gemeindeschlüssel »{ags}«")
+        raise FieldError(say("import.municipality.district_mismatch", ags=ags))
     return code
 
 
@@ -258,7 +258,7 @@ def _check_duplicates(
     for ags, line in keys:
         if line in duplicates:
             lines = describe_lines(duplicates[line])
-            collector.add(line, column, ags, f"Gemeindeschlüssel kommt mehrfach vor ({lines})")
+            collector.add(line, column, ags, say("import.value.ags_repeated", lines=lines))
 
 
 def upsert_municipalities(
@@ -286,7 +286,7 @@ def upsert_municipalities(
     for record in records:
         current = existing.get(record.ags)
         if current is None and not may_add:
-            collector.add(record.line, None, record.ags, UNKNOWN_AGS)
+            collector.add(record.line, None, record.ags, say("import.municipality.unknown_ags"))
             continue
         if current is None:
             row = _new_row(record, collector)
@@ -327,8 +327,9 @@ def load_municipality_rows(session: Session, ags_list: Iterable[str]) -> dict[st
 def _new_row(record: MunicipalityRecord, collector: ErrorCollector) -> dict[str, Any] | None:
     """All columns of a new municipality, or None after recording that its name is missing."""
     if not record.values.get("name"):
-        reason = "Name fehlt – für eine Gemeinde, die noch nicht im Verzeichnis ist, erforderlich"
-        collector.add(record.line, record.name_column or "Name", "", reason)
+        reason = say("import.municipality.new_name_missing")
+        column = record.name_column or say("import.municipality.name_column")
+        collector.add(record.line, column, "", reason)
         return None
     row: dict[str, Any] = dict.fromkeys(_COMPARED)
     row.update(

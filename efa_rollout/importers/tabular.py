@@ -14,6 +14,7 @@ from typing import Any
 
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import shorten
+from efa_rollout.texts import say
 
 FORMAT_GV100AD = "gv100ad"
 FORMAT_CSV = "csv"
@@ -37,9 +38,7 @@ _NAMES = {
     "utf-32-le": "UTF-32",
     "utf-32-be": "UTF-32",
 }
-_SAVE_AS_UTF8 = (
-    "Bitte speichern Sie die Datei in Excel als »CSV UTF-8 (durch Trennzeichen getrennt)«."
-)
+_SAVE_AS_UTF8 = "import.file.save_as_utf8"
 
 # Limits for every input file: a directory of all of Germany has ~11,000 municipalities.
 MAX_FILE_BYTES = 50_000_000
@@ -120,8 +119,8 @@ def detect_format(path: Path) -> str:
         return FORMAT_XLSX
     if head.startswith(_OLE_MAGIC):
         raise UserError(
-            f"»{file_label(path)}« ist im alten Excel-Format (.xls).",
-            details=["Bitte speichern Sie die Datei in Excel als .xlsx oder als CSV."],
+            say("import.file.old_excel", file=file_label(path)),
+            details=[say("import.file.save_as_xlsx")],
         )
     first_line = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
     if _GV100AD_LINE.match(first_line.decode("latin-1")) and len(first_line) >= 124:
@@ -135,11 +134,11 @@ def _read_head(path: Path, size: int = 4096) -> bytes:
         with path.open("rb") as handle:
             return handle.read(size)
     except FileNotFoundError:
-        raise UserError(f"Die Datei »{path}« wurde nicht gefunden.") from None
+        raise UserError(say("import.file.not_found", path=path)) from None
     except IsADirectoryError:
-        raise UserError(f"»{path}« ist ein Ordner, keine Datei.") from None
+        raise UserError(say("import.file.is_folder", path=path)) from None
     except OSError as error:
-        raise UserError(f"Die Datei »{path}« kann nicht gelesen werden: {error}.") from None
+        raise UserError(say("import.file.unreadable", path=path, error=error)) from None
 
 
 def read_text(path: Path) -> tuple[str, str]:
@@ -153,8 +152,12 @@ def read_text(path: Path) -> tuple[str, str]:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise UserError(
-            f"Die Datei »{file_label(path)}« ist zu groß ({size // 1_000_000} MB, "
-            f"höchstens {MAX_FILE_BYTES // 1_000_000} MB)."
+            say(
+                "import.file.too_large",
+                file=file_label(path),
+                size=size // 1_000_000,
+                limit=MAX_FILE_BYTES // 1_000_000,
+            )
         )
     return decode_text(path.read_bytes(), file_label(path))
 
@@ -168,15 +171,18 @@ def decode_text(data: bytes, source: str) -> tuple[str, str]:
             except UnicodeDecodeError as error:
                 line = data[: error.start].count("\n".encode(encoding.removesuffix("-sig"))) + 1
                 raise UserError(
-                    f"Die Datei »{source}« beginnt mit der Kennung für {_NAMES[encoding]}, "
-                    f"Zeile {line} ist aber nicht so kodiert.",
-                    details=[_SAVE_AS_UTF8],
+                    say(
+                        "import.file.bom_mismatch",
+                        file=source,
+                        encoding=_NAMES[encoding],
+                        line=line,
+                    ),
+                    details=[say(_SAVE_AS_UTF8)],
                 ) from None
     if b"\x00" in data[:4096]:
         raise UserError(
-            f"Die Datei »{source}« enthält Null-Bytes: vermutlich UTF-16 ohne Kennung (BOM) "
-            "oder keine Textdatei.",
-            details=[_SAVE_AS_UTF8],
+            say("import.file.null_bytes", file=source),
+            details=[say(_SAVE_AS_UTF8)],
         )
     try:
         return data.decode("utf-8"), "utf-8"
@@ -185,17 +191,21 @@ def decode_text(data: bytes, source: str) -> tuple[str, str]:
     utf8_line = _first_utf8_line(data)
     if utf8_line is not None:
         raise UserError(
-            f"Die Datei »{source}« mischt Kodierungen: Zeile {utf8_line} ist UTF-8, "
-            f"Zeile {bad_line} nicht (vermutlich Windows-1252). Es wurde nichts importiert.",
-            details=[_SAVE_AS_UTF8],
+            say(
+                "import.file.mixed_encodings",
+                file=source,
+                utf8_line=utf8_line,
+                bad_line=bad_line,
+            ),
+            details=[say(_SAVE_AS_UTF8)],
         )
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise UserError(
-            f"Die Datei »{source}« ist weder UTF-8 noch Windows-1252 (Zeile {line}).",
-            details=[_SAVE_AS_UTF8],
+            say("import.file.unknown_encoding", file=source, line=line),
+            details=[say(_SAVE_AS_UTF8)],
         ) from None
 
 
@@ -226,8 +236,8 @@ def read_table(path: Path) -> Table:
         return read_xlsx(path)
     if fmt == FORMAT_GV100AD:
         raise UserError(
-            f"»{file_label(path)}« ist ein GV100AD-Gemeindeverzeichnis, keine Tabelle.",
-            details=["Bitte importieren Sie es mit `efa municipalities import`."],
+            say("import.file.is_gv100ad", file=file_label(path)),
+            details=[say("import.file.import_gv100ad")],
         )
     return read_csv(path)
 
@@ -251,8 +261,7 @@ def read_csv(path: Path) -> Table:
                 current = offset + reader.line_num + 1
         except csv.Error:
             raise UserError(
-                f"Die Datei »{source}«, Zeile {current}: ein Feld ist zu lang oder nicht "
-                f"abgeschlossen (höchstens {MAX_CELL_CHARS} Zeichen je Zelle)."
+                say("import.file.field_unclosed", file=source, line=current, limit=MAX_CELL_CHARS)
             ) from None
 
     records = list(_limited(numbered(), source))
@@ -266,23 +275,34 @@ def _limited(
     for number, values in records:
         if number > MAX_ROWS:
             raise UserError(
-                f"Die Datei »{source}« hat mehr als {MAX_ROWS:,} Zeilen.".replace(",", "."),
-                details=["Bitte teilen Sie die Datei auf oder entfernen Sie leere Zeilen."],
+                say("import.file.too_many_rows", file=source, limit=_grouped(MAX_ROWS)),
+                details=[say("import.file.split_file")],
             )
         cells = [cell_text(value) for value in values]
         while cells and not cells[-1]:
             cells.pop()
         if len(cells) > MAX_COLUMNS:
             raise UserError(
-                f"Die Datei »{source}«, Zeile {number}: {len(cells)} Spalten "
-                f"(höchstens {MAX_COLUMNS})."
+                say(
+                    "import.file.too_many_columns",
+                    file=source,
+                    line=number,
+                    columns=len(cells),
+                    limit=MAX_COLUMNS,
+                )
             )
         for column, cell in enumerate(cells, start=1):
             if len(cell) > MAX_CELL_CHARS:
                 raise UserError(
-                    f"Die Datei »{source}«, Zeile {number}, Spalte {column}: Zelle mit "
-                    f"{len(cell):,} Zeichen (höchstens {MAX_CELL_CHARS:,}): "
-                    f"»{shorten(cell, 40)}«".replace(",", ".")
+                    say(
+                        "import.file.cell_too_long",
+                        file=source,
+                        line=number,
+                        column=column,
+                        length=_grouped(len(cell)),
+                        limit=_grouped(MAX_CELL_CHARS),
+                        cell=shorten(cell, 40),
+                    )
                 )
         yield number, cells
 
@@ -309,7 +329,7 @@ def read_xlsx(path: Path) -> Table:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for broken files
         raise UserError(
-            f"Die Excel-Datei »{source}« kann nicht gelesen werden: {shorten(error, 200)}."
+            say("import.file.excel_unreadable", file=source, error=shorten(error, 200))
         ) from None
     try:
         sheet = workbook.worksheets[0]
@@ -321,7 +341,7 @@ def read_xlsx(path: Path) -> Table:
         raise
     except Exception as error:
         raise UserError(
-            f"Die Excel-Datei »{source}« kann nicht gelesen werden: {shorten(error, 200)}."
+            say("import.file.excel_unreadable", file=source, error=shorten(error, 200))
         ) from None
     finally:
         workbook.close()
@@ -335,19 +355,32 @@ def _check_xlsx_sizes(path: Path, source: str) -> None:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise UserError(
-            f"Die Datei »{source}« ist zu groß ({size // 1_000_000} MB, "
-            f"höchstens {MAX_FILE_BYTES // 1_000_000} MB)."
+            say(
+                "import.file.too_large",
+                file=source,
+                size=size // 1_000_000,
+                limit=MAX_FILE_BYTES // 1_000_000,
+            )
         )
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError) as error:
-        raise UserError(f"Die Excel-Datei »{source}« ist beschädigt: {error}.") from None
+        raise UserError(say("import.file.excel_damaged", file=source, error=error)) from None
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         raise UserError(
-            f"Die Excel-Datei »{source}« entpackt sich auf {unpacked // 1_000_000} MB "
-            f"(höchstens {MAX_XLSX_UNPACKED_BYTES // 1_000_000} MB)."
+            say(
+                "import.file.excel_unpacks",
+                file=source,
+                size=unpacked // 1_000_000,
+                limit=MAX_XLSX_UNPACKED_BYTES // 1_000_000,
+            )
         )
+
+
+def _grouped(value: int) -> str:
+    """An integer with German thousands separators (200.000)."""
+    return f"{value:,}".replace(",", ".")
 
 
 def cell_text(value: Any) -> str:
@@ -376,7 +409,7 @@ def _table_from_records(
     cleaned = [(n, tuple(str(c).strip() for c in cells)) for n, cells in records]
     cleaned = [(n, cells) for n, cells in cleaned if any(cells)]
     if not cleaned:
-        raise UserError(f"Die Datei »{source}« ist leer (keine Kopfzeile gefunden).")
+        raise UserError(say("import.file.empty", file=source))
     header_line, headers = cleaned[0]
     rows = tuple(Row(n, cells) for n, cells in cleaned[1:])
     return Table(source, fmt, headers, rows, header_line, encoding, delimiter)
@@ -428,10 +461,20 @@ def require_fields(table: Table, columns: ColumnMap, required: Mapping[str, str]
     """Raise a UserError naming the missing columns when a REQUIRED field has no column."""
     missing = [label for name, label in required.items() if not columns.has(name)]
     if missing:
-        found = ", ".join(f"»{h}«" for h in table.headers if h) or "keine"
-        verb = "fehlt die Spalte" if len(missing) == 1 else "fehlen die Spalten"
-        names = ", ".join(f"»{label}«" for label in missing)
-        raise UserError(
-            f"In der Datei »{table.source}« {verb} {names}. Es wurde nichts importiert.",
-            details=[f"Gefundene Spalten (Zeile {table.header_line}): {found}"],
+        names = ", ".join(say("import.file.column_name", name=label) for label in missing)
+        sentence = say(
+            "import.file.missing_column" if len(missing) == 1 else "import.file.missing_columns",
+            file=table.source,
+            names=names,
         )
+        raise UserError(sentence, details=[found_columns(table)])
+
+
+def found_columns(table: Table) -> str:
+    """The detail line naming the columns TABLE has (or that it has none)."""
+    found = ", ".join(say("import.file.column_name", name=h) for h in table.headers if h)
+    return say(
+        "import.file.found_columns",
+        line=table.header_line,
+        found=found or say("import.file.no_columns"),
+    )

@@ -45,13 +45,13 @@ class RowError:
         """One line, e.g. `datei.csv, Zeile 7, Spalte »AGS«: »8136A88« – kein gültiger …`."""
         where = [self.file]
         if self.line is not None:
-            where.append(f"Zeile {self.line}")
+            where.append(say("import.line", line=self.line))
         if self.column is not None:
-            where.append(f"Spalte »{self.column}«")
+            where.append(say("import.column", column=self.column))
         text = ", ".join(where)
         if self.value is not None:
-            text += f": »{shorten(self.value, MAX_SHOWN_VALUE)}«"
-        return f"{text} – {self.reason}"
+            text = say("import.value", where=text, value=shorten(self.value, MAX_SHOWN_VALUE))
+        return say("import.reason", where=text, reason=self.reason)
 
 
 class ImportErrors(UserError):
@@ -59,24 +59,20 @@ class ImportErrors(UserError):
 
     def __init__(self, errors: Sequence[RowError], *, source: str | None = None) -> None:
         self.errors = list(errors)
-        self.source = source or (self.errors[0].file if self.errors else "Datei")
+        self.source = source or (self.errors[0].file if self.errors else say("import.file"))
         super().__init__(self._headline(), details=self._detail_lines())
 
     def _headline(self) -> str:
         """The summary sentence of the report."""
         lines = {e.line for e in self.errors if e.line is not None}
-        return (
-            f"Die Datei »{self.source}« enthält {len(self.errors)} Fehler in {len(lines)} "
-            "Zeile(n). Es wurde nichts importiert; bitte korrigieren Sie die Datei und "
-            "importieren Sie sie erneut."
-        )
+        return say("import.errors", source=self.source, errors=len(self.errors), lines=len(lines))
 
     def _detail_lines(self) -> list[str]:
         """The first MAX_SHOWN_ERRORS errors, then how many more there are."""
         shown = [error.render() for error in self.errors[:MAX_SHOWN_ERRORS]]
         rest = len(self.errors) - MAX_SHOWN_ERRORS
         if rest > 0:
-            shown.append(f"… und {rest} weitere Fehler")
+            shown.append(say("import.more_errors", rest=rest))
         return shown
 
 
@@ -100,12 +96,14 @@ class ImportResult:
 
     def summary(self) -> str:
         """The counts in German, e.g. `42 hinzugefügt, 0 geändert, 0 unverändert`."""
-        text = (
-            f"{format_number(self.added)} hinzugefügt, {format_number(self.changed)} geändert, "
-            f"{format_number(self.unchanged)} unverändert"
+        text = say(
+            "import.summary",
+            added=format_number(self.added),
+            changed=format_number(self.changed),
+            unchanged=format_number(self.unchanged),
         )
         if self.skipped:
-            text += f", {format_number(self.skipped)} außerhalb der Auswahl übersprungen"
+            text = say("import.summary_skipped", summary=text, skipped=format_number(self.skipped))
         return text
 
     def raise_for_errors(self) -> None:
@@ -145,12 +143,12 @@ def parse_ags(value: str) -> str:
     """An 8-digit AGS; restores a leading zero Excel dropped (7 digits)."""
     text = value.strip()
     if not text:
-        raise FieldError("Gemeindeschlüssel fehlt")
+        raise FieldError(say("import.value.ags_missing"))
     if not _DIGITS.fullmatch(text) or len(text) not in (7, 8):
-        raise FieldError("kein gültiger Gemeindeschlüssel (8 Ziffern erwartet)")
+        raise FieldError(say("import.value.ags_invalid"))
     ags = text.zfill(8)
     if not 1 <= int(ags[:2]) <= 16:
-        raise FieldError("kein gültiger Gemeindeschlüssel (Land 01–16 erwartet)")
+        raise FieldError(say("import.value.ags_state"))
     return ags
 
 
@@ -158,13 +156,10 @@ def parse_ars(value: str, ags: str | None = None) -> str:
     """A 12-digit ARS (11 digits: leading zero restored), consistent with AGS when given."""
     text = value.strip()
     if not _DIGITS.fullmatch(text) or len(text) not in (11, 12):
-        raise FieldError("kein gültiger Regionalschlüssel (12 Ziffern erwartet)")
+        raise FieldError(say("import.value.ars_invalid"))
     ars = text.zfill(12)
     if ags is not None and (ars[:5] != ags[:5] or ars[9:] != ags[5:]):
-        raise FieldError(
-            f"Regionalschlüssel passt nicht zum Gemeindeschlüssel »{ags}« "
-            "(Stellen 1–5 und 10–12 müssen übereinstimmen)"
-        )
+        raise FieldError(say("import.value.ars_mismatch", ags=ags))
     return ars
 
 
@@ -180,7 +175,7 @@ def parse_non_negative_int(value: str) -> int:
         return int(text)
     if _GROUPED_INT.fullmatch(text):
         return int(re.sub(r"[^0-9]", "", text))
-    raise FieldError("keine gültige Zahl (ganze Zahl ≥ 0 erwartet)")
+    raise FieldError(say("import.value.number_invalid"))
 
 
 def parse_population(value: str) -> int:
@@ -188,14 +183,14 @@ def parse_population(value: str) -> int:
     try:
         return parse_non_negative_int(value)
     except FieldError:
-        raise FieldError("keine gültige Einwohnerzahl (ganze Zahl ≥ 0 erwartet)") from None
+        raise FieldError(say("import.value.population_invalid")) from None
 
 
 def parse_postal_code(value: str) -> str:
     """A German postal code (5 digits; a lost leading zero is restored)."""
     text = value.strip()
     if not _DIGITS.fullmatch(text) or len(text) not in (4, 5):
-        raise FieldError("keine gültige Postleitzahl (5 Ziffern erwartet)")
+        raise FieldError(say("import.value.postal_code_invalid"))
     return text.zfill(5)
 
 
@@ -203,7 +198,7 @@ def parse_digits(value: str, length: int, what: str) -> str:
     """Exactly LENGTH digits (left-padded with zeros when shorter)."""
     text = value.strip()
     if not _DIGITS.fullmatch(text) or len(text) > length:
-        raise FieldError(f"kein gültiger {what} ({length} Ziffern erwartet)")
+        raise FieldError(say("import.value.digits_invalid", what=what, length=length))
     return text.zfill(length)
 
 
@@ -214,7 +209,7 @@ def parse_bool(value: str) -> bool:
         return True
     if text in FALSE_WORDS:
         return False
-    raise FieldError("kein gültiger Ja/Nein-Wert (erwartet ja, nein, x, 1, 0 oder leer)")
+    raise FieldError(say("import.value.bool_invalid"))
 
 
 def parse_salutation(value: str) -> str | None:
@@ -224,7 +219,7 @@ def parse_salutation(value: str) -> str | None:
         return None
     if text in SALUTATION_ALIASES:
         return SALUTATION_ALIASES[text]
-    raise FieldError("unbekannte Anrede (erwartet Frau, Herr oder leer)")
+    raise FieldError(say("import.value.salutation_unknown"))
 
 
 def parse_email(value: str) -> str:
@@ -233,13 +228,13 @@ def parse_email(value: str) -> str:
 
     text = value.strip()
     if not text:
-        raise FieldError("E-Mail-Adresse fehlt")
+        raise FieldError(say("import.value.email_missing"))
     try:
         return contact_address(text)
     except InvalidAddressError as error:
         if (reason := say(NON_ASCII)) in error.message:
             raise FieldError(reason) from None
-        raise FieldError("keine gültige E-Mail-Adresse") from None
+        raise FieldError(say("import.value.email_invalid")) from None
 
 
 def max_length(limit: int) -> Callable[[str], str]:
@@ -248,7 +243,7 @@ def max_length(limit: int) -> Callable[[str], str]:
     def parse(value: str) -> str:
         text = value.strip()
         if len(text) > limit:
-            raise FieldError(f"zu lang (höchstens {limit} Zeichen)")
+            raise FieldError(say("import.value.too_long", limit=limit))
         return text
 
     return parse
@@ -265,7 +260,7 @@ def parse_district_filter(value: str | None) -> str | None:
         return None
     text = value.strip()
     if not _DIGITS.fullmatch(text) or len(text) not in (4, 5):
-        raise UserError(f"--district: »{value}« ist kein Kreisschlüssel (5 Ziffern erwartet).")
+        raise UserError(say("import.district_filter", value=value))
     return text.zfill(5)
 
 
@@ -275,7 +270,7 @@ def parse_state_filter(value: str | None) -> str | None:
         return None
     text = value.strip()
     if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= 16 or len(text) > 2:
-        raise UserError(f"--state: »{value}« ist kein Landesschlüssel (01 bis 16 erwartet).")
+        raise UserError(say("import.state_filter", value=value))
     return text.zfill(2)
 
 
@@ -297,4 +292,4 @@ def duplicate_lines(keyed_lines: Iterable[tuple[Hashable, int]]) -> dict[int, li
 def describe_lines(lines: Sequence[int]) -> str:
     """`Zeilen 3 und 9` / `Zeilen 3, 5 und 9`."""
     numbers = [str(n) for n in sorted(lines)]
-    return "Zeilen " + (", ".join(numbers[:-1]) + " und " + numbers[-1])
+    return say("import.lines", lines=", ".join(numbers[:-1]), last=numbers[-1])

@@ -40,6 +40,7 @@ from efa_rollout.services.fields import (
 )
 from efa_rollout.services.late_entry import LateEntry, check_answers_moment
 from efa_rollout.services.lookup import campaign_definition, get_campaign
+from efa_rollout.texts import say
 from models import (
     Campaign,
     Enrolment,
@@ -60,8 +61,11 @@ class AnswersInvalid(UserError):
         labels = labels or {}
         count = len(self.errors)
         super().__init__(
-            f"Die Angaben enthalten {count} Fehler; es wurde nichts gespeichert.",
-            details=[f"{labels.get(k, k)} ({k}): {msg}" for k, msg in self.errors.items()],
+            say("service.answers.invalid", count=count),
+            details=[
+                say("service.answers.invalid_field", label=labels.get(k, k), key=k, message=msg)
+                for k, msg in self.errors.items()
+            ],
         )
 
 
@@ -121,10 +125,10 @@ def validate_answers(
             if key in all_keys and is_empty(value):
                 continue
             if key in all_keys:
-                errors[key] = "Diese Frage gilt nicht für Ihre Gemeinde."
+                errors[key] = say("service.answers.not_applicable")
             else:
-                valid = ", ".join(applicable) or "keine"
-                errors[key] = f"Unbekanntes Feld »{key}« (gültige Felder: {valid})."
+                valid = ", ".join(applicable) or say("service.answers.no_fields")
+                errors[key] = say("service.answers.unknown_field", key=key, valid=valid)
             continue
         if is_empty(value):
             continue
@@ -139,7 +143,7 @@ def validate_answers(
     missing = [q.key for q in applicable.values() if q.required and q.key not in clean]
     if submit:
         for key in missing:
-            errors.setdefault(key, "Bitte füllen Sie dieses Pflichtfeld aus.")
+            errors.setdefault(key, say("service.answers.required"))
     ordered = {key: clean[key] for key in applicable if key in clean}
     return ValidationResult(clean=ordered, errors=errors, complete=not missing and not errors)
 
@@ -185,10 +189,7 @@ def check_source(source: str) -> None:
 
 def touch_enrolment(enrolment: Enrolment, now: datetime, expected_version: int | None) -> None:
     if expected_version is not None and enrolment.version != expected_version:
-        raise UserError(
-            "Die Angaben wurden inzwischen von anderer Seite geändert. Bitte laden Sie die "
-            "Seite neu und prüfen Sie Ihre Eingaben."
-        )
+        raise UserError(say("service.answers.changed_meanwhile"))
     enrolment.version += 1
     enrolment.updated_at = now
 

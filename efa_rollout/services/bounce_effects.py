@@ -18,6 +18,7 @@ from efa_rollout.domain.bounces import (
 from efa_rollout.mail.suppression import coordinator_addresses
 from efa_rollout.services.suppression import ACTOR, suppress
 from efa_rollout.settings import Settings
+from efa_rollout.texts import say
 from models import (
     BounceReport,
     Campaign,
@@ -62,15 +63,17 @@ def apply_failure(
         )
     )
     _mark_row(session, row, address, failure, diagnostic, now)
-    label = (
-        "dauerhaft unzustellbar" if failure.kind == PERMANENT else "vorübergehend nicht zugestellt"
+    label = say(
+        "service.bounce.permanent" if failure.kind == PERMANENT else "service.bounce.transient"
     )
     code = f"{failure.status} " if failure.status else ""
     log_event(
         session,
         row,
         "mail_bounced" if failure.kind == PERMANENT else "mail_bounced_transient",
-        f"Mail an {address} {label}: {code}{diagnostic}",
+        say(
+            "service.bounce.bounced", address=address, label=label, code=code, diagnostic=diagnostic
+        ),
         now,
         {"outbox_id": row.id, "recipient": address, "status": failure.status},
     )
@@ -84,9 +87,12 @@ def apply_failure(
         suppress(session, address, reason=diagnostic, status=failure.status, row=row, now=now)
         flagged = _flag_contacts(session, row, address, f"{code}{diagnostic}", now)
     elif _transient_count(session, address, now, settings) >= settings.bounce_transient_threshold:
-        reason = (
-            f"{settings.bounce_transient_threshold} vorübergehende Fehler in "
-            f"{settings.bounce_transient_window_days} Tagen, zuletzt: {code}{diagnostic}"
+        reason = say(
+            "service.bounce.transient_repeated",
+            threshold=settings.bounce_transient_threshold,
+            days=settings.bounce_transient_window_days,
+            code=code,
+            diagnostic=diagnostic,
         )
         flagged = _flag_contacts(session, row, address, reason, now)
     if flagged:
@@ -106,11 +112,12 @@ def _coordinator_bounced(
     session: Session, row: OutboxMessage, address: str, kind: str, text: str, now: datetime
 ) -> None:
     """A report about the coordinator's own address: an event and a warning, no suppression."""
-    reason = (
-        f"Mail an die Adresse der Koordination {address} als unzustellbar gemeldet "
-        f"({'dauerhaft' if kind == PERMANENT else 'vorübergehend'}): {text}. Die Adresse wird "
-        "nicht gesperrt; bitte EFA_COORDINATOR_EMAIL, EFA_REPLY_TO und EFA_MAIL_FROM prüfen."
+    how = say(
+        "service.bounce.coordinator_permanent"
+        if kind == PERMANENT
+        else "service.bounce.coordinator_transient"
     )
+    reason = say("service.bounce.coordinator", address=address, kind=how, text=text)
     logger.warning("%s", reason)
     log_event(
         session,
@@ -195,9 +202,9 @@ def _flag_contacts(
                 ags=contact.ags,
                 actor=ACTOR,
                 kind="contact_undeliverable",
-                reason=f"{contact.email} nicht erreichbar (Unzustellbarkeitsmeldung): {reason}"[
-                    :1000
-                ],
+                reason=say(
+                    "service.bounce.contact_unreachable", email=contact.email, reason=reason
+                )[:1000],
                 data={"contact_id": contact.id, "outbox_id": row.id},
             )
         )

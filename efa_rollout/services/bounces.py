@@ -29,6 +29,7 @@ from efa_rollout.domain.bounces import (
 from efa_rollout.errors import UserError
 from efa_rollout.services.bounce_effects import apply_failure, log_event
 from efa_rollout.settings import Settings, get_settings
+from efa_rollout.texts import say
 from models import (
     BounceReport,
     Campaign,
@@ -58,18 +59,22 @@ class BounceRun:
     def summary(self) -> str:
         """One German line for the coordinator."""
         c = self.counts
-        prefix = "Probelauf (nichts geändert, nichts verschoben): " if self.dry_run else ""
-        return (
-            f"{prefix}{self.seen} Nachrichten gelesen: {c[PERMANENT]} dauerhaft unzustellbar, "
-            f"{c[TRANSIENT]} vorübergehend, {c[AUTO_REPLY]} automatische Antworten, "
-            f"{c['already']} schon verarbeitet, {c['unmatched']} ohne passende Mail, "
-            f"{c[UNRECOGNISED]} nicht erkannt (bleiben im Postfach); {self.moved} verschoben."
-        ) + (
-            f" Achtung: {c['coordinator']} Meldung(en) betreffen die Adresse der Koordination "
-            "(nicht gesperrt, bitte prüfen)."
-            if c["coordinator"]
-            else ""
+        prefix = say("service.bounces.dry_run") + " " if self.dry_run else ""
+        text = say(
+            "service.bounces.summary",
+            prefix=prefix,
+            seen=self.seen,
+            permanent=c[PERMANENT],
+            transient=c[TRANSIENT],
+            auto_reply=c[AUTO_REPLY],
+            already=c["already"],
+            unmatched=c["unmatched"],
+            unrecognised=c[UNRECOGNISED],
+            moved=self.moved,
         )
+        if c["coordinator"]:
+            text += " " + say("service.bounces.coordinator", count=c["coordinator"])
+        return text
 
 
 def process_bounces(
@@ -84,10 +89,7 @@ def process_bounces(
     started = time.perf_counter()
     settings = settings or get_settings()
     if settings.bounce_imap_url is None or not settings.bounce_imap_url.get_secret_value():
-        raise UserError(
-            "EFA_BOUNCE_IMAP_URL ist nicht gesetzt: kein Postfach für Unzustellbarkeitsmeldungen "
-            "(z. B. imaps://benutzer:passwort@mail.example:993/INBOX)."
-        )
+        raise UserError(say("service.bounces.no_mailbox"))
     now = now or datetime.now(UTC)
     run = BounceRun(dry_run=dry_run)
     config = parse_imap_url(
@@ -258,15 +260,20 @@ def apply_auto_reply(
         )
     )
     what = (
-        f"Abwesenheitsnotiz bis {report.absent_until}"
+        say("service.bounces.absent_until", day=report.absent_until)
         if report.absent_until
-        else "Automatische Antwort"
+        else say("service.bounces.auto_reply")
     )
     log_event(
         session,
         row,
         "auto_reply_received",
-        f"{what} von {address or 'unbekannt'}: {report.subject}"[:1000],
+        say(
+            "service.bounces.auto_reply_from",
+            what=what,
+            address=address or say("service.bounces.unknown_sender"),
+            subject=report.subject,
+        )[:1000],
         now,
         {"outbox_id": row.id, "recipient": address, "absent_until": report.absent_until},
     )

@@ -18,6 +18,7 @@ from efa_rollout.domain.stages import CampaignStatus
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
 from efa_rollout.services.lookup import campaign_definition, get_campaign
+from efa_rollout.texts import say
 from models import Campaign, Enrolment, Event, Municipality
 
 
@@ -32,18 +33,13 @@ def slugify(text: str) -> str:
 def area_of(session: Session, area_code: str) -> tuple[str, str | None]:
     """(code, name) of a district (5 digits) or state (2 digits) present in the directory."""
     if not re.fullmatch(r"\d{2}|\d{5}", area_code):
-        raise UserError(
-            f"»{area_code}« ist kein Kreis- (5 Ziffern) oder Landesschlüssel (2 Ziffern)."
-        )
+        raise UserError(say("service.campaigns.area_invalid", area=area_code))
     column = Municipality.district_code if len(area_code) == 5 else Municipality.state_code
     name_column = Municipality.district_name if len(area_code) == 5 else Municipality.state_name
     # max(): PostgreSQL needs an aggregate for the name next to count() (no GROUP BY).
     row = session.exec(select(func.max(name_column), func.count()).where(column == area_code)).one()
     if not row[1]:
-        raise UserError(
-            f"Im Gemeindeverzeichnis gibt es keine Gemeinden mit dem Schlüssel {area_code}. "
-            "Bitte zuerst importieren: efa municipalities import PFAD"
-        )
+        raise UserError(say("service.campaigns.area_empty", area=area_code))
     return area_code, row[0]
 
 
@@ -128,34 +124,41 @@ def create_campaign(
     code, area_name = area_of(session, area_code)
     campaign_id = name or f"{definition.key}-{slugify(area_name or code)}"
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,79}", campaign_id):
-        raise UserError(
-            f"Kampagnenname »{campaign_id}«: nur Kleinbuchstaben, Ziffern und Bindestriche."
-        )
+        raise UserError(say("service.campaigns.name_invalid", campaign=campaign_id))
     if session.get(Campaign, campaign_id) is not None:
-        raise UserError(
-            f"Die Kampagne »{campaign_id}« gibt es schon (efa campaign show {campaign_id})."
-        )
+        raise UserError(say("service.campaigns.exists", campaign=campaign_id))
     unknown_dates = (
         set(date_overrides or {}) - set(type(definition.dates).model_fields) - {"go_live"}
     )
     if unknown_dates:
-        raise UserError(f"Unbekannte Termine: {', '.join(sorted(unknown_dates))}.")
+        raise UserError(
+            say("service.campaigns.dates_unknown", dates=", ".join(sorted(unknown_dates)))
+        )
     today = _today(now)
     if go_live < today and not allow_past:
         raise UserError(
-            f"Go-Live {german_date(go_live)} liegt vor dem heutigen Tag ({german_date(today)}).",
-            details=[
-                "Die Mails würden um Rückmeldungen zu vergangenen Terminen bitten. Bitte ein "
-                "künftiges Datum angeben (--go-live) oder, um eine bereits erfolgte Einführung "
-                "nachzutragen, --allow-past."
-            ],
+            say(
+                "service.campaigns.go_live_past",
+                go_live=german_date(go_live),
+                today=german_date(today),
+            ),
+            details=[say("service.campaigns.go_live_past_hint")],
         )
     targeted = targeted_ags(session, definition, code)
     if not targeted:
         raise UserError(
-            f"Die Vorlage {definition.key} trifft im Gebiet {area_name or code} ({code}) keine "
-            "Gemeinde.",
-            details=[f"Zielauswahl der Vorlage: {definition.target.where or 'alle'}"],
+            say(
+                "service.campaigns.no_target",
+                template=definition.key,
+                area=area_name or code,
+                code=code,
+            ),
+            details=[
+                say(
+                    "service.campaigns.target",
+                    where=definition.target.where or say("service.campaigns.target_all"),
+                )
+            ],
         )
     _check_pilots(session, pilots, set(targeted), definition.key, area_name or code)
     snapshot = definition.model_dump(mode="json")
@@ -202,7 +205,7 @@ def mark_started(engine: Engine, campaign_id: str, *, now: datetime, actor: str)
         if campaign.status == CampaignStatus.RUNNING:
             return False
         if campaign.status == CampaignStatus.CLOSED:
-            raise UserError(f"Die Kampagne »{campaign_id}« ist abgeschlossen.")
+            raise UserError(say("service.campaigns.closed", campaign=campaign_id))
         campaign.status = CampaignStatus.RUNNING
         campaign.started_at = now
         session.add(campaign)
@@ -245,14 +248,19 @@ def _check_pilots(
     for ags in pilots:
         municipality = session.get(Municipality, ags)
         if municipality is None:
-            problems.append(f"--pilot {ags}: keine Gemeinde mit diesem AGS im Verzeichnis")
+            problems.append(say("service.campaigns.pilot_unknown", ags=ags))
         elif ags not in targeted:
             problems.append(
-                f"--pilot {ags} ({municipality.name}): nicht in der Zielauswahl der Vorlage "
-                f"{template} im Gebiet {area}"
+                say(
+                    "service.campaigns.pilot_outside",
+                    ags=ags,
+                    name=municipality.name,
+                    template=template,
+                    area=area,
+                )
             )
     if problems:
-        raise UserError("Pilotgemeinden ungültig.", details=problems)
+        raise UserError(say("service.campaigns.pilots_invalid"), details=problems)
 
 
 #: The definition's key dates as the coordinator reads them (templates/texts/domain.ini).
@@ -287,7 +295,7 @@ def close_campaign(
     campaign = get_campaign(session, campaign_id)
     if campaign.status in (CampaignStatus.CLOSED, CampaignStatus.CANCELLED):
         label = CampaignStatus(campaign.status).label
-        raise UserError(f"Die Kampagne »{campaign_id}« ist bereits {label}.")
+        raise UserError(say("service.campaigns.already", campaign=campaign_id, status=label))
     campaign.status = CampaignStatus.CLOSED
     session.add(campaign)
     _log(session, campaign, EventKind.CAMPAIGN_CLOSED, reason, now, actor)
@@ -303,7 +311,7 @@ def cancel_campaign(
     campaign = get_campaign(session, campaign_id)
     if campaign.status in (CampaignStatus.CLOSED, CampaignStatus.CANCELLED):
         label = CampaignStatus(campaign.status).label
-        raise UserError(f"Die Kampagne »{campaign_id}« ist bereits {label}.")
+        raise UserError(say("service.campaigns.already", campaign=campaign_id, status=label))
     pending = session.exec(
         select(OutboxMessage).where(
             OutboxMessage.campaign_id == campaign_id,
@@ -320,7 +328,7 @@ def cancel_campaign(
         session,
         campaign,
         EventKind.CAMPAIGN_CANCELLED,
-        f"{reason} ({len(pending)} noch nicht versandte Mails storniert)",
+        say("service.campaigns.cancelled", reason=reason, count=len(pending)),
         now,
         actor,
     )
@@ -356,9 +364,8 @@ def delete_campaign(session: Session, campaign_id: str, *, now: datetime, actor:
     ).one()
     if sent:
         raise UserError(
-            f"Die Kampagne »{campaign_id}« kann nicht gelöscht werden: {sent} Mail(s) wurden "
-            "bereits versandt oder zugestellt.",
-            details=[f"Stattdessen: efa campaign cancel {campaign_id} --reason TEXT"],
+            say("service.campaigns.not_deletable", campaign=campaign_id, sent=sent),
+            details=[say("service.campaigns.cancel_instead", campaign=campaign_id)],
         )
     ids = list(session.exec(select(Enrolment.id).where(Enrolment.campaign_id == campaign_id)))
     outbox_ids = list(
@@ -377,6 +384,6 @@ def delete_campaign(session: Session, campaign_id: str, *, now: datetime, actor:
             campaign_id=campaign_id,
             actor=actor,
             kind=EventKind.CAMPAIGN_DELETED,
-            reason=f"Kampagne gelöscht ({len(ids)} Teilnahmen, nichts versandt)",
+            reason=say("service.campaigns.deleted", count=len(ids)),
         )
     )

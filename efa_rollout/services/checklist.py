@@ -15,6 +15,7 @@ from efa_rollout.services.answers import check_source, touch_enrolment
 from efa_rollout.services.contacts import Problem
 from efa_rollout.services.late_entry import LateEntry, check_item_moment
 from efa_rollout.services.lookup import campaign_definition, get_campaign
+from efa_rollout.texts import say
 from models import (
     ChecklistItemState,
     Enrolment,
@@ -51,12 +52,12 @@ def _item(definition: CampaignDefinition, enrolment: Enrolment, item_key: str) -
     item = items.get(item_key)
     if item is not None:
         return item
-    valid = ", ".join(items) or "keine"
+    valid = ", ".join(items) or say("service.checklist.no_items")
     if any(i.key == item_key for i in definition.checklist):
-        message = f"Der Checklistenpunkt »{item_key}« gilt nicht für diese Gemeinde."
+        message = say("service.checklist.not_applicable", item=item_key)
     else:
-        message = f"Den Checklistenpunkt »{item_key}« gibt es in dieser Kampagne nicht."
-    raise UserError(message, details=[f"Gültige Punkte: {valid}"])
+        message = say("service.checklist.unknown", item=item_key)
+    raise UserError(message, details=[say("service.checklist.valid", valid=valid)])
 
 
 def set_checklist_item(
@@ -84,7 +85,7 @@ def set_checklist_item(
     if note is not None:
         note = note.strip() or None
         if note is not None and len(note) > MAX_NOTE:
-            raise UserError(f"Die Notiz ist zu lang (höchstens {MAX_NOTE} Zeichen).")
+            raise UserError(say("service.checklist.note_too_long", limit=MAX_NOTE))
     state = session.exec(
         select(ChecklistItemState).where(
             ChecklistItemState.enrolment_id == enrolment.id,

@@ -27,6 +27,7 @@ from efa_rollout.services.fields import (
     parse_phone,
     text_parser,
 )
+from efa_rollout.texts import say
 from models import Contact, Event
 
 #: The keys of a contact answer, in display order.
@@ -58,19 +59,16 @@ def parse_contact_text(text: str) -> dict[str, Any]:
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError:
-            raise InvalidValue("Die Angabe ist kein gültiges JSON-Objekt.") from None
+            raise InvalidValue(say("service.contacts.json_invalid")) from None
         if not isinstance(parsed, dict):
-            raise InvalidValue("Die Angabe ist kein JSON-Objekt.")
+            raise InvalidValue(say("service.contacts.json_not_object"))
         return parsed
     data: dict[str, Any] = {}
     for part in text.split(";"):
         if not part.strip():
             continue
         if "=" not in part:
-            raise InvalidValue(
-                f"»{part.strip()}« hat nicht die Form schlüssel=wert "
-                "(z. B. name=Anna Muster;email=anna.muster@gemeinde.de)."
-            )
+            raise InvalidValue(say("service.contacts.not_key_value", part=part.strip()))
         key, _, value = part.partition("=")
         data[key.strip().lower()] = value.strip()
     return data
@@ -83,9 +81,9 @@ def parse_contacts_text(text: str) -> list[Any]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            raise InvalidValue("Die Angabe ist keine gültige JSON-Liste.") from None
+            raise InvalidValue(say("service.contacts.json_list_invalid")) from None
         if not isinstance(data, list):
-            raise InvalidValue("Die Angabe ist keine JSON-Liste.")
+            raise InvalidValue(say("service.contacts.json_not_list"))
         return data
     return [part for part in re.split(r"\s*(?:\||\n)\s*", text) if part.strip()]
 
@@ -94,7 +92,7 @@ def parse_contact(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = parse_contact_text(value)
     if not isinstance(value, Mapping):
-        raise InvalidValue("Bitte geben Sie eine Ansprechperson mit Name und E-Mail-Adresse an.")
+        raise InvalidValue(say("service.contacts.not_a_contact"))
     data: dict[str, Any] = {}
     unknown: list[str] = []
     for raw_key, raw_value in value.items():
@@ -105,10 +103,8 @@ def parse_contact(value: Any) -> dict[str, Any]:
             data[key] = raw_value
     problems: list[str] = []
     if unknown:
-        problems.append(
-            f"unbekannte Angabe {', '.join(f'»{k}«' for k in unknown)} "
-            "(möglich: Anrede, Name, Funktion, E-Mail, Telefon)"
-        )
+        parts = ", ".join(say("service.contacts.part", key=k) for k in unknown)
+        problems.append(say("service.contacts.unknown_parts", parts=parts))
     contact: dict[str, Any] = {}
     salutation = data.get("salutation")
     if salutation is not None:
@@ -116,21 +112,21 @@ def parse_contact(value: Any) -> dict[str, Any]:
         if text in SALUTATION_ALIASES:
             contact["salutation"] = SALUTATION_ALIASES[text]
         else:
-            problems.append(f"Anrede »{salutation}« ist ungültig (erwartet Frau, Herr oder leer)")
+            problems.append(say("service.contacts.salutation_invalid", salutation=salutation))
     for key, label, parser in (
-        ("name", "Name", text_parser(MAX_CONTACT_TEXT)),
-        ("function", "Funktion", text_parser(MAX_CONTACT_TEXT)),
-        ("email", "E-Mail", parse_email),
-        ("phone", "Telefon", parse_phone),
+        ("name", say("service.contacts.label_name"), text_parser(MAX_CONTACT_TEXT)),
+        ("function", say("service.contacts.label_function"), text_parser(MAX_CONTACT_TEXT)),
+        ("email", say("service.contacts.label_email"), parse_email),
+        ("phone", say("service.contacts.label_phone"), parse_phone),
     ):
         if key not in data:
             if key in ("name", "email"):
-                problems.append(f"{label} fehlt")
+                problems.append(say("service.contacts.part_missing", label=label))
             continue
         try:
             contact[key] = parser(data[key])
         except InvalidValue as error:
-            problems.append(f"{label}: {error}")
+            problems.append(say("service.contacts.part_invalid", label=label, error=error))
     if problems:
         raise InvalidValue("; ".join(problems).rstrip(".") + ".")
     return {key: contact[key] for key in CONTACT_KEYS if key in contact}
@@ -142,11 +138,9 @@ def parse_contacts(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, Mapping):
         value = [value]
     if not isinstance(value, list | tuple):
-        raise InvalidValue(
-            "Bitte geben Sie eine Liste von Personen mit Name und E-Mail-Adresse an."
-        )
+        raise InvalidValue(say("service.contacts.not_a_list"))
     if len(value) > _MAX_CONTACTS:
-        raise InvalidValue(f"Zu viele Einträge (höchstens {_MAX_CONTACTS}).")
+        raise InvalidValue(say("service.contacts.too_many", limit=_MAX_CONTACTS))
     contacts: list[dict[str, Any]] = []
     problems: list[str] = []
     for number, item in enumerate(value, start=1):
@@ -155,7 +149,7 @@ def parse_contacts(value: Any) -> list[dict[str, Any]]:
         try:
             contacts.append(parse_contact(item))
         except InvalidValue as error:
-            problems.append(f"Eintrag {number}: {error}")
+            problems.append(say("service.contacts.entry", number=number, error=error))
     if problems:
         raise InvalidValue(" ".join(problems))
     return contacts
@@ -269,7 +263,7 @@ def contacts_from_answers(
             select(Contact).where(Contact.ags == ags, Contact.role == role)
         ).all()
         contact = next((c for c in existing if c.email.lower() == email.lower()), None)
-        source = f"Fragebogen {campaign_id} ({field.label})"
+        source = say("service.contacts.source", campaign=campaign_id, label=field.label)
         if contact is None:
             session.add(
                 Contact(
@@ -281,7 +275,7 @@ def contacts_from_answers(
                     **{k: v for k, v in data.items() if v},
                 )
             )
-            lines.append(f"{role}: {format_contact(value)} neu aufgenommen")
+            lines.append(say("service.contacts.added", role=role, contact=format_contact(value)))
             continue
         changed = {k: v for k, v in data.items() if v and getattr(contact, k) != v}
         if not changed:
@@ -290,7 +284,8 @@ def contacts_from_answers(
             setattr(contact, key, new)
         contact.source, contact.updated_at = source, now
         session.add(contact)
-        lines.append(f"{role}: {email} aktualisiert ({', '.join(sorted(changed))})")
+        fields = ", ".join(sorted(changed))
+        lines.append(say("service.contacts.updated", role=role, email=email, fields=fields))
     if lines:
         session.add(
             Event(
@@ -300,7 +295,7 @@ def contacts_from_answers(
                 enrolment_id=enrolment_id,
                 actor=actor,
                 kind=EventKind.CONTACTS_CHANGED,
-                reason="Ansprechpersonen aus dem Fragebogen übernommen: " + "; ".join(lines),
+                reason=say("service.contacts.taken_over", lines="; ".join(lines)),
                 data={"source": "answers", "changes": lines},
             )
         )

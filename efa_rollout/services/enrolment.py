@@ -16,6 +16,7 @@ from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.lookup import campaign_definition, get_campaign, load_batch
 from efa_rollout.services.progression import BatchResult
+from efa_rollout.texts import say
 from models import (
     Campaign,
     ChecklistItemState,
@@ -80,7 +81,7 @@ def enrol_batch(
                     EventKind.ENROLLED,
                     None,
                     Stage.INFORMATION_COLLECTION,
-                    "in die Kampagne aufgenommen",
+                    say("service.events.enrolled"),
                 )
             )
         if items:

@@ -23,6 +23,7 @@ from efa_rollout.services.clock import local_today
 from efa_rollout.services.history import TICK_EVENTS
 from efa_rollout.services.stamps import utc
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from models import Campaign, Enrolment, Event, QuestionnaireResponse
 
 
@@ -50,9 +51,12 @@ def late_entry(
     if requested > now:
         if local_today(requested) != local_today(now):
             raise UserError(
-                f"{label}: Der Zeitpunkt {_moment_text(requested)} liegt in der Zukunft "
-                f"(jetzt: {_moment_text(now)}). Nachgetragen werden kann nur, was schon "
-                "geschehen ist.",
+                say(
+                    "service.late_entry.future",
+                    label=label,
+                    moment=_moment_text(requested),
+                    now=_moment_text(now),
+                )
             )
         requested = now
     return requested, LateEntry(recorded_at=now, label=label)
@@ -73,8 +77,11 @@ def check_answers_moment(
         _refuse(
             late,
             at,
-            f"vor der neuesten Version {newest[0]} der Antworten "
-            f"vom {_moment_text(utc(newest[1]))}",
+            say(
+                "service.late_entry.before_answers",
+                version=newest[0],
+                moment=_moment_text(utc(newest[1])),
+            ),
         )
 
 
@@ -91,9 +98,8 @@ def check_item_moment(
     changes = [utc(moment) for moment, data in events if (data or {}).get("item") == item_key]
     last = max(changes, default=None)
     if last is not None and at < last:
-        _refuse(
-            late, at, f"vor der letzten Änderung des Punkts »{item_key}« am {_moment_text(last)}"
-        )
+        why = say("service.late_entry.before_item", item=item_key, moment=_moment_text(last))
+        _refuse(late, at, why)
 
 
 def enrolled_at(session: Session, enrolment: Enrolment) -> datetime:
@@ -113,13 +119,13 @@ def enrolled_at(session: Session, enrolment: Enrolment) -> datetime:
 def _check_enrolled(session: Session, enrolment: Enrolment, at: datetime, late: LateEntry) -> None:
     start = enrolled_at(session, enrolment)
     if at < start:
-        _refuse(late, at, f"vor der Aufnahme der Gemeinde in die Kampagne am {_moment_text(start)}")
+        _refuse(late, at, say("service.late_entry.before_enrolment", moment=_moment_text(start)))
 
 
 def _refuse(late: LateEntry, at: datetime, why: str) -> None:
     raise UserError(
-        f"{late.label}: Der Zeitpunkt {_moment_text(at)} liegt {why}; es wurde nichts gespeichert.",
-        details=["Bitte einen späteren Zeitpunkt angeben – oder keinen, dann gilt jetzt."],
+        say("service.late_entry.refused", label=late.label, moment=_moment_text(at), why=why),
+        details=[say("service.late_entry.later")],
     )
 
 

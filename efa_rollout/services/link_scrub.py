@@ -41,6 +41,7 @@ from efa_rollout.mail.personal_link import (
     load_link_secret,
     new_nonce,
 )
+from efa_rollout.texts import say
 from models import Event, OutboxMessage, PortalToken
 
 #: Same length as a token, only characters quoted-printable leaves alone, and no token's shape
@@ -223,11 +224,7 @@ def settle_files(engine: Engine) -> str | None:
         finally:
             connection.close()
         return None
-    return (
-        "PostgreSQL hält die alten Zeilenversionen noch in seinen Dateien, bis die Tabelle neu "
-        "geschrieben wird: »VACUUM FULL outboxmessage;« (sperrt die Tabelle kurz), danach "
-        "enthalten auch Datei-Sicherungen keinen Link mehr. Ein pg_dump enthält schon jetzt keinen."
-    )
+    return say("service.link_scrub.vacuum")
 
 
 def legacy_link_rows(session: Session) -> int:
@@ -257,7 +254,7 @@ def record_scrub(session: Session, report: ScrubReport, *, now: datetime, actor:
             at=now,
             actor=actor,
             kind="mail_links_scrubbed",
-            reason="Persönliche Links im Klartext aus gespeicherten Mails entfernt",
+            reason=say("service.link_scrub.scrubbed"),
             data={"converted": report.converted, "marked": report.marked},
         )
     )
@@ -279,10 +276,6 @@ def _check_secret(session: Session, secret: bytes) -> None:
         token = derive_token(secret, str(link["nonce"]), message_id)
         if not hmac.compare_digest(hash_token(token), str(link["hash"])):
             raise LinkSecretError(
-                "Das Link-Geheimnis passt nicht zu den Mails, die schon mit Platzhalter im "
-                "Postausgang stehen; es wurde nichts geändert.",
-                details=[
-                    "Den Befehl mit denselben Einstellungen aufrufen wie die Zustellung "
-                    "(EFA_LINK_SECRET bzw. EFA_LINK_SECRET_FILE, EFA_DATA_DIR)."
-                ],
+                say("service.link_scrub.secret_mismatch"),
+                details=[say("service.link_scrub.same_settings")],
             )

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from efa_rollout.domain.audit import EventKind, event_row
 from efa_rollout.services.lookup import find_enrolment
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from models import Enrolment, Event, Municipality, PortalToken
 
 __all__ = [
@@ -163,7 +164,7 @@ def issue_link(
         token = issue_token(
             session, campaign_id=campaign_id, ags=enrolment.ags, now=now, valid_days=valid_days
         )
-    reason = "Link erneuert, ältere widerrufen" if rotate else "Link ausgegeben"
+    reason = say("service.events.link_rotated" if rotate else "service.events.link_issued")
     data = {"revoked": revoked, "valid_days": valid_days}
     _log_link_event(session, enrolment, EventKind.PORTAL_LINK_ISSUED, now, actor, data, reason)
     name = municipality.name if municipality else enrolment.ags

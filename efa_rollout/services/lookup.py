@@ -13,6 +13,7 @@ from efa_rollout.domain.rules import (
 )
 from efa_rollout.domain.stages import CampaignStatus, EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say
 from models import (
     Campaign,
     Enrolment,
@@ -44,8 +45,13 @@ def get_campaign(session: Session, campaign_id: str) -> Campaign:
     if campaign is None:
         known = session.exec(select(Campaign.id).order_by(col(Campaign.id))).all()
         raise UserError(
-            f"Die Kampagne »{campaign_id}« gibt es nicht.",
-            details=[f"Vorhandene Kampagnen: {', '.join(known) or 'keine'}"],
+            say("service.lookup.campaign_unknown", campaign=campaign_id),
+            details=[
+                say(
+                    "service.lookup.campaigns_known",
+                    known=", ".join(known) or say("service.lookup.no_campaigns"),
+                )
+            ],
         )
     return campaign
 
@@ -115,15 +121,19 @@ def find_enrolment(session: Session, campaign_id: str, ags: str) -> Enrolment:
     if code.isdigit() and len(code) == 7:
         code = code.zfill(8)  # Excel lost the leading zero
     if not (code.isdigit() and len(code) == 8):
-        raise UserError(f"»{ags}« ist kein gültiger Gemeindeschlüssel (8 Ziffern erwartet).")
+        raise UserError(say("service.lookup.ags_invalid", ags=ags))
     get_campaign(session, campaign_id)
     enrolment = session.exec(
         select(Enrolment).where(Enrolment.campaign_id == campaign_id, Enrolment.ags == code)
     ).first()
     if enrolment is None:
         municipality = session.get(Municipality, code)
-        who = f"{municipality.name} ({code})" if municipality else f"mit dem Schlüssel {code}"
-        raise UserError(f"Die Gemeinde {who} nimmt an der Kampagne »{campaign_id}« nicht teil.")
+        who = (
+            say("service.lookup.municipality", name=municipality.name, ags=code)
+            if municipality
+            else say("service.lookup.municipality_key", ags=code)
+        )
+        raise UserError(say("service.lookup.not_enrolled", who=who, campaign=campaign_id))
     return enrolment
 
 

@@ -30,6 +30,7 @@ from efa_rollout.services.outbox import (
     store_message,
 )
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from models import Campaign, Enrolment, Municipality, OutboxMessage
 
 PREVIEW_LINK_TOKEN = "VORSCHAU-KEIN-GUELTIGER-LINK"
@@ -133,7 +134,8 @@ def sample_extra(kind: str, now: datetime) -> dict[str, Any]:
 def queue_test_mail(session: Session, *, address: str, kind: str, now: datetime) -> OutboxMessage:
     """Queue a '[TEST] ' copy of KIND with sample data to ADDRESS; never counts as campaign mail."""
     if kind not in MAIL_KINDS:
-        raise UserError(f"Unbekannte Mail-Art »{kind}« (bekannt: {', '.join(MAIL_KINDS)}).")
+        known = ", ".join(MAIL_KINDS)
+        raise UserError(say("service.mail_preview.kind_unknown", kind=kind, known=known))
     settings = get_settings()
     normalize_address(address)
     campaign, enrolment, municipality = sample_objects(now)
@@ -190,12 +192,12 @@ def preview_campaign_mail(
     campaign = get_campaign(session, campaign_id)
     municipality = session.get(Municipality, ags)
     if municipality is None:
-        raise UserError(f"Gemeinde mit AGS {ags} ist nicht im Verzeichnis.")
+        raise UserError(say("service.mail_preview.not_in_directory", ags=ags))
     enrolment = session.exec(
         select(Enrolment).where(Enrolment.campaign_id == campaign_id, Enrolment.ags == ags)
     ).first()
     if enrolment is None:
-        raise UserError(f"Die Gemeinde {ags} nimmt an der Kampagne »{campaign_id}« nicht teil.")
+        raise UserError(say("service.mail_preview.not_enrolled", ags=ags, campaign=campaign_id))
     definition = campaign_definition(campaign)
     roles = definition.contact_roles if definition else ["Hauptamt"]
     fallback, cc = True, []
@@ -204,7 +206,7 @@ def preview_campaign_mail(
         roles, fallback = list(definition.reminders.escalation_roles), False
         cc = [Recipient(settings.coordinator_email, settings.coordinator_name)]
     contacts = select_recipients(session, ags=ags, roles=roles, fallback_to_any=fallback)
-    warnings = [] if contacts else ["Keine zustellbare Ansprechperson: es würde nichts versandt."]
+    warnings = [] if contacts else [say("service.mail_preview.nobody")]
     link = (
         portal_url(settings.portal_base_url, PREVIEW_LINK_TOKEN)
         if kind in KINDS_WITH_LINK

@@ -41,6 +41,7 @@ from efa_rollout.mail.render import MailRenderError, RenderedMail, render_mail
 from efa_rollout.services.compose import MailRequest, compose_campaign_mail
 from efa_rollout.services.links import portal_url
 from efa_rollout.settings import Settings, get_settings
+from efa_rollout.texts import say
 from models import (
     Campaign,
     Contact,
@@ -132,7 +133,7 @@ def _record_not_queued(
             enrolment_id=enrolment.id,
             actor=ACTOR,
             kind=EventKind.MAIL_NOT_QUEUED,
-            reason="keine zustellbare Ansprechperson",
+            reason=say("service.events.no_contact"),
             data=data,
         )
     )
@@ -243,8 +244,8 @@ def _check_placeholders(rendered: RenderedMail, raw: bytes) -> None:
     expected = rendered.text.count(PLACEHOLDER) + rendered.html.count(PLACEHOLDER)
     if PLACEHOLDER in rendered.subject or count_placeholders(raw) != expected:
         raise MailRenderError(
-            "Der persönliche Portal-Link darf nur im Text der Mail stehen, nicht im Betreff.",
-            details=["Es wurde nichts in den Postausgang gestellt."],
+            say("service.outbox.link_in_subject"),
+            details=[say("service.outbox.nothing_queued")],
         )
 
 

@@ -12,6 +12,7 @@ from efa_rollout.mail.ledger import FINAL_RECIPIENT_STATES
 from efa_rollout.mail.suppression import event_row as suppression_event
 from efa_rollout.mail.suppression import suppressed_reasons, suppressed_state
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from models import (
     Event,
     OutboxMessage,
@@ -49,7 +50,7 @@ def _select_for_action(
         for outbox_id in ids:
             row = session.get(OutboxMessage, outbox_id)
             if row is None:
-                problems.append(f"{outbox_id}: gibt es nicht")
+                problems.append(say("service.outbox_admin.unknown", id=outbox_id))
             else:
                 rows.append(row)
     if statuses:
@@ -72,21 +73,18 @@ def retry_messages(
     retried: list[OutboxMessage] = []
     for row in rows:
         if row.status not in RETRYABLE_STATUSES:
-            problems.append(f"{row.id}: Status »{row.status}« kann nicht erneut gesendet werden")
+            problems.append(say("service.outbox_admin.not_retryable", id=row.id, status=row.status))
             continue
         states = {
             a: s for a, s in (row.recipient_status or {}).items() if s.get("status") == "sent"
         }
         blocked = _left_out_suppressed(session, row, states, now)
         for address in blocked:
-            problems.append(
-                f"{row.id}: nicht an {address} – Adresse gesperrt (unzustellbar gemeldet); "
-                f"aufheben mit »efa contacts unsuppress {address}«"
-            )
+            problems.append(say("service.outbox_admin.suppressed", id=row.id, address=address))
         if blocked and not _open_recipients(row, states):
             row.recipient_status = states
             session.add(row)
-            problems.append(f"{row.id}: nicht erneut gesendet – kein offener Empfänger ohne Sperre")
+            problems.append(say("service.outbox_admin.nobody_left", id=row.id))
             continue
         previous = row.status
         row.recipient_status = states
@@ -150,7 +148,9 @@ def cancel_messages(
     cancelled: list[OutboxMessage] = []
     for row in rows:
         if row.status not in CANCELLABLE_STATUSES:
-            problems.append(f"{row.id}: Status »{row.status}« kann nicht storniert werden")
+            problems.append(
+                say("service.outbox_admin.not_cancellable", id=row.id, status=row.status)
+            )
             continue
         previous = row.status
         row.status = "cancelled"

@@ -41,6 +41,7 @@ from efa_rollout.services.outbox import (
     row_values,
 )
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from models import (
     Campaign,
     ChecklistItemState,
@@ -264,7 +265,7 @@ def _record_not_queued_batch(
                 enrolment_id=request.enrolment.id,
                 actor=ACTOR,
                 kind="mail_not_queued",
-                reason="keine zustellbare Ansprechperson",
+                reason=say("service.events.no_contact"),
                 data=data,
             )
         )

@@ -10,6 +10,7 @@ from efa_rollout.domain.audit import EventKind
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
 from efa_rollout.services.lookup import campaign_definition, get_campaign
+from efa_rollout.texts import say
 from models import Enrolment, Event
 
 
@@ -21,9 +22,7 @@ def set_stage(
     definition = campaign_definition(campaign)
     if stage not in definition.stages:
         allowed = ", ".join(s.value for s in definition.ordered_stages())
-        raise UserError(
-            f"Die Stufe »{stage}« gibt es in dieser Kampagne nicht (möglich: {allowed})."
-        )
+        raise UserError(say("service.overrides.stage_unknown", stage=stage, allowed=allowed))
     event = Event(
         at=now,
         campaign_id=enrolment.campaign_id,

@@ -11,6 +11,7 @@ from efa_rollout.domain.reminders import (
     Action,
 )
 from efa_rollout.domain.text import german_date
+from efa_rollout.texts import say
 
 
 @dataclass
@@ -32,12 +33,13 @@ class ReminderRow:
     def label(self) -> str:
         """The decision in German, e.g. '2. Erinnerung (Erinnerung am Fristtag)'."""
         if self.action == Action.REMIND and self.reminder_kind:
-            label = f"{self.sequence}. Erinnerung ({SLOT_LABELS[SlotKind(self.reminder_kind)]})"
+            slot = SLOT_LABELS[SlotKind(self.reminder_kind)]
+            label = say("service.reminder_report.reminder", sequence=self.sequence, slot=slot)
         elif self.action == Action.ESCALATE:
-            label = f"{self.sequence}. Eskalation"
+            label = say("service.reminder_report.escalation", sequence=self.sequence)
         else:
             return ACTION_LABELS[self.action]
-        return label if self.queued else f"{label} – nicht vorgemerkt: keine Ansprechperson"
+        return label if self.queued else say("service.reminder_report.not_queued", label=label)
 
 
 @dataclass
@@ -72,24 +74,44 @@ _COUNTS = ("evaluated", "reminders", "escalations", "dropped", "deferred", "with
 
 def summary_line(report: ReminderReport) -> str:
     """One German line of counts for a campaign's run."""
-    verb = "würden vorgemerkt" if report.dry_run else "vorgemerkt"
-    line = (
-        f"{report.campaign_id}: {report.reminders} Erinnerung(en) und "
-        f"{report.escalations} Eskalation(en) {verb}, {report.dropped} verpasste "
-        f"Erinnerung(en) verworfen, {report.deferred} zurückgestellt"
+    verb = say(
+        "service.reminder_report.would_queue"
+        if report.dry_run
+        else "service.reminder_report.queued"
+    )
+    line = say(
+        "service.reminder_report.summary",
+        campaign=report.campaign_id,
+        reminders=report.reminders,
+        escalations=report.escalations,
+        verb=verb,
+        dropped=report.dropped,
+        deferred=report.deferred,
     )
     if report.without_recipient:
-        line += f", {report.without_recipient} ohne Empfänger"
+        line = say(
+            "service.reminder_report.without_recipient", line=line, count=report.without_recipient
+        )
     if report.note:
-        line += f" – {report.note}"
-    return line + "."
+        line = say("service.reminder_report.note", line=line, note=report.note)
+    return say("service.reminder_report.end", line=line)
 
 
 def row_line(row: ReminderRow) -> str:
     """One German line for a municipality, e.g. for the dry-run listing."""
-    deadline = f", Frist {german_date(row.deadline)}" if row.deadline else ""
-    dropped = f", {row.dropped} verpasste verworfen" if row.dropped else ""
-    return (
-        f"{row.ags} {row.name}: {row.label} – {row.open_items} offene(r) Punkt(e)"
-        f"{deadline}{dropped}. {row.reason}"
+    deadline = (
+        say("service.reminder_report.deadline", day=german_date(row.deadline))
+        if row.deadline
+        else ""
+    )
+    dropped = say("service.reminder_report.dropped", count=row.dropped) if row.dropped else ""
+    return say(
+        "service.reminder_report.row",
+        ags=row.ags,
+        name=row.name,
+        label=row.label,
+        open_items=row.open_items,
+        deadline=deadline,
+        dropped=dropped,
+        reason=row.reason,
     )

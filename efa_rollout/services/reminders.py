@@ -34,6 +34,7 @@ from efa_rollout.services.batches import BATCH_SIZE, chunks
 from efa_rollout.services.bulk_gc import fewer_collections
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.reminder_report import ReminderReport, ReminderRow
+from efa_rollout.texts import say
 from models import Campaign, ChecklistItemState, Enrolment, Event, Municipality, OutboxMessage
 
 DEFAULT_ACTOR = "erinnerungen"
@@ -267,10 +268,7 @@ def drop_event(
         enrolment_id=enrolment.id,
         actor=actor,
         kind=EventKind.REMINDER_DROPPED,
-        reason=(
-            f"Erinnerung(en) vom {days} nicht versandt: der Tag ist verstrichen und die Frist "
-            "auch, daher nicht nachgeholt."
-        ),
+        reason=say("service.reminders.dropped", days=days),
         data={
             "days": [d.day.isoformat() for d in drops],
             "reminder_kinds": [d.kind.value for d in drops],
@@ -397,7 +395,7 @@ def not_running_note(campaign: Campaign) -> str | None:
     """Why a campaign gets no reminders, or None when it is running."""
     if campaign.status == CampaignStatus.RUNNING:
         return None
-    return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
+    return say("service.reminders.not_running", status=campaign.status)
 
 
 @fewer_collections()

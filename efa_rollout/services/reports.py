@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from efa_rollout.db import get_engine, session_scope
 from efa_rollout.reports.weekly import WeeklyReport, build_weekly_report, queue_weekly_mail
+from efa_rollout.texts import say
 
 #: The files attached to the coordinator's weekly mail.
 MAIL_FORMATS = ("html", "xlsx")
@@ -24,8 +25,8 @@ def report_campaign_week(
             row = queue_weekly_mail(session, rollup, files, now=now)
             report.outbox_id = row.id if row else None
             report.mail_note = (
-                "Mail an die Koordination eingereiht"
+                say("service.reports.queued")
                 if row
-                else f"Mail für KW {report.week} war bereits eingereiht"
+                else say("service.reports.already_queued", week=report.week)
             )
     return report

@@ -28,20 +28,20 @@ from efa_rollout.services.links import portal_url
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.mail_preview import PREVIEW_LINK_TOKEN, sample_extra, sample_objects
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from models import Campaign, ChecklistItemState, Enrolment, Event, OutboxMessage
 
 
 def definition_file(campaign: Campaign) -> str:
     """Where the campaign's definition comes from, for messages (the file, else its key)."""
     path = definition_files().get(campaign.template)
-    return str(path) if path else f"Vorlage »{campaign.template}« (Datei nicht gefunden)"
+    if path:
+        return str(path)
+    return say("service.start_check.template_missing", template=campaign.template)
 
 
 def _resume_hint(campaign_id: str) -> str:
-    return (
-        "Beheben Sie den Fehler in der Definitionsdatei und starten Sie dann erneut mit: "
-        f"efa campaign start {campaign_id} --refresh-definition"
-    )
+    return say("service.start_check.resume", campaign=campaign_id)
 
 
 def render_problems(
@@ -80,7 +80,7 @@ def render_problems(
     problems = []
     for kind in MAIL_KINDS:
         coordinator_mail = kind == "weekly_report"
-        where = f"Feld mail.{kind} (Zusatztext)"
+        where = say("service.start_check.where_paragraph", kind=kind)
         try:
             context = build_context(
                 None,
@@ -95,13 +95,33 @@ def render_problems(
                 portal_link=link if kind in KINDS_WITH_LINK else None,
                 extra=sample_extra(kind, now),
             )
-            where = f"Vorlage {MAIL_TEMPLATES_DIR / kind}.(subject.txt|txt|html)"
+            where = say("service.start_check.where_template", path=MAIL_TEMPLATES_DIR / kind)
             render_mail(kind, context)
         except MailRenderError as error:
-            hints = f" ({'; '.join(error.details)})" if error.details else ""
-            problems.append(f"Mail-Art »{kind}«, {where}: {error.message}{hints}")
+            hints = (
+                " " + say("service.start_check.hints", hints="; ".join(error.details))
+                if error.details
+                else ""
+            )
+            problems.append(
+                say(
+                    "service.start_check.problem",
+                    kind=kind,
+                    where=where,
+                    message=error.message,
+                    hints=hints,
+                )
+            )
         except TemplateError as error:
-            problems.append(f"Mail-Art »{kind}«, {where}: {type(error).__name__}: {error}")
+            problems.append(
+                say(
+                    "service.start_check.template_error",
+                    kind=kind,
+                    where=where,
+                    error_type=type(error).__name__,
+                    error=error,
+                )
+            )
     return problems
 
 
@@ -118,13 +138,11 @@ def check_mails_render(
     if not problems:
         return
     raise UserError(
-        f"Die Kampagne »{campaign.id}« kann nicht gestartet werden: "
-        f"{len(problems)} Mail-Art(en) lassen sich mit der Definition nicht erstellen. "
-        "Es wurde nichts geschrieben: keine Gemeinde aufgenommen, keine Mail in den Postausgang "
-        "gestellt, die Kampagne nicht gestartet.",
+        say("service.start_check.cannot_start", campaign=campaign.id, count=len(problems)),
         details=[
-            f"Definition: {source or definition_file(campaign)}"
-            + ("" if source else " (Stand beim Anlegen der Kampagne)"),
+            say("service.start_check.definition", source=source)
+            if source
+            else say("service.start_check.definition_stored", source=definition_file(campaign)),
             *problems,
             _resume_hint(campaign.id),
         ],
@@ -154,7 +172,7 @@ def check_before_start(
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
         if campaign.status == CampaignStatus.CLOSED:
-            raise UserError(f"Die Kampagne »{campaign_id}« ist abgeschlossen.")
+            raise UserError(say("service.start_check.closed", campaign=campaign_id))
         if not refresh:
             try:
                 definition = campaign_definition(campaign)
@@ -165,15 +183,15 @@ def check_before_start(
         total, sent = campaign_mail_count(session, campaign_id)
         if total:
             raise UserError(
-                f"Die Definition der Kampagne »{campaign_id}« kann nicht neu übernommen werden: "
-                f"{total} Mail(s) der Kampagne stehen bereits im Postausgang, davon {sent} "
-                "versandt oder im Versand.",
+                say(
+                    "service.start_check.not_refreshable",
+                    campaign=campaign_id,
+                    total=total,
+                    sent=sent,
+                ),
                 details=[
-                    "Alle Gemeinden einer Kampagne erhalten Mails nach demselben Stand der "
-                    "Definition; ein neuer Stand gilt nur, solange noch nichts versandt ist.",
-                    "Für die geänderte Definition legen Sie bitte eine neue Kampagne an "
-                    "(efa campaign create …); ohne --refresh-definition läuft diese Kampagne "
-                    "mit ihrem gespeicherten Stand weiter.",
+                    say("service.start_check.same_definition"),
+                    say("service.start_check.new_campaign"),
                 ],
             )
         source = definition_file(campaign)
@@ -210,7 +228,7 @@ def _take_snapshot(
             campaign_id=campaign.id,
             actor=actor,
             kind=EventKind.DEFINITION_REFRESHED,
-            reason=f"Definition neu übernommen aus {Path(source).name}",
+            reason=say("service.start_check.refreshed", file=Path(source).name),
             data={"source": source},
         )
     )

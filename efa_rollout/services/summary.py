@@ -32,6 +32,7 @@ from efa_rollout.mail.context import municipality_label
 from efa_rollout.services.answers import format_answer, latest_response
 from efa_rollout.services.lookup import campaign_definition, get_campaign
 from efa_rollout.services.summary_document import SUMMARY_DIR, render_html, render_pdf
+from efa_rollout.texts import say
 from models import Campaign, Enrolment, Event, Municipality, OutboxMessage, SummaryDocument
 
 MAIL_KIND = "summary"
@@ -361,7 +362,7 @@ def _distribute(
             now=now,
         )
         if message is None:
-            rows.append({**row, "ergebnis": "nicht versandt: keine zustellbare Ansprechperson"})
+            rows.append({**row, "ergebnis": say("service.events.summary_not_sent")})
             continue
         session.add(
             Event(

@@ -24,6 +24,7 @@ from efa_rollout.domain.waiting import SummaryFacts
 from efa_rollout.errors import UserError
 from efa_rollout.services import lookup
 from efa_rollout.services.clock import local_today
+from efa_rollout.texts import say
 from models import Campaign, Enrolment, Event, OutboxMessage
 
 if TYPE_CHECKING:  # orchestration (mail building, Jinja) only where a step runs: ~0.4 s
@@ -60,7 +61,9 @@ class Approval:
     @property
     def rejected_note(self) -> str | None:
         """The note of a rejection that still stands."""
-        return (self.note or "ohne Begründung") if self.decision == REJECTED else None
+        if self.decision != REJECTED:
+            return None
+        return self.note or say("service.summary_release.no_reason")
 
 
 @dataclass
@@ -132,13 +135,12 @@ def decide(
     campaign = lookup.get_campaign(session, campaign_id)
     if not approval_required(campaign):
         raise UserError(
-            f"Die Kampagne »{campaign_id}« braucht keine Freigabe der Zusammenfassung "
-            "(summary.approval ist in der Definition nicht gesetzt).",
-            details=["Versenden mit: efa summary send " + campaign_id],
+            say("service.summary_release.not_required", campaign=campaign_id),
+            details=[say("service.summary_release.send_with", campaign=campaign_id)],
         )
     note = (note or "").strip() or None
     if not approve and note is None:
-        raise UserError("Bitte begründen Sie die Ablehnung mit --note TEXT.")
+        raise UserError(say("service.summary_release.note_needed"))
     event = Event(
         at=now,
         campaign_id=campaign_id,
@@ -177,14 +179,14 @@ def waiting_count(session: Session, campaign_id: str) -> int:
 def not_due_reason(session: Session, campaign: Campaign, today: date) -> str | None:
     """Why the scheduled summary is not due on TODAY, or None when it is."""
     if campaign.status != "running":
-        return f"Kampagne ist nicht gestartet oder abgeschlossen (Status »{campaign.status}«)."
+        return say("service.summary_release.not_running", status=campaign.status)
     when = summary_date(campaign)
     if today < when:
-        return f"Die Zusammenfassung ist erst am {german_date(when)} fällig."
+        return say("service.summary_release.not_yet_due", day=german_date(when))
     if _summary_sent(session, campaign.id):
-        return "Die Zusammenfassung ist bereits verschickt; Nachzügler erhalten sie beim Tick."
+        return say("service.summary_release.already_sent")
     if waiting_count(session, campaign.id) == 0:
-        return "Keine Gemeinde wartet auf die Zusammenfassung."
+        return say("service.summary_release.nobody_waiting")
     return None
 
 
@@ -230,7 +232,7 @@ def request_approval(engine: Engine, campaign_id: str, *, now: datetime, actor: 
                 campaign_id=campaign_id,
                 actor=actor,
                 kind=REQUESTED,
-                reason="Zusammenfassung fällig: wartet auf die Freigabe durch die Koordination",
+                reason=say("service.summary_release.requested"),
             )
         )
     return True
@@ -248,12 +250,15 @@ def check_release(
             return Release(campaign_id, NOT_DUE, reason)
         approval = approval_of(session, campaign)
     if not approval.approved:
-        note = f" Abgelehnt: {approval.note}." if approval.decision == REJECTED else ""
+        note = (
+            " " + say("service.summary_release.rejected", note=approval.note)
+            if approval.decision == REJECTED
+            else ""
+        )
         return Release(
             campaign_id,
             AWAITING_APPROVAL,
-            "Die Zusammenfassung wartet auf die Freigabe durch die Koordination."
-            f"{note} Freigeben mit: efa summary approve {campaign_id}",
+            say("service.summary_release.awaiting", rejected=note, campaign=campaign_id),
         )
     return None
 

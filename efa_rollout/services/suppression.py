@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say
 from models import Contact, Event, OutboxMessage, Suppression
 
 ACTOR = "unzustellbar"
@@ -86,7 +87,7 @@ def drop_suppressed(
                 ags=ags,
                 actor=ACTOR,
                 kind="mail_recipient_suppressed",
-                reason=f"Nicht an {address} gesendet: Adresse gesperrt (unzustellbar)",
+                reason=say("service.suppression.not_sent", address=address),
                 data=data,
             )
         )
@@ -101,9 +102,14 @@ def suppression_notes(session: Session, campaign_id: str | None = None) -> list[
     events = session.exec(query.order_by(col(Event.id).desc()).limit(200)).all()
     active = suppressed_addresses(session, [str(e.data.get("recipient")) for e in events])
     return [
-        f"Nicht eingestellt an {e.data['recipient']} (gesperrt): {e.campaign_id or '–'}, "
-        f"AGS {e.ags}, {e.data['kind']} Nr. {e.data['sequence']} – aufheben mit "
-        f"»efa contacts unsuppress {e.data['recipient']}«"
+        say(
+            "service.suppression.not_queued",
+            address=e.data["recipient"],
+            campaign=e.campaign_id or say("service.suppression.no_campaign"),
+            ags=e.ags,
+            kind=e.data["kind"],
+            sequence=e.data["sequence"],
+        )
         for e in events
         if e.data.get("recipient") in active
     ]
@@ -114,7 +120,7 @@ def unsuppress(session: Session, address: str, *, now: datetime, actor: str) -> 
     address = address.strip().lower()
     entry = session.exec(select(Suppression).where(Suppression.email == address)).first()
     if entry is None or entry.lifted_at is not None:
-        raise UserError(f"Die Adresse {address} ist nicht gesperrt.")
+        raise UserError(say("service.suppression.not_suppressed", address=address))
     entry.lifted_at, entry.lifted_by = now, actor
     session.add(entry)
     contacts = session.exec(select(Contact).where(func.lower(Contact.email) == address)).all()
@@ -127,7 +133,9 @@ def unsuppress(session: Session, address: str, *, now: datetime, actor: str) -> 
                 ags=contact.ags,
                 actor=actor,
                 kind="address_unsuppressed",
-                reason=f"Sperre für {address} aufgehoben (vorher: {entry.reason})"[:1000],
+                reason=say("service.suppression.lifted", address=address, reason=entry.reason)[
+                    :1000
+                ],
                 data={"contact_id": contact.id, "recipient": address},
             )
         )

@@ -18,6 +18,7 @@ from efa_rollout.domain.rules import Facts
 from efa_rollout.domain.stages import EnrolmentStatus, Stage
 from efa_rollout.domain.waiting import ACTOR_LABELS, Waiting, campaign_flag, waiting_for
 from efa_rollout.services.lookup import campaign_definition, get_campaign, timeline_of
+from efa_rollout.texts import say
 from models import Enrolment, Municipality, OutboxMessage, QuestionnaireResponse
 
 
@@ -129,14 +130,20 @@ def waits_table(rows: list[WaitRow]) -> list[dict[str, str]]:
 def waits_markdown(campaign_id: str, rows: list[WaitRow], today: date) -> str:
     """A Markdown summary: the flag, then what the stuck municipalities wait for."""
     flag = flag_of(rows)
-    lines = [f"# {campaign_id} · wartet auf · {today:%d.%m.%Y}", ""]
-    lines.append(f"**{flag}**" if flag else "Alle Gemeinden kommen ohne weiteres Zutun voran.")
+    lines = [say("service.waiting.title", campaign=campaign_id, day=f"{today:%d.%m.%Y}"), ""]
+    lines.append(f"**{flag}**" if flag else say("service.waiting.all_moving"))
     stuck = [r for r in rows if r.waiting.needs_action]
     if stuck:
-        lines += ["", "| Gemeinde | Stufe | wartet auf | am Zug |", "|---|---|---|---|"]
+        lines += ["", say("service.waiting.header"), "|---|---|---|---|"]
         lines += [
-            f"| {r.name} ({r.ags}) | {r.stage.label} | {r.waiting.what} | "
-            f"{ACTOR_LABELS[r.waiting.actor]} |"
+            say(
+                "service.waiting.row",
+                name=r.name,
+                ags=r.ags,
+                stage=r.stage.label,
+                what=r.waiting.what,
+                actor=ACTOR_LABELS[r.waiting.actor],
+            )
             for r in stuck[:200]
         ]
     return "\n".join(lines)
