@@ -12,6 +12,13 @@ is the sum of `python -X importtime` over the top-level imports of one more run,
 many modules that run ended with. With --with-up, `efa up` is started and the flow-running
 commands are timed against it (`campaign tick --no-wait`, `campaign tick`), with the CPU the CLI
 process itself spent. Both checkouts run with this checkout's virtualenv.
+
+With --up-per-tree, each checkout runs its own `efa up` (the server side is what differs), in
+turn for --rounds rounds: per round and checkout, `efa up` is started, left alone for
+--settle seconds, and the waiting `campaign tick` is timed --runs times; printed per run: wall,
+the CLI's CPU, the trigger-to-end time the CLI reports ("Lauf erfolgreich nach X s") and the
+load. Compile the other checkout's bytecode first (as scripts/_bootstrap.sh does here):
+`python -m compileall -q efa_rollout models flows tasks deployments`.
 """
 
 from __future__ import annotations
@@ -137,6 +144,51 @@ def table(
         print(f"| `efa {command}` | {cells} |", flush=True)
 
 
+TICK = ("campaign", "tick", CAMPAIGN)
+_SERVER_SECONDS = re.compile(r"Lauf erfolgreich nach ([0-9.]+) s")
+
+
+def up_per_tree(
+    roots: dict[str, Path], data: Path, work: Path, runs: int, rounds: int, settle: float
+) -> None:
+    """The waiting tick against each checkout's own `efa up`, in turn, side by side."""
+    rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in roots}
+    print("\n| round | tree | run | wall | CLI CPU | trigger → end | load |")
+    print("|---:|---|---:|---:|---:|---:|---:|", flush=True)
+    for number in range(1, rounds + 1):
+        for name, root in roots.items():
+            env = environment(root, data)
+            up, _ = start_up(env, work, data)
+            try:
+                time.sleep(settle)
+                for index in range(1, runs + 1):
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    wall, stderr = run(root, env, TICK)
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                    found = _SERVER_SECONDS.search(stderr)
+                    server = float(found.group(1)) if found else float("nan")
+                    load = os.getloadavg()[0]
+                    rows[name].append((wall, cpu, server, load))
+                    print(
+                        f"| {number} | {name} | {index} | {wall:.2f} s | {cpu:.2f} s "
+                        f"| {server:.1f} s | {load:.2f} |",
+                        flush=True,
+                    )
+            finally:
+                up.send_signal(signal.SIGTERM)
+                up.wait(timeout=90)
+    print("\n| tree | runs | wall median (min–max) | CLI CPU median | trigger → end median |")
+    print("|---|---:|---:|---:|---:|")
+    for name, found in rows.items():
+        walls = [r[0] for r in found]
+        print(
+            f"| {name} | {len(found)} | {statistics.median(walls):.2f} s "
+            f"({min(walls):.2f}–{max(walls):.2f}) | {statistics.median(r[1] for r in found):.2f} s "
+            f"| {statistics.median(r[2] for r in found):.1f} s |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -147,6 +199,13 @@ def main() -> None:
         "--with-up", action="store_true", help="Also time flow commands against efa up."
     )
     parser.add_argument("--flows-only", action="store_true", help="With --with-up: only those.")
+    parser.add_argument(
+        "--up-per-tree",
+        action="store_true",
+        help="Only the waiting tick, against each checkout's own efa up.",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="With --up-per-tree.")
+    parser.add_argument("--settle", type=float, default=10.0, help="Seconds after efa up is ready.")
     args = parser.parse_args()
     args.with_up = args.with_up or args.flows_only
     work = Path(tempfile.mkdtemp(prefix="efa-bench-startup-"))
@@ -158,6 +217,9 @@ def main() -> None:
     for root in roots.values():
         check_checkout(root, environment(root, data))
     print(f"load average at start: {os.getloadavg()[0]:.2f}, runs per figure: {args.runs}")
+    if args.up_per_tree:
+        up_per_tree(roots, data, work, args.runs, args.rounds, args.settle)
+        return
     rows = []
     for command in READ_ONLY if not args.flows_only else ():
         rows.append(

@@ -28,10 +28,14 @@ class DeploymentSpec:
     #: Event triggers: (event name, resource id pattern, parameters) – debounced per resource.
     on_events: tuple[tuple[str, str, dict[str, Any]], ...] = ()
 
+    @property
+    def module(self) -> str:
+        """The flow's module."""
+        return self.entrypoint.partition(":")[0]
+
     def load_flow(self) -> Any:
         """Import the flow object."""
-        module_name, _, attribute = self.entrypoint.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        return getattr(importlib.import_module(self.module), self.entrypoint.partition(":")[2])
 
 
 CATALOG: tuple[DeploymentSpec, ...] = (
@@ -139,26 +143,24 @@ def event_triggers(spec: DeploymentSpec) -> list[Any]:
     ]
 
 
-def build_deployments(*, only: set[str] | None = None) -> list[Any]:
-    """RunnerDeployments for `prefect.serve`: cron schedules in Europe/Berlin, event triggers."""
+def deployment_options(spec: DeploymentSpec) -> dict[str, Any]:
+    """SPEC as keyword arguments of `Runner.add_flow` (and `flow.to_deployment`): cron schedules
+    in Europe/Berlin, event triggers."""
     from prefect.schedules import Cron
 
-    deployments = []
-    for spec in CATALOG:
-        if only and spec.name not in only:
-            continue
-        flow = spec.load_flow()
-        deployments.append(
-            flow.to_deployment(
-                name=spec.name,
-                description=spec.description,
-                schedules=[Cron(cron, timezone=TIMEZONE) for cron in spec.crons],
-                parameters=spec.parameters,
-                tags=list(spec.tags),
-                triggers=event_triggers(spec),
-                # Re-activate the schedules on every start: a stopped `serve` may have paused
-                # them (PrefectHQ/prefect#16363), and re-registering keeps "paused" otherwise.
-                paused=False,
-            )
-        )
-    return deployments
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "schedules": [Cron(cron, timezone=TIMEZONE) for cron in spec.crons],
+        "parameters": spec.parameters,
+        "tags": list(spec.tags),
+        "triggers": event_triggers(spec),
+        # Re-activate the schedules on every start: a stopped `serve` may have paused them
+        # (PrefectHQ/prefect#16363), and re-registering keeps "paused" otherwise.
+        "paused": False,
+    }
+
+
+def served_specs(only: set[str] | None = None) -> list[DeploymentSpec]:
+    """The catalogue, or the entries named in ONLY."""
+    return [spec for spec in CATALOG if not only or spec.name in only]

@@ -7,11 +7,14 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deployments.catalog import build_deployments
+from deployments import warm_start
+from deployments.catalog import deployment_options, served_specs
 from efa_rollout.prefect_api import SMTP_RATE_LIMIT
 
 #: Late runs younger than this are simply run; older ones are caught up once per deployment.
 MISSED_GRACE = timedelta(minutes=2)
+#: Seconds between the runner's looks for runs to start (Prefect's default: 10).
+RUNNER_POLL_SECONDS = 1.0
 
 
 def prepare_environment() -> None:
@@ -21,8 +24,6 @@ def prepare_environment() -> None:
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
     # ... without turning on task caching: a batch task called twice in one run must run twice.
     os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
-    # Pick up triggered and scheduled runs sooner than the default 10 s.
-    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "3")
 
 
 async def ensure_rate_limit(rate_per_second: float) -> None:
@@ -113,21 +114,43 @@ async def catch_up_once(deployment_names: list[str], now: datetime | None = None
     return cancelled
 
 
+def serve_warm(flows: list[tuple[Any, dict[str, Any]]], *, limit: int) -> None:
+    """Serve FLOWS (flow, `Runner.add_flow` options) until stopped, each run forked warm.
+
+    Call `warm_start.install` with the flows' modules first. As `prefect.serve` does, but with
+    the flows added as flows (`add_flow`), not as deployments: only then does the runner start
+    a run from the flow object it holds (`DirectSubprocessStarter`, the start `warm_start`
+    replaces) instead of a new `python -m prefect.engine` that imports it from the entrypoint.
+    The runner looks for runs every RUNNER_POLL_SECONDS, one small query of the server each.
+    """
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    # pause_on_shutdown=False: stopping must not switch the schedules off for good (#16363).
+    runner = Runner(limit=limit, pause_on_shutdown=False, query_seconds=RUNNER_POLL_SECONDS)
+    for flow, options in flows:
+        runner.add_flow(flow, **options)
+    warm_start.wait_until_warm()
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        print("Bereitstellung beendet.", flush=True)
+
+
 def serve_catalog(*, limit: int, only: set[str] | None = None) -> None:
     """Register and serve the catalogue until stopped (SIGTERM, Ctrl-C)."""
     prepare_environment()
-    from prefect import serve as prefect_serve
-
+    specs = served_specs(only)
+    # The warm server imports the flows while this process registers the deployments.
+    warm_start.install(spec.module for spec in specs)
     from efa_rollout.settings import get_settings
 
-    deployments = build_deployments(only=only)
     asyncio.run(ensure_rate_limit(get_settings().smtp_rate_per_second))
-    skipped = asyncio.run(catch_up_once([d.name for d in deployments]))
+    skipped = asyncio.run(catch_up_once([spec.name for spec in specs]))
     if skipped:
         print(f"{skipped} verpasste Läufe übersprungen (je Deployment holt einer nach).")
     print(
-        f"Stelle {len(deployments)} Deployments bereit: " + ", ".join(d.name for d in deployments),
+        f"Stelle {len(specs)} Deployments bereit: " + ", ".join(spec.name for spec in specs),
         flush=True,
     )
-    # pause_on_shutdown=False: stopping must not switch the schedules off for good (#16363).
-    prefect_serve(*deployments, limit=limit, pause_on_shutdown=False)
+    serve_warm([(spec.load_flow(), deployment_options(spec)) for spec in specs], limit=limit)
