@@ -37,13 +37,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_up(env: dict[str, str], work: Path, data: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """`efa up` on free ports, once it is ready (its record written); and its portal port."""
+def start_up(
+    env: dict[str, str], work: Path, data: Path, cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`efa up` on free ports (in CWD), once it is ready (its record written); its portal port."""
     port, portal_port = free_port(), free_port()
     command = ["efa_rollout.cli", "up", "--port", str(port), "--portal-port", str(portal_port)]
     log = work / "up.log"
     up = subprocess.Popen(
-        [sys.executable, "-m", *command], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        [sys.executable, "-m", *command],
+        env=env,
+        cwd=cwd,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     started = time.monotonic()
     while not (data / "prefect" / "efa-up.json").exists():

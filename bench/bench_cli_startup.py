@@ -145,6 +145,33 @@ def table(
 
 
 TICK = ("campaign", "tick", CAMPAIGN)
+IDLE_SECONDS = 20.0
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes in process group PGID."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(data: Path) -> dict[str, float]:
+    """Share of one core that `efa up`'s server and serving groups use while nothing runs."""
+    import json
+
+    children = json.loads((data / "prefect" / "efa-up.json").read_text())["children"]
+    groups = {name: children[name] for name in ("Prefect-Server", "Deployments")}
+    before = {name: group_cpu(pid) for name, pid in groups.items()}
+    time.sleep(IDLE_SECONDS)
+    return {name: (group_cpu(pid) - before[name]) / IDLE_SECONDS for name, pid in groups.items()}
+
+
 _SERVER_SECONDS = re.compile(r"Lauf erfolgreich nach ([0-9.]+) s")
 
 
@@ -158,9 +185,17 @@ def up_per_tree(
     for number in range(1, rounds + 1):
         for name, root in roots.items():
             env = environment(root, data)
-            up, _ = start_up(env, work, data)
+            # In the checkout: `prefect.serve` records file entrypoints relative to the cwd.
+            up, _ = start_up(env, work, data, cwd=root)
             try:
                 time.sleep(settle)
+                idle = idle_cpu(data)
+                print(
+                    f"| {number} | {name} | idle {IDLE_SECONDS:.0f} s | server "
+                    f"{100 * idle['Prefect-Server']:.1f} % | serving "
+                    f"{100 * idle['Deployments']:.1f} % of a core | | {os.getloadavg()[0]:.2f} |",
+                    flush=True,
+                )
                 for index in range(1, runs + 1):
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     wall, stderr = run(root, env, TICK)

@@ -9,12 +9,14 @@ cancellation by the runner, a crash seen as a crash.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +84,42 @@ def test_the_replacement_rebinds_only_multiprocessing_and_spawns_nothing_else() 
     assert variant.__globals__["multiprocessing"].get_context("spawn") is context
     with pytest.raises(RuntimeError):
         variant.__globals__["multiprocessing"].get_context("fork")
+
+
+def test_prefect_only_pickles_the_flow_so_a_stand_in_by_name_will_do() -> None:
+    from prefect.flow_engine import run_flow_in_subprocess
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(run_flow_in_subprocess)))
+    uses = []
+    for call in ast.walk(tree):
+        for keyword in getattr(call, "keywords", []):
+            if isinstance(keyword.value, ast.Name) and keyword.value.id == "flow":
+                uses.append((getattr(call.func, "id", None), keyword.arg))
+    loads = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "flow"]
+    assert uses == [("cloudpickle_wrapped_call", "flow")] and len(loads) == 1
+
+
+def test_a_flow_by_name_unpickles_as_the_modules_flow() -> None:
+    import pickle
+
+    import cloudpickle
+    from prefect import flow
+
+    from deployments import warm_start
+    from flows.tick import tick
+
+    payload = cloudpickle.dumps(warm_start.FlowByName(tick))
+    assert pickle.loads(payload) is tick
+    assert len(payload) < 200  # a name, not the function (cloudpickle sends ~2 KB by value)
+    # By value, the copy lacks the module's globals the string annotations name (the bug).
+    assert "datetime" not in pickle.loads(cloudpickle.dumps(tick)).fn.__globals__
+
+    @flow(name="nicht-auf-modulebene")
+    def local() -> None:
+        pass
+
+    with pytest.raises((RuntimeError, AttributeError)):
+        warm_start.FlowByName(local)
 
 
 def _python(script: str, env: dict[str, str], timeout: float = 180) -> str:
@@ -217,13 +255,17 @@ def test_served_runs_start_warm_end_right_and_can_be_cancelled_or_crash(
 ) -> None:
     api = served
     # Two runs: each its own fork of the warm server, each with the right result.
-    runs = [_run(api, "warm-probe/warm", {"number": n}) for n in (21, 50)]
+    runs = [
+        _run(api, "warm-probe/warm", {"number": 21, "day": "2026-12-31"}),
+        _run(api, "warm-probe/warm", {"number": 50}),
+    ]
     results = []
     for flow_run in runs:
         final = _final(api, flow_run["id"])
         assert final["state"]["type"] == "COMPLETED", final["state"]
         results.append(stored_result(final["state"]))
     assert [r["double"] for r in results] == [42, 100]
+    assert [r["day_after"] for r in results] == ["2027-01-01", None]
     for result in results:
         assert result["forked_warm"] is True and result["module_from_parent"] is True
         # The run's settings came from the runner's environment, not the warm server's.

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import date, timedelta
 from typing import Any
 
 from prefect import flow
@@ -58,9 +59,14 @@ def write_facts(path: str) -> None:
 
 
 @flow(name="warm-probe")
-def warm_probe(number: int) -> dict[str, Any]:
-    """Doubles NUMBER and tells how its process was started."""
-    return {"double": 2 * number, **process_facts()}
+def warm_probe(number: int, day: date | None = None) -> dict[str, Any]:
+    """Doubles NUMBER, gives the day after DAY, and tells how its process was started.
+
+    DAY's annotation is a string here (`from __future__ import annotations`): Prefect resolves
+    it in this module's globals, which a flow pickled by value lacks.
+    """
+    after = (day + timedelta(days=1)).isoformat() if day else None
+    return {"double": 2 * number, "day_after": after, **process_facts()}
 
 
 @flow(name="warm-sleeper")
