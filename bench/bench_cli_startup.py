@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bench_cli import import_ostalbkreis, start_up  # this folder: the script's own
@@ -161,6 +161,13 @@ def group_cpu(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def api_url(data: Path) -> str:
+    """The API of the `efa up` running on DATA."""
+    import json
+
+    return str(json.loads((data / "prefect" / "efa-up.json").read_text())["api_url"])
+
+
 def idle_cpu(data: Path) -> dict[str, float]:
     """Share of one core that `efa up`'s server and serving groups use while nothing runs."""
     import json
@@ -175,13 +182,44 @@ def idle_cpu(data: Path) -> dict[str, float]:
 _SERVER_SECONDS = re.compile(r"Lauf erfolgreich nach ([0-9.]+) s")
 
 
+def breakdown(api_url: str, stderr: str, started: float, ended: float) -> str:
+    """Where a waiting tick's wall went, from the run's state times on the server (epoch s)."""
+    import httpx
+
+    from efa_rollout.prefect_api import FINAL_STATES
+
+    found = re.search(r"flow-run/([0-9a-f-]+)", stderr)
+    if not found:
+        return "–"
+    run_id = found.group(1)
+
+    def epoch(stamp: str) -> float:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+    states = httpx.get(f"{api_url}/flow_run_states/", params={"flow_run_id": run_id}).json()
+    at = {s["type"]: epoch(s["timestamp"]) for s in states}
+    created = epoch(httpx.get(f"{api_url}/flow_runs/{run_id}").json()["created"])
+    final = next((at[t] for t in FINAL_STATES if t in at), float("nan"))
+    parts = (
+        created - started,
+        at.get("PENDING", float("nan")) - created,
+        at.get("RUNNING", float("nan")) - at.get("PENDING", float("nan")),
+        final - at.get("RUNNING", float("nan")),
+        ended - final,
+    )
+    return " / ".join(f"{p:.2f}" for p in parts)
+
+
 def up_per_tree(
     roots: dict[str, Path], data: Path, work: Path, runs: int, rounds: int, settle: float
 ) -> None:
     """The waiting tick against each checkout's own `efa up`, in turn, side by side."""
     rows: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in roots}
-    print("\n| round | tree | run | wall | CLI CPU | trigger → end | load |")
-    print("|---:|---|---:|---:|---:|---:|---:|", flush=True)
+    print(
+        "\n| round | tree | run | wall | CLI CPU | trigger → end | load | CLI → created / "
+        "→ pending (poll) / → running (process) / → completed (flow) / → CLI end |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---|", flush=True)
     for number in range(1, rounds + 1):
         for name, root in roots.items():
             env = environment(root, data)
@@ -198,16 +236,19 @@ def up_per_tree(
                 )
                 for index in range(1, runs + 1):
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    started = time.time()
                     wall, stderr = run(root, env, TICK)
+                    ended = time.time()
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
                     found = _SERVER_SECONDS.search(stderr)
                     server = float(found.group(1)) if found else float("nan")
                     load = os.getloadavg()[0]
                     rows[name].append((wall, cpu, server, load))
+                    parts = breakdown(api_url(data), stderr, started, ended)
                     print(
                         f"| {number} | {name} | {index} | {wall:.2f} s | {cpu:.2f} s "
-                        f"| {server:.1f} s | {load:.2f} |",
+                        f"| {server:.1f} s | {load:.2f} | {parts} |",
                         flush=True,
                     )
             finally:
