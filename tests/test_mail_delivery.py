@@ -123,7 +123,11 @@ def test_disconnect_after_data_is_unknown_and_not_resent(
     assert smtp_server.handler.copies(row.message_id) == 2
 
 
-def test_reply_timeout_after_data_is_unknown(session: Session, smtp_server: FaultServer) -> None:
+def test_reply_timeout_after_data_is_unknown(
+    session: Session, smtp_server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EFA_SMTP_TIMEOUT_SECONDS", "0.5")  # shorter than the server's SLOW_SECONDS
+    get_settings.cache_clear()
     row = queue_request(session, "slow@essingen.example")
     started = time.monotonic()
     _deliver(session, now=NOW)
