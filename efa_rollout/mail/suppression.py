@@ -20,7 +20,7 @@ from efa_rollout.settings import Settings, get_settings
 from models import Event, OutboxMessage, Suppression, table_of
 
 if TYPE_CHECKING:
-    from efa_rollout.mail.ledger import Claimed
+    from efa_rollout.mail.ledger_state import Claimed
 
 #: Recipient state of an address that was left out because it is suppressed.
 SUPPRESSED = "suppressed"

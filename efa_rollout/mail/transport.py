@@ -27,7 +27,7 @@ from aiosmtplib import (
 )
 
 from efa_rollout.errors import UserError
-from efa_rollout.mail.ledger import Claimed, Outcome, RecipientStates, SendResult
+from efa_rollout.mail.ledger_state import Claimed, Outcome, RecipientStates, SendResult
 from efa_rollout.settings import mask_url
 
 #: Errors that mean the connection is gone or unusable.
