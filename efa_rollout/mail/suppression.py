@@ -34,7 +34,10 @@ _SUPPRESSED_PG = (
     f"SELECT email, reason FROM {_SUPPRESSION.name} "
     "WHERE email = ANY(%(wanted)s) AND lifted_at IS NULL"
 )
-_SUPPRESSED_SQLITE = f"SELECT email, reason FROM {_SUPPRESSION.name} WHERE email IN ({{marks}}) AND lifted_at IS NULL"
+_SUPPRESSED_SQLITE = (
+    f"SELECT email, reason FROM {_SUPPRESSION.name} "
+    "WHERE email IN ({marks}) AND lifted_at IS NULL"
+)
 
 
 def coordinator_addresses(settings: Settings | None = None) -> set[str]:

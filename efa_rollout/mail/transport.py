@@ -8,6 +8,7 @@ end of DATA and the server's reply) leaves the outcome open: `unknown`.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from efa_rollout.settings import mask_url
 #: Errors that mean the connection is gone or unusable.
 CONNECTION_ERRORS = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
 _TRUE = {"1", "true", "yes", "ja", "on"}
+#: What aiosmtplib refuses in a command's arguments (no CR/LF or other control characters).
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ async def send_message(
 # regular expression and wrapper (a connection here only ever has one command outstanding).
 async def _command(smtp: aiosmtplib.SMTP, line: bytes) -> SMTPResponse:
     """Write one command LINE (CRLF-terminated) and read its reply, as `execute_command` does."""
-    if b"\r" in line[:-2] or b"\n" in line[:-2]:
+    if _CONTROL.search(line, 0, len(line) - 2):
         raise ValueError("Command arg contains a prohibited control character")
     protocol = smtp.protocol
     if protocol is None:
