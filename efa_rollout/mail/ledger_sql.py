@@ -268,12 +268,15 @@ def claim(
         parameters: Any = {"worker": worker, "at": at, "size": size, "only": list(only_ids or ())}
     else:
         only = f" AND id IN ({', '.join('?' * len(only_ids))})" if only_ids is not None else ""
+        # `+status`: the outer row check must not use the status index. With it, SQLite walked
+        # every due row's index entry and tested it against the ten ids (Germany: ~10 ms per
+        # claim, 21,546 due rows); without it, ten primary-key lookups.
         sql = (
             f"UPDATE {OUT} SET status = 'sending', claimed_by = ?, claimed_at = ? "
             f"WHERE id IN (SELECT id FROM {OUT} WHERE status IN ('queued', 'retrying') "
             f"AND (next_attempt_at IS NULL OR next_attempt_at <= ?){only} "
             "ORDER BY next_attempt_at, id LIMIT ?) "
-            f"AND status IN ('queued', 'retrying') RETURNING {', '.join(columns)}"
+            f"AND +status IN ('queued', 'retrying') RETURNING {', '.join(columns)}"
         )
         parameters = [worker, at, at, *(only_ids or ()), size]
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
