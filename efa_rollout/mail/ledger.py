@@ -29,7 +29,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from efa_rollout.domain.bounces import verp_address
 from efa_rollout.mail import ledger_sql
@@ -57,7 +57,7 @@ from efa_rollout.mail.ledger_state import (
     pending_recipients,
     plain_success,
 )
-from efa_rollout.mail.suppression import skip_suppressed
+from efa_rollout.mail.suppression import skip_suppressed, suppressed_reasons
 from efa_rollout.settings import get_settings
 
 __all__ = [
@@ -129,21 +129,44 @@ def claim_batch(
     size: int,
     only_ids: list[int] | None = None,
 ) -> list[Claimed]:
-    """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit."""
+    """Claim up to SIZE due rows for WORKER (SKIP LOCKED on PostgreSQL) and commit.
+
+    On SQLite the claim and its suppression check are one transaction. On PostgreSQL the claim
+    is one statement in autocommit and the check a read after it (two round trips instead of
+    four); only when an address is suppressed are those rows changed, in a transaction of their
+    own. A crash in between leaves claimed rows without a hand-over marker: recovery queues them
+    again, as after any crash before the hand-over.
+    """
     if size <= 0:
         return []
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return claim_batch(connection, worker=worker, now=now, size=size, only_ids=only_ids)
+    if not ledger_sql.is_postgres(bind):
+        with begin(bind) as connection:
+            claimed = _claim(connection, worker, now, size, only_ids)
+            # An address suppressed after queueing (or before a retry) is left out here.
+            return skip_suppressed(connection, claimed, now=now)
+    with ledger_sql.autocommit(bind):
+        claimed = _claim(bind, worker, now, size, only_ids)
+        if not suppressed_reasons(bind, [a for c in claimed for a in c.pending]):
+            return claimed
     with begin(bind) as connection:
-        rows = ledger_sql.claim(
-            connection,
-            columns=_CLAIMED_COLUMNS,
-            worker=worker,
-            now=now,
-            size=size,
-            only_ids=only_ids,
-        )
-        claimed = [_claimed(row) for row in sorted(rows, key=lambda row: row["id"])]
-        # An address suppressed after queueing (or before a retry) is left out here.
         return skip_suppressed(connection, claimed, now=now)
+
+
+def _claim(
+    connection: Connection, worker: str, now: datetime, size: int, only_ids: list[int] | None
+) -> list[Claimed]:
+    rows = ledger_sql.claim(
+        connection,
+        columns=_CLAIMED_COLUMNS,
+        worker=worker,
+        now=now,
+        size=size,
+        only_ids=only_ids,
+    )
+    return [_claimed(row) for row in sorted(rows, key=lambda row: row["id"])]
 
 
 def commit_group(

@@ -12,7 +12,8 @@ the callers wait for is committed before they go on, exactly as before (see `efa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -243,6 +244,24 @@ def _log_attempts(
     )
 
 
+@contextmanager
+def autocommit(connection: Connection) -> Iterator[None]:
+    """PostgreSQL: each statement on CONNECTION's driver its own transaction, one round trip
+    (no BEGIN and COMMIT waiting for the server). CONNECTION must hold no transaction."""
+    assert not connection.in_transaction()
+    dbapi: Any = connection.connection.driver_connection
+    dbapi.autocommit = True
+    try:
+        yield
+    finally:
+        dbapi.autocommit = False
+
+
+def is_postgres(connection: Connection) -> bool:
+    """Whether CONNECTION's statements here are PostgreSQL's (else SQLite's)."""
+    return _binds(connection.dialect).postgres
+
+
 def claim(
     connection: Connection,
     *,
@@ -252,8 +271,13 @@ def claim(
     size: int,
     only_ids: Sequence[int] | None,
 ) -> list[dict[str, Any]]:
-    """Claim up to SIZE due rows in CONNECTION's open transaction; COLUMNS of each, decoded."""
-    assert connection.in_transaction(), "the claim is committed with its suppression check"
+    """Claim up to SIZE due rows, COLUMNS of each, decoded: in CONNECTION's open transaction
+    (SQLite, committed with the suppression check), or inside `autocommit` (PostgreSQL, the
+    statement its own transaction)."""
+    dbapi: Any = connection.connection.driver_connection
+    assert connection.in_transaction() or getattr(dbapi, "autocommit", False), (
+        "the claim runs in a transaction or as a statement of its own"
+    )
     binds = _binds(connection.dialect)
     at = binds.datetime(now)
     if binds.postgres:
