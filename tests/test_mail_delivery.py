@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from efa_rollout.mail.delivery import deliver
 from efa_rollout.mail.ledger import recover_stale_claims
-from efa_rollout.mail.transport import TokenBucket, parse_smtp_url
+from efa_rollout.mail.transport import TokenBucket, parse_smtp_url, smtp_payload
 from efa_rollout.services.mail_preview import queue_test_mail
 from efa_rollout.services.outbox_admin import retry_messages
 from efa_rollout.settings import get_settings
@@ -316,3 +316,18 @@ def test_smtp_url_parsing() -> None:
     assert (implicit.port, implicit.use_tls, implicit.start_tls) == (465, True, False)
     assert parse_smtp_url("smtp://relay.example", timeout=5).port == 25
     assert parse_smtp_url("smtps://relay.example?verify=0", timeout=5).validate_certs is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"a\r\nb\r\n", b"a\r\nb\r\n.\r\n"),  # already CRLF: unchanged, terminated
+        (b"a\nb", b"a\r\nb\r\n.\r\n"),  # lone LF → CRLF, a missing last line end added
+        (b"a\r\r\nb\rc\r\n", b"a\r\r\nb\rc\r\n.\r\n"),  # a lone CR stays
+        (b".a\r\n..b\r\nc.\r\n.\r\n", b"..a\r\n...b\r\nc.\r\n..\r\n.\r\n"),  # dot-stuffing
+        (b"x\n.\n", b"x\r\n..\r\n.\r\n"),  # stuffing after normalising
+        (b"", b"\r\n.\r\n"),
+    ],
+)
+def test_smtp_payload_normalises_and_dot_stuffs(raw: bytes, expected: bytes) -> None:
+    assert smtp_payload(raw) == expected

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from efa_rollout.settings import Settings, get_settings
 from models import Event, OutboxMessage, Suppression, table_of
 
 if TYPE_CHECKING:
-    from efa_rollout.mail.ledger import Claimed
+    from efa_rollout.mail.ledger_state import Claimed
 
 #: Recipient state of an address that was left out because it is suppressed.
 SUPPRESSED = "suppressed"
@@ -30,10 +30,13 @@ ACTOR = "zustellung"
 
 _OUTBOX = table_of(OutboxMessage)
 _SUPPRESSION = table_of(Suppression)
-# Built once: delivery checks every claimed batch (constructing it each time cost more than the query).
-_SUPPRESSED = select(_SUPPRESSION.c.email, _SUPPRESSION.c.reason).where(
-    _SUPPRESSION.c.email.in_(bindparam("wanted", expanding=True)),
-    _SUPPRESSION.c.lifted_at.is_(None),
+_SUPPRESSED_PG = (
+    f"SELECT email, reason FROM {_SUPPRESSION.name} "
+    "WHERE email = ANY(%(wanted)s) AND lifted_at IS NULL"
+)
+_SUPPRESSED_SQLITE = (
+    f"SELECT email, reason FROM {_SUPPRESSION.name} "
+    "WHERE email IN ({marks}) AND lifted_at IS NULL"
 )
 
 
@@ -53,7 +56,17 @@ def suppressed_reasons(connection: Connection, addresses: Sequence[str]) -> dict
     wanted = sorted({a.lower() for a in addresses} - coordinator_addresses())
     if not wanted:
         return {}
-    rows = connection.execute(_SUPPRESSED, {"wanted": wanted}).all()
+    # A plain DB-API statement in the connection's transaction: delivery asks once per claimed
+    # batch, and SQLAlchemy Core's per-execute work cost more than the query itself.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if connection.dialect.name == "postgresql":
+            cursor.execute(_SUPPRESSED_PG, {"wanted": wanted})
+        else:
+            cursor.execute(_SUPPRESSED_SQLITE.format(marks=", ".join("?" * len(wanted))), wanted)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return {str(email): str(reason) for email, reason in rows}
 
 
