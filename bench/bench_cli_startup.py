@@ -186,7 +186,7 @@ def breakdown(api_url: str, stderr: str, started: float, ended: float) -> str:
     """Where a waiting tick's wall went, from the run's state times on the server (epoch s)."""
     import httpx
 
-    from efa_rollout.prefect_api import FINAL_STATES
+    from efa_rollout.prefect_rest import FINAL_STATES
 
     found = re.search(r"flow-run/([0-9a-f-]+)", stderr)
     if not found:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from efa_rollout.prefect_api import stored_result
+from efa_rollout.prefect_rest import stored_result
 
 FIGURES = {
     "ewa-ostalbkreis": {
@@ -67,7 +67,7 @@ def test_reading_a_result_does_not_import_prefect(tmp_path: Path) -> None:
     path.write_bytes(PickleSerializer().dumps(FIGURES))
     code = (
         "import sys\n"
-        "from efa_rollout.prefect_api import stored_result\n"
+        "from efa_rollout.prefect_rest import stored_result\n"
         f"state = {_state(path, {'type': 'pickle', 'picklelib': 'cloudpickle'})!r}\n"
         f"assert stored_result(state) == {FIGURES!r}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))\n"
@@ -139,7 +139,7 @@ class _BusyServer:
 
 
 def test_a_busy_server_is_asked_again_and_the_run_is_created_once() -> None:
-    from efa_rollout.prefect_api import ServerApi
+    from efa_rollout.prefect_rest import ServerApi
 
     with _BusyServer(busy=3) as server, ServerApi(server.url) as api:
         run = api.create_flow_run("dep-1", {"campaign": "ewa-ostalbkreis"}, ["efa-rollout"])
@@ -152,17 +152,17 @@ def test_a_busy_server_is_asked_again_and_the_run_is_created_once() -> None:
 def test_a_server_that_stays_busy_ends_in_a_german_message(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from efa_rollout import prefect_api
-    from efa_rollout.prefect_api import ServerApi, ServerUnavailable
+    from efa_rollout import prefect_rest
+    from efa_rollout.prefect_rest import ServerApi, ServerUnavailable
 
-    monkeypatch.setattr(prefect_api, "RETRY_FIRST_WAIT", 0.01)
+    monkeypatch.setattr(prefect_rest, "RETRY_FIRST_WAIT", 0.01)
     with (
         _BusyServer(busy=100, retry_after=None) as server,
         ServerApi(server.url) as api,
         pytest.raises(ServerUnavailable) as raised,
     ):
         api.flow_run("run-1")
-    assert len(server.requests) == prefect_api.RETRY_ATTEMPTS
+    assert len(server.requests) == prefect_rest.RETRY_ATTEMPTS
     rendered = raised.value.render()
     assert f"Der Prefect-Server unter {server.url}" in rendered
     assert "»Laufstatus lesen«" in rendered and "HTTP 503" in rendered
@@ -173,10 +173,10 @@ def test_a_busy_health_check_is_asked_again_and_a_closed_port_at_once(
 ) -> None:
     import socket
 
-    from efa_rollout import prefect_api
+    from efa_rollout import prefect_api, prefect_rest
 
     waits: list[float] = []
-    monkeypatch.setattr(prefect_api.time, "sleep", waits.append)
+    monkeypatch.setattr(prefect_rest.time, "sleep", waits.append)
     with _BusyServer(busy=2) as server:
         assert prefect_api.server_reachable(server.url)  # was False: the CLI ran the flow itself
     assert len(server.requests) == 3 and len(waits) == 2
@@ -189,12 +189,12 @@ def test_a_busy_health_check_is_asked_again_and_a_closed_port_at_once(
 
 
 def test_a_run_whose_end_cannot_be_read_names_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from efa_rollout import prefect_api
+    from efa_rollout import prefect_rest
     from efa_rollout.cli._flows import _trigger_and_follow
     from efa_rollout.errors import UserError
-    from efa_rollout.prefect_api import ServerApi
+    from efa_rollout.prefect_rest import ServerApi
 
-    monkeypatch.setattr(prefect_api, "RETRY_FIRST_WAIT", 0.01)
+    monkeypatch.setattr(prefect_rest, "RETRY_FIRST_WAIT", 0.01)
     with (
         _BusyServer(busy=100, retry_after=None, only="GET") as server,
         ServerApi(server.url) as api,
@@ -208,10 +208,10 @@ def test_a_run_whose_end_cannot_be_read_names_the_run(monkeypatch: pytest.Monkey
 
 
 def test_a_refused_request_is_not_asked_again_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    from efa_rollout import prefect_api
-    from efa_rollout.prefect_api import ServerApi, ServerRejected
+    from efa_rollout import prefect_rest
+    from efa_rollout.prefect_rest import ServerApi, ServerRejected
 
-    monkeypatch.setattr(prefect_api, "RETRY_FIRST_WAIT", 0.01)
+    monkeypatch.setattr(prefect_rest, "RETRY_FIRST_WAIT", 0.01)
     with (
         _BusyServer(busy=100, retry_after=None, status=422) as server,
         ServerApi(server.url) as api,

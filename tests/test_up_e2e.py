@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from deployments.catalog import CATALOG
-from efa_rollout.prefect_api import SMTP_RATE_LIMIT, send_with_retry
+from efa_rollout.prefect_api import SMTP_RATE_LIMIT
+from efa_rollout.prefect_rest import send_with_retry
 from tests.conftest import BUILDING_AUTHORITIES, GV100AD, REPO_ROOT, database_backend
 from tests.test_portal_support import basis_of, complete_ewa_form, csrf_of
 

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from deployments.catalog import CATALOG
-from efa_rollout.prefect_api import FINAL_STATES, ServerApi, stored_result
+from efa_rollout.prefect_rest import FINAL_STATES, ServerApi, stored_result
 from tests.conftest import REPO_ROOT
 
 #: SHA-256 of the source of what warm_start.py relies on, in Prefect 3.8.8. When Prefect

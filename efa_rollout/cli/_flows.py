@@ -13,7 +13,7 @@ import typer
 from efa_rollout.errors import UserError
 
 if TYPE_CHECKING:
-    from efa_rollout.prefect_api import ServerApi
+    from efa_rollout.prefect_rest import ServerApi
 
 #: What the CLI says about a deployment run's final state.
 STATE_LABELS = {
@@ -95,7 +95,8 @@ def run_if_served(
     Costs nothing when no server is configured (no PREFECT_API_URL, no running `efa up`). Talks
     to the server over its REST API: Prefect itself is not imported (~1 s of CPU).
     """
-    from efa_rollout.prefect_api import ServerApi, adopt_recorded_server, configured_api_url
+    from efa_rollout.prefect_api import adopt_recorded_server, configured_api_url
+    from efa_rollout.prefect_rest import ServerApi
 
     if not configured_api_url():
         return False, None
@@ -168,7 +169,7 @@ def _fail(message: str) -> int:
 def _trigger_and_follow(
     api: ServerApi, deployment_id: str, params: dict[str, Any], flow_tags: list[str], wait: bool
 ) -> DeploymentRun:
-    from efa_rollout.prefect_api import ServerError, stored_result
+    from efa_rollout.prefect_rest import ServerError, stored_result
 
     flow_run = api.create_flow_run(deployment_id, _jsonable(params), ["efa-rollout", *flow_tags])
     ui = api.api_url.removesuffix("/api") + f"/runs/flow-run/{flow_run['id']}"
