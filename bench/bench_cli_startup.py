@@ -49,10 +49,11 @@ READ_ONLY = (
     ("municipalities", "list"),
     ("mail", "outbox"),
     ("history", CAMPAIGN),
+    ("report", CAMPAIGN),
 )
 FLOW_RUNNING = (("campaign", "tick", CAMPAIGN, "--no-wait"), ("campaign", "tick", CAMPAIGN))
 #: Modules whose presence the table marks (what a read-only command should not need).
-HEAVY = ("prefect", "alembic", "jinja2", "openpyxl", "matplotlib", "httpx", "flows", "yaml")
+HEAVY = ("prefect", "alembic", "jinja2", "openpyxl", "numpy", "httpx", "flows", "yaml")
 _IMPORT_LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\S+)")
 
 

@@ -89,7 +89,8 @@ def test_errors_are_german_and_name_the_problem(efa_env: Path) -> None:
 
 
 #: What no read-only command needs: Prefect and the flow layers, migrations, spreadsheets and
-#: charts, HTTP, IMAP, the portal's server.
+#: a plotting or array library (numpy; the report draws its charts as SVG from templates),
+#: HTTP, IMAP, the portal's server.
 HEAVY = (
     "prefect",
     "flows",
@@ -97,7 +98,7 @@ HEAVY = (
     "deployments",
     "alembic",
     "openpyxl",
-    "matplotlib",
+    "numpy",
     "httpx",
     "imapclient",
     "starlette",

@@ -106,7 +106,7 @@ def render_campaign_html(rollup: CampaignRollup) -> str:
             municipalities=by_light,
             lights=LIGHTS,
             legend=LIGHT_LEGEND,
-            stage_chart=Markup(stage_svg),  # our own SVG, text in it escaped by matplotlib
+            stage_chart=Markup(stage_svg),  # from the autoescaped chart templates
             burn_up_chart=Markup(burn_up) if burn_up else None,
             groups=_group_views(rollup),
             generated=_now(),

@@ -226,7 +226,7 @@ def campaign_onepager(r: CampaignRollup) -> OnePager:
         for m in r.municipalities
     ]
     items = open_items(r)
-    svg = burn_up_svg(r, chart_id="onepager-burnup", size=(10, 3.2))
+    svg = burn_up_svg(r, chart_id="onepager-burnup", size=(1100, 220), font=15)
     return OnePager(
         heading=texts.say("report.onepager.heading", service=r.service),
         area_name=r.area_name or r.district_name or "",
@@ -238,7 +238,7 @@ def campaign_onepager(r: CampaignRollup) -> OnePager:
         more_open=max(len(items) - MAX_OPEN_ROWS, 0),
         common_overdue=common_overdue([r]),
         milestones=next_milestones(r)[:MAX_MILESTONES],
-        chart=Markup(svg) if svg else None,  # our own SVG, text escaped by matplotlib
+        chart=Markup(svg) if svg else None,  # from the autoescaped chart templates
         chart_caption=texts.say("report.onepager.chart_caption"),
     )
 
@@ -276,7 +276,7 @@ def district_onepager(rollups: Sequence[CampaignRollup], area_name: str, today: 
         more_open=max(len(items) - MAX_OPEN_ROWS, 0),
         common_overdue=common_overdue(rollups),
         milestones=milestones[:MAX_MILESTONES],
-        chart=Markup(live_bars_svg(rollups)) if rollups else None,
+        chart=Markup(live_bars_svg(rollups, width=1100, font=15)) if rollups else None,
         chart_caption=texts.say("report.onepager.chart_caption_district"),
     )
 
