@@ -11,6 +11,7 @@ from efa_rollout.db import session_scope
 from efa_rollout.output_safety import strip_controls
 from efa_rollout.prefect_api import campaign_tags
 from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.texts import table
 from models import Campaign
 
 
@@ -105,6 +106,7 @@ def flow_parameter(name: str) -> Any:
 
 def stage_table(rows: list[dict[str, Any]], limit: int = 500) -> list[dict[str, Any]]:
     """Changed rows first, then the rest, at most LIMIT (the UI is not a spreadsheet)."""
-    changed = [r for r in rows if r.get("Änderung")]
-    unchanged = [r for r in rows if not r.get("Änderung")]
+    change = table("flow.advance.columns")["change"]
+    changed = [r for r in rows if r.get(change)]
+    unchanged = [r for r in rows if not r.get(change)]
     return (changed + unchanged)[:limit]
