@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -25,6 +26,21 @@ def artifact_key(*parts: str) -> str:
     key = "-".join(parts).lower()
     key = key.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", key)).strip("-")[:200]
+
+
+def form_field(labels: Mapping[str, str], name: str) -> Callable[[dict[str, Any]], None]:
+    """A form field's `json_schema_extra`: its title and description from LABELS (a lazy catalogue
+    section, keys NAME_title and NAME_description), filled in when the form's schema is built.
+
+    For a pause form (a RunInput, built when the run pauses) importing the flow reads no text. A
+    flow's own parameters are no use: @flow builds their schema when the module is imported."""
+
+    def fill(schema: dict[str, Any]) -> None:
+        for part in ("title", "description"):
+            if f"{name}_{part}" in labels:
+                schema[part] = labels[f"{name}_{part}"]
+
+    return fill
 
 
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:

@@ -20,9 +20,10 @@ from pydantic import Field
 
 from efa_rollout.services.clock import resolve_as_of
 from efa_rollout.settings import get_settings
-from efa_rollout.texts import say
+from efa_rollout.texts import say, table
 from flows._prefect import (
     flow_parameter,
+    form_field,
     publish_markdown,
     publish_table,
     run_name,
@@ -31,13 +32,16 @@ from flows._prefect import (
 
 #: How long a run waits for the approval before it gives up until the next scheduled run.
 APPROVAL_TIMEOUT_SECONDS = 4 * 3600
+#: The decision form's field descriptions (templates/texts/flows.ini), read when Prefect builds
+#: the form's schema.
+FORM = table("flow.release_summary.form")
 
 
 class SummaryDecision(RunInput):
     """The coordinator's decision on a summary (the form in the Prefect UI)."""
 
-    approve: bool = Field(description="Zusammenfassung freigeben und an alle Gemeinden senden")
-    note: str = Field("", description="Anmerkung; bei Ablehnung bitte begründen")
+    approve: bool = Field(json_schema_extra=form_field(FORM, "approve"))
+    note: str = Field("", json_schema_extra=form_field(FORM, "note"))
 
 
 def _name() -> str:
