@@ -9,6 +9,7 @@ from efa_rollout.domain.stages import Stage
 from efa_rollout.services import lookup, orchestration
 from efa_rollout.services.clock import local_day
 from efa_rollout.services.progression import BatchResult
+from efa_rollout.texts import say, table
 from flows._prefect import (
     Progress,
     publish_markdown,
@@ -49,15 +50,20 @@ def _publish(campaign_id: str, action: str, now: datetime, result: BatchResult) 
     with session_scope() as session:
         rows = lookup.enrolment_stages(session, campaign_id)
         counts = lookup.stage_counts(session, campaign_id)
-    table = [
+    column = table("flow.advance.columns")
+    stages = [
         {
-            "AGS": ags,
-            "Gemeinde": name,
-            "Stufe": Stage(stage).label,
-            "Status": status,
-            "Änderung": (
-                f"{Stage(changed[ags].from_stage).label} → {Stage(changed[ags].to_stage).label}: "
-                f"{changed[ags].reason}"
+            column["ags"]: ags,
+            column["name"]: name,
+            column["stage"]: Stage(stage).label,
+            column["status"]: status,
+            column["change"]: (
+                say(
+                    "flow.advance.change",
+                    before=Stage(changed[ags].from_stage).label,
+                    after=Stage(changed[ags].to_stage).label,
+                    reason=changed[ags].reason,
+                )
                 if ags in changed
                 else ""
             ),
@@ -67,21 +73,27 @@ def _publish(campaign_id: str, action: str, now: datetime, result: BatchResult) 
     day = local_day(now)
     publish_table(
         f"{campaign_id}-{action}-stufen",
-        stage_table(table),
-        f"{campaign_id} · {action} · {day}: Gemeinden je Stufe, Änderungen zuerst",
+        stage_table(stages),
+        say("flow.advance.stages", campaign=campaign_id, action=action, day=day),
     )
     lines = [
-        f"# {campaign_id} · {action} · {day}",
+        say("flow.advance.title", campaign=campaign_id, action=action, day=day),
         "",
-        f"- Gemeinden: **{len(rows)}**",
-        f"- Stufenwechsel in diesem Lauf: **{len(result.changes)}**",
-        f"- Mails in den Postausgang gestellt: **{result.mails_queued}**",
-        f"- Go-Live fällig, aber Pflichtpunkte offen: **{len(result.blocked)}**",
+        say("flow.advance.municipalities", count=len(rows)),
+        say("flow.advance.changes", count=len(result.changes)),
+        say("flow.advance.queued", count=result.mails_queued),
+        say("flow.advance.blocked", count=len(result.blocked)),
         "",
-        "| Stufe | Gemeinden |",
+        say("flow.advance.stage_head"),
         "|---|---:|",
-        *[f"| {s.label} | {counts.get(s.value, 0)} |" for s in Stage if counts.get(s.value)],
+        *[
+            say("flow.advance.stage_row", stage=s.label, count=counts.get(s.value, 0))
+            for s in Stage
+            if counts.get(s.value)
+        ],
     ]
     publish_markdown(
-        f"{campaign_id}-{action}-summary", "\n".join(lines), f"Zusammenfassung {action}"
+        f"{campaign_id}-{action}-summary",
+        "\n".join(lines),
+        say("flow.advance.summary", action=action),
     )

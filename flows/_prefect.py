@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,6 +12,7 @@ from efa_rollout.db import session_scope
 from efa_rollout.output_safety import strip_controls
 from efa_rollout.prefect_api import campaign_tags
 from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.texts import table
 from models import Campaign
 
 
@@ -24,6 +26,21 @@ def artifact_key(*parts: str) -> str:
     key = "-".join(parts).lower()
     key = key.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", key)).strip("-")[:200]
+
+
+def form_field(labels: Mapping[str, str], name: str) -> Callable[[dict[str, Any]], None]:
+    """A form field's `json_schema_extra`: its title and description from LABELS (a lazy catalogue
+    section, keys NAME_title and NAME_description), filled in when the form's schema is built.
+
+    For a pause form (a RunInput, built when the run pauses) importing the flow reads no text. A
+    flow's own parameters are no use: @flow builds their schema when the module is imported."""
+
+    def fill(schema: dict[str, Any]) -> None:
+        for part in ("title", "description"):
+            if f"{name}_{part}" in labels:
+                schema[part] = labels[f"{name}_{part}"]
+
+    return fill
 
 
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
@@ -105,6 +122,7 @@ def flow_parameter(name: str) -> Any:
 
 def stage_table(rows: list[dict[str, Any]], limit: int = 500) -> list[dict[str, Any]]:
     """Changed rows first, then the rest, at most LIMIT (the UI is not a spreadsheet)."""
-    changed = [r for r in rows if r.get("Änderung")]
-    unchanged = [r for r in rows if not r.get("Änderung")]
+    change = table("flow.advance.columns")["change"]
+    changed = [r for r in rows if r.get(change)]
+    unchanged = [r for r in rows if not r.get(change)]
     return (changed + unchanged)[:limit]

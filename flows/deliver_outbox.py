@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger
 
 from efa_rollout.domain.text import german_date
 from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.texts import say
 from flows._prefect import publish_markdown, publish_table, run_name
 from tasks.delivery import deliver_batch
 
@@ -58,28 +59,27 @@ def summary_markdown(rows: list[dict[str, Any]], batches: list[dict[str, Any]], 
     total = {c: sum(r[c] for r in rows) for c in COLUMNS}
     unknown = sum(b["recovered_unknown"] for b in batches) + total["ungewiss"]
     lines = [
-        f"# Postausgang am {day}",
+        say("flow.deliver_outbox.title", day=day),
         "",
-        f"{sum(b['attempted'] for b in batches)} Nachrichten bearbeitet "
-        f"({batches[0]['transport'] if batches else '–'}).",
+        say(
+            "flow.deliver_outbox.handled",
+            count=sum(b["attempted"] for b in batches),
+            transport=batches[0]["transport"]
+            if batches
+            else say("flow.deliver_outbox.no_transport"),
+        ),
         "",
         "| Kampagne | " + " | ".join(COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),
         *(f"| {r['Kampagne']} | " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows),
-        "| **Summe** | " + " | ".join(f"**{total[c]}**" for c in COLUMNS) + " |",
+        f"| {say('flow.deliver_outbox.total')} | "
+        + " | ".join(f"**{total[c]}**" for c in COLUMNS)
+        + " |",
     ]
     if unknown:
-        lines += [
-            "",
-            f"**{unknown} Nachricht(en) mit ungewisser Zustellung**: der Server hat die Nachricht "
-            "vielleicht erhalten. Prüfen und bei Bedarf mit `efa mail retry --status unknown` "
-            "erneut senden (gleiche Message-ID).",
-        ]
+        lines += ["", say("flow.deliver_outbox.unknown", count=unknown)]
     if total["fehlgeschlagen"]:
-        lines += [
-            "",
-            "Dauerhaft fehlgeschlagene Mails: `efa mail outbox --status failed_permanently`.",
-        ]
+        lines += ["", say("flow.deliver_outbox.failed")]
     return "\n".join(lines) + "\n"
 
 
@@ -100,9 +100,11 @@ def deliver_outbox(as_of: datetime | None = None, limit: int | None = None) -> d
             break
     rows = merge_rows(batches)
     day = german_date(local_day(resolve_as_of(as_of)))
-    publish_table("postausgang", rows, "Zustellung je Kampagne")
+    publish_table("postausgang", rows, say("flow.deliver_outbox.table"))
     publish_markdown(
-        "postausgang-zusammenfassung", summary_markdown(rows, batches, day), "Postausgang"
+        "postausgang-zusammenfassung",
+        summary_markdown(rows, batches, day),
+        say("flow.deliver_outbox.summary"),
     )
     result: dict[str, Any] = {"bearbeitet": sum(b["attempted"] for b in batches)}
     result.update({c: sum(r[c] for r in rows) for c in COLUMNS})

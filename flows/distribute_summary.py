@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from efa_rollout.output_safety import markdown_cell
 from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.texts import say, table
 from flows._prefect import (
     flow_parameter,
     publish_markdown,
@@ -33,21 +34,33 @@ def _name() -> str:
 
 def _markdown(campaign: str, now: datetime, result: dict[str, Any], closed: bool) -> str:
     version = result["version"]
+    how = say(
+        "flow.distribute_summary.new_version"
+        if result["new_version"]
+        else "flow.distribute_summary.unchanged"
+    )
     lines = [
-        f"# {campaign} · Zusammenfassung · {local_day(now)}",
+        say("flow.distribute_summary.title", campaign=campaign, day=local_day(now)),
         "",
-        f"- Version: **{version}**"
-        + (" (neu erstellt)" if result["new_version"] else " (unverändert)"),
-        f"- in den Postausgang gestellt: **{result['queued']}**",
-        f"- hatten diese Version bereits: **{result['already']}**",
-        f"- ohne zustellbare Ansprechperson: **{result['not_queued']}**",
+        say("flow.distribute_summary.version", version=version, how=f" {how}"),
+        say("flow.distribute_summary.queued", count=result["queued"]),
+        say("flow.distribute_summary.already", count=result["already"]),
+        say("flow.distribute_summary.not_queued", count=result["not_queued"]),
     ]
     if closed:
-        lines.append("- Informationserhebung durch die Koordination **geschlossen**")
-    missing = [r for r in result["rows"] if r["ergebnis"].startswith("nicht versandt")]
+        lines.append(say("flow.distribute_summary.closed"))
+    not_sent = say("flow.distribute_summary.not_sent")
+    missing = [r for r in result["rows"] if r["ergebnis"].startswith(not_sent)]
     if missing:
-        lines += ["", "## Ohne zustellbare Ansprechperson", ""]
-        lines += [f"- {markdown_cell(r['gemeinde'])} ({r['ags']})" for r in missing]
+        lines += ["", say("flow.distribute_summary.missing"), ""]
+        lines += [
+            say(
+                "flow.distribute_summary.missing_row",
+                name=markdown_cell(r["gemeinde"]),
+                ags=r["ags"],
+            )
+            for r in missing
+        ]
     return "\n".join(lines)
 
 
@@ -63,29 +76,32 @@ def distribute_summary(
         campaign, now, close_collection=close_collection, runner=TaskRunner()
     )
     closed = result["collection_closed"]
+    column = table("flow.distribute_summary.columns")
     publish_table(
         f"{campaign}-zusammenfassung-versand",
         [
             {
-                "Gemeinde": r["gemeinde"],
-                "AGS": r["ags"],
-                "Version": r["version"],
-                "Ergebnis": r["ergebnis"],
+                column["name"]: r["gemeinde"],
+                column["ags"]: r["ags"],
+                column["version"]: r["version"],
+                column["result"]: r["ergebnis"],
             }
             for r in result["rows"]
         ][:500],
-        f"{campaign}: wer welche Version der Zusammenfassung erhalten hat",
+        say("flow.distribute_summary.table", campaign=campaign),
     )
     publish_markdown(
         f"{campaign}-zusammenfassung-summary",
         _markdown(campaign, now, result, closed),
-        "Zusammenfassung verteilt",
+        say("flow.distribute_summary.summary"),
     )
     logger.info(
-        "Zusammenfassung %s Version %s: %s in den Postausgang gestellt, %s hatten sie bereits.",
-        campaign,
-        result["version"],
-        result["queued"],
-        result["already"],
+        say(
+            "flow.distribute_summary.log",
+            campaign=campaign,
+            version=result["version"],
+            queued=result["queued"],
+            already=result["already"],
+        )
     )
     return {k: v for k, v in result.items() if k != "rows"}

@@ -10,6 +10,7 @@ from prefect import flow
 from efa_rollout.prefect_api import prune_results
 from efa_rollout.services.clock import local_day, resolve_as_of
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say
 from flows._prefect import publish_markdown
 
 
@@ -22,11 +23,11 @@ def housekeeping(as_of: datetime | None = None) -> dict[str, int]:
     days = get_settings().prefect_results_keep_days
     storage = Path(PREFECT_LOCAL_STORAGE_PATH.value())
     removed = prune_results(storage, older_than=now - timedelta(days=days))
-    print(f"{removed} gespeicherte Laufergebnisse gelöscht, älter als {days} Tage ({storage}).")
+    print(say("flow.housekeeping.log", removed=removed, days=days, storage=storage))
+    title = say("flow.housekeeping.title", day=local_day(now))
     publish_markdown(
         "aufraeumen-summary",
-        f"# Aufräumen · {local_day(now)}\n\n"
-        f"- gelöschte Laufergebnisse (älter als {days} Tage): **{removed}**",
-        "Aufräumen",
+        f"{title}\n\n{say('flow.housekeeping.removed', days=days, removed=removed)}",
+        say("flow.housekeeping.summary"),
     )
     return {"removed": removed, "keep_days": days}

@@ -12,6 +12,7 @@ from prefect import flow
 
 from efa_rollout.domain.text import german_date
 from efa_rollout.output_safety import markdown_cell
+from efa_rollout.texts import say
 from flows._prefect import local_day, publish_markdown, publish_table, resolve_as_of, run_name
 from tasks.bounces import list_unreachable, process_bounce_mailbox
 
@@ -29,14 +30,12 @@ def _flow_run_name() -> str:
 
 def summary_markdown(result: dict[str, Any], unreachable: list[dict[str, Any]], day: str) -> str:
     """The run's Markdown summary: what was read, and the municipalities nobody can reach."""
-    lines = [f"# Unzustellbarkeitsmeldungen am {day}", "", result["summary"], ""]
+    lines = [say("flow.process_bounces.title", day=day), "", result["summary"], ""]
     if unreachable:
         lines += [
-            f"**{len(unreachable)} Gemeinde(n) ohne erreichbare Ansprechperson** – bitte eine "
-            "funktionierende Adresse erfragen (die übrigen Ansprechpersonen wurden einmal "
-            "automatisch angeschrieben, soweit vorhanden):",
+            say("flow.process_bounces.unreachable", count=len(unreachable)),
             "",
-            "| Kampagne | Gemeinde | AGS | Grund |",
+            say("flow.process_bounces.unreachable_head"),
             "|---|---|---|---|",
             *(
                 "| "
@@ -46,7 +45,7 @@ def summary_markdown(result: dict[str, Any], unreachable: list[dict[str, Any]], 
             ),
         ]
     else:
-        lines.append("Alle teilnehmenden Gemeinden haben eine erreichbare Ansprechperson.")
+        lines.append(say("flow.process_bounces.all_reachable"))
     return "\n".join(lines) + "\n"
 
 
@@ -56,15 +55,17 @@ def process_bounces(as_of: datetime | None = None, dry_run: bool = False) -> dic
     moment = resolve_as_of(as_of)
     result = process_bounce_mailbox(moment, dry_run)
     unreachable = list_unreachable(moment)
-    publish_table("unzustellbar-meldungen", result["outcomes"], "Ausgewertete Meldungen")
+    publish_table(
+        "unzustellbar-meldungen", result["outcomes"], say("flow.process_bounces.outcomes")
+    )
     publish_table(
         "gemeinden-ohne-erreichbare-ansprechperson",
         unreachable,
-        "Gemeinden ohne erreichbare Ansprechperson",
+        say("flow.process_bounces.unreachable_table"),
     )
     publish_markdown(
         "unzustellbar-zusammenfassung",
         summary_markdown(result, unreachable, german_date(local_day(moment))),
-        "Unzustellbarkeitsmeldungen",
+        say("flow.process_bounces.summary"),
     )
     return {**result, "unreachable": unreachable}

@@ -17,6 +17,7 @@ from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import markdown_cell
 from efa_rollout.services.clock import resolve_as_of
+from efa_rollout.texts import say
 from flows._prefect import flow_parameter, publish_markdown, run_name, tag_run_with_campaign
 
 _ITEM_KEY = r"^[a-z][a-z0-9_]*$"
@@ -99,7 +100,7 @@ class RecordResponseInput(BaseModel):
         cleaned = [v.strip() for v in values if v.strip()]
         bad = [v for v in cleaned if not re.match(_ITEM_KEY, v)]
         if bad:
-            raise ValueError(f"kein gültiger Schlüssel eines Checklistenpunkts: {', '.join(bad)}")
+            raise ValueError(say("flow.record_response.bad_item_keys", keys=", ".join(bad)))
         return cleaned
 
 
@@ -122,20 +123,19 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
 
     requested = resolve_as_of(params.received_at) if params.received_at else None
     now, late = late_entry(
-        requested, now=now or resolve_as_of(None), label=f"Eingegangen am »{params.received_at}«"
+        requested,
+        now=now or resolve_as_of(None),
+        label=say("flow.record_response.late_label", moment=params.received_at),
     )
     both = set(params.checklist_done) & set(params.checklist_reopen)
     if both:
-        raise UserError(
-            "Ein Checklistenpunkt kann nicht zugleich erledigt und wieder geöffnet werden: "
-            + ", ".join(sorted(both))
-        )
+        raise UserError(say("flow.record_response.done_and_reopened", keys=", ".join(sorted(both))))
     if (
         not params.answers
         and not params.submit
         and not (params.checklist_done or params.checklist_reopen)
     ):
-        raise UserError("Es wurden weder Antworten noch Checklistenpunkte angegeben.")
+        raise UserError(say("flow.record_response.nothing"))
     result: dict[str, Any] = {"campaign": params.campaign, "ags": params.ags}
     with session_scope() as session:
         enrolment = find_enrolment(session, params.campaign, params.ags)
@@ -175,19 +175,31 @@ def record(params: RecordResponseInput, *, now: Any = None) -> dict[str, Any]:
 
 
 def _markdown(params: RecordResponseInput, result: dict[str, Any]) -> str:
-    lines = [f"# Rückmeldung {params.campaign} · {result['ags']}", ""]
+    lines = [say("flow.record_response.title", campaign=params.campaign, ags=result["ags"]), ""]
     if "version" in result:
-        status = "eingereicht" if result["status"] == ResponseStatus.SUBMITTED else "Entwurf"
+        submitted = result["status"] == ResponseStatus.SUBMITTED
+        status = say(
+            "flow.record_response.submitted" if submitted else "flow.record_response.draft"
+        )
+        complete = say(
+            "flow.record_response.yes" if result["complete"] else "flow.record_response.no"
+        )
         lines.append(
-            f"- Antworten gespeichert: Version **{result['version']}** ({status}), "
-            f"vollständig: **{'ja' if result['complete'] else 'nein'}**"
+            say(
+                "flow.record_response.saved",
+                version=result["version"],
+                status=status,
+                complete=complete,
+            )
         )
     if result["checklist_done"]:
-        lines.append(f"- erledigt: {markdown_cell(', '.join(result['checklist_done']))}")
+        done = markdown_cell(", ".join(result["checklist_done"]))
+        lines.append(say("flow.record_response.done", keys=done))
     if result["checklist_reopened"]:
-        lines.append(f"- wieder geöffnet: {markdown_cell(', '.join(result['checklist_reopened']))}")
-    lines.append(f"- offene Pflichtpunkte: **{result['required_open']}**")
-    lines.append(f"- erfasst von: {markdown_cell(params.author)}")
+        reopened = markdown_cell(", ".join(result["checklist_reopened"]))
+        lines.append(say("flow.record_response.reopened", keys=reopened))
+    lines.append(say("flow.record_response.open", count=result["required_open"]))
+    lines.append(say("flow.record_response.author", author=markdown_cell(params.author)))
     return "\n".join(lines)
 
 
@@ -216,7 +228,7 @@ def record_response(params: RecordResponseInput) -> dict[str, Any]:
     publish_markdown(
         f"{params.campaign}-rueckmeldung-{result['ags']}",
         _markdown(params, result),
-        "Rückmeldung erfasst",
+        say("flow.record_response.summary"),
     )
-    logger.info("Rückmeldung von %s erfasst: %s", result["ags"], {k: v for k, v in result.items()})
+    logger.info(say("flow.record_response.log", ags=result["ags"], result=dict(result)))
     return result

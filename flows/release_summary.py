@@ -20,8 +20,10 @@ from pydantic import Field
 
 from efa_rollout.services.clock import resolve_as_of
 from efa_rollout.settings import get_settings
+from efa_rollout.texts import say, table
 from flows._prefect import (
     flow_parameter,
+    form_field,
     publish_markdown,
     publish_table,
     run_name,
@@ -30,13 +32,16 @@ from flows._prefect import (
 
 #: How long a run waits for the approval before it gives up until the next scheduled run.
 APPROVAL_TIMEOUT_SECONDS = 4 * 3600
+#: The decision form's field descriptions (templates/texts/flows.ini), read when Prefect builds
+#: the form's schema.
+FORM = table("flow.release_summary.form")
 
 
 class SummaryDecision(RunInput):
     """The coordinator's decision on a summary (the form in the Prefect UI)."""
 
-    approve: bool = Field(description="Zusammenfassung freigeben und an alle Gemeinden senden")
-    note: str = Field("", description="Anmerkung; bei Ablehnung bitte begründen")
+    approve: bool = Field(json_schema_extra=form_field(FORM, "approve"))
+    note: str = Field("", json_schema_extra=form_field(FORM, "note"))
 
 
 def _name() -> str:
@@ -69,7 +74,7 @@ def record_decision(campaign: str, decision: SummaryDecision, now: datetime) -> 
             campaign,
             approve=decision.approve,
             note=decision.note,
-            actor="Koordination (Prefect-Oberfläche)",
+            actor=say("flow.release_summary.actor"),
             now=now,
         )
         return event.kind
@@ -86,10 +91,14 @@ def publish_waiting(campaign: str, now: datetime) -> str | None:
     with session_scope() as session:
         rows = campaign_waits(session, campaign, today=today)
     publish_table(
-        f"{campaign}-wartet-auf", waits_table(rows)[:500], f"{campaign}: wer wartet worauf"
+        f"{campaign}-wartet-auf",
+        waits_table(rows)[:500],
+        say("flow.release_summary.waiting", campaign=campaign),
     )
     publish_markdown(
-        f"{campaign}-wartet-auf-summary", waits_markdown(campaign, rows, today), "wartet auf"
+        f"{campaign}-wartet-auf-summary",
+        waits_markdown(campaign, rows, today),
+        say("flow.release_summary.waiting_summary"),
     )
     return flag_of(rows)
 
@@ -116,7 +125,9 @@ def release_summaries(
         if result["outcome"] == "awaiting_approval" and approval_timeout_seconds > 0:
             result = _wait_for_approval(campaign_id, now, actor, approval_timeout_seconds, result)
         result["flag"] = publish_waiting(campaign_id, now)
-        logger.info("%s: %s", campaign_id, result["message"])
+        logger.info(
+            say("flow.release_summary.log", campaign=campaign_id, message=result["message"])
+        )
         results[campaign_id] = {k: v for k, v in result.items() if k != "rows"}
     return results
 
@@ -126,14 +137,15 @@ def _wait_for_approval(
 ) -> dict[str, Any]:
     """Pause for the coordinator's decision in the UI; on approval send the summary."""
     logger = get_run_logger()
-    logger.info("%s: Zusammenfassung wartet auf die Freigabe (Formular »Resume«).", campaign_id)
+    logger.info(say("flow.release_summary.awaiting", campaign=campaign_id))
     try:
         decision = pause_flow_run(
             wait_for_input=SummaryDecision, timeout=timeout, key=f"freigabe-{campaign_id}"
         )
     except FlowPauseTimeout:
-        return {**result, "message": result["message"] + " (keine Entscheidung im Zeitfenster)"}
+        message = f"{result['message']} {say('flow.release_summary.timed_out')}"
+        return {**result, "message": message}
     kind = record_decision(campaign_id, decision, now)
     if kind != "summary_approved":
-        return {**result, "message": f"Zusammenfassung abgelehnt: {decision.note}"}
+        return {**result, "message": say("flow.release_summary.rejected", note=decision.note)}
     return release_task(campaign_id, now, actor)

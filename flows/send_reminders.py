@@ -12,6 +12,7 @@ from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
 from efa_rollout.services.reminder_report import ReminderReport, summary_line
 from efa_rollout.services.reminders import DEFAULT_ACTOR
+from efa_rollout.texts import say, table
 from flows._prefect import publish_markdown, publish_table, run_name, tag_run_with_campaign
 from tasks.runner import TaskRunner
 
@@ -32,14 +33,15 @@ def _flow_run_name() -> str:
 
 def table_rows(report: ReminderReport) -> list[dict[str, Any]]:
     """Artifact rows: municipality, open items, decision, reason."""
+    column = table("flow.send_reminders.columns")
     return [
         {
-            "Gemeinde": f"{row.name} ({row.ags})",
-            "Offene Punkte": row.open_items,
-            "Entscheidung": row.label,
-            "Frist": german_date(row.deadline) if row.deadline else "",
-            "Verworfen": row.dropped,
-            "Begründung": row.reason,
+            column["name"]: say("flow.send_reminders.municipality", name=row.name, ags=row.ags),
+            column["open"]: row.open_items,
+            column["decision"]: row.label,
+            column["deadline"]: german_date(row.deadline) if row.deadline else "",
+            column["dropped"]: row.dropped,
+            column["reason"]: row.reason,
         }
         for row in report.rows[:MAX_TABLE_ROWS]
     ]
@@ -47,12 +49,14 @@ def table_rows(report: ReminderReport) -> list[dict[str, Any]]:
 
 def summary_markdown(reports: list[ReminderReport], as_of: datetime, dry_run: bool) -> str:
     """The run's Markdown summary, one table row per campaign."""
-    title = "Erinnerungen (Probelauf)" if dry_run else "Erinnerungen"
+    day = german_date(datetime.fromisoformat(local_day(as_of)).date())
     lines = [
-        f"# {title} am {german_date(datetime.fromisoformat(local_day(as_of)).date())}",
+        say(
+            "flow.send_reminders.title_dry_run" if dry_run else "flow.send_reminders.title",
+            day=day,
+        ),
         "",
-        "| Kampagne | geprüft | Erinnerungen | Eskalationen | verworfen | zurückgestellt | "
-        "ohne Empfänger |",
+        say("flow.send_reminders.head"),
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in reports:
@@ -60,11 +64,15 @@ def summary_markdown(reports: list[ReminderReport], as_of: datetime, dry_run: bo
             f"| {r.campaign_id} | {r.evaluated} | {r.reminders} | {r.escalations} | "
             f"{r.dropped} | {r.deferred} | {r.without_recipient} |"
         )
-    notes = [f"- {r.campaign_id}: {r.note}" for r in reports if r.note]
+    notes = [
+        say("flow.send_reminders.note", campaign=r.campaign_id, note=r.note)
+        for r in reports
+        if r.note
+    ]
     if notes:
         lines += ["", *notes]
     if not reports:
-        lines += ["", "Keine laufende Kampagne."]
+        lines += ["", say("flow.send_reminders.no_campaign")]
     return "\n".join(lines) + "\n"
 
 
@@ -73,7 +81,7 @@ def publish_campaign(report: ReminderReport) -> None:
     publish_table(
         f"erinnerungen-{report.campaign_id}",
         table_rows(report),
-        f"Erinnerungen {report.campaign_id}: {summary_line(report)}",
+        say("flow.send_reminders.table", campaign=report.campaign_id, line=summary_line(report)),
     )
 
 
@@ -98,6 +106,6 @@ def send_reminders(
     publish_markdown(
         f"erinnerungen-{campaign or 'alle'}",
         summary_markdown(reports, now, dry_run),
-        "Zusammenfassung der Erinnerungen",
+        say("flow.send_reminders.summary"),
     )
     return reports

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from efa_rollout.services import orchestration
 from efa_rollout.services.clock import local_day, resolve_as_of
+from efa_rollout.texts import say
 from flows._prefect import (
     Progress,
     flow_parameter,
@@ -59,7 +60,10 @@ def start_campaign(params: StartCampaignInput) -> dict[str, int]:
     """Enrol the campaign's municipalities and queue the information request to each; idempotent."""
     tag_run_with_campaign(params.campaign)
     now = resolve_as_of(params.as_of)
-    progress = Progress(f"{params.campaign}-start-progress", f"{params.campaign}: Start")
+    progress = Progress(
+        f"{params.campaign}-start-progress",
+        say("flow.start_campaign.progress", campaign=params.campaign),
+    )
     figures = orchestration.start_campaign(
         params.campaign,
         now,
@@ -71,13 +75,13 @@ def start_campaign(params: StartCampaignInput) -> dict[str, int]:
         f"{params.campaign}-start-summary",
         "\n".join(
             [
-                f"# {params.campaign} · start · {local_day(now)}",
+                say("flow.start_campaign.title", campaign=params.campaign, day=local_day(now)),
                 "",
-                f"- neu aufgenommene Gemeinden: **{figures['enrolled']}**",
-                f"- teilnehmende Gemeinden insgesamt: **{figures['enrolments']}**",
-                f"- Informationsanfragen in den Postausgang gestellt: **{figures['mails_queued']}**",
+                say("flow.start_campaign.enrolled", count=figures["enrolled"]),
+                say("flow.start_campaign.enrolments", count=figures["enrolments"]),
+                say("flow.start_campaign.queued", count=figures["mails_queued"]),
             ]
         ),
-        "Kampagnenstart",
+        say("flow.start_campaign.summary"),
     )
     return figures

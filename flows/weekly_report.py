@@ -16,6 +16,7 @@ from efa_rollout.reports.weekly import (
     campaigns_for_report,
 )
 from efa_rollout.services.clock import resolve_as_of
+from efa_rollout.texts import say
 from flows._prefect import artifact_key, publish_markdown, publish_table, run_name
 from tasks.reports import report_campaign
 
@@ -35,10 +36,14 @@ def _flow_run_name() -> str:
 def publish_artifacts(report: WeeklyReport) -> None:
     """Table, Markdown summary and links to the files of one campaign's report."""
     key = f"wochenbericht-{report.campaign_id}"
-    publish_table(key, report.rows, f"Ampel je Gemeinde: {report.title} (KW {report.week})")
-    publish_markdown(f"{key}-zusammenfassung", report.markdown, f"Wochenbericht {report.title}")
+    title = report.title
+    publish_table(key, report.rows, say("flow.weekly_report.table", title=title, week=report.week))
+    publish_markdown(
+        f"{key}-zusammenfassung", report.markdown, say("flow.weekly_report.summary", title=title)
+    )
     for fmt, path in report.files.items():
-        publish_link(f"{key}-{fmt}", path, f"Wochenbericht {report.title} ({fmt.upper()})")
+        described = say("flow.weekly_report.file", title=title, format=fmt.upper())
+        publish_link(f"{key}-{fmt}", path, described)
 
 
 def publish_link(key: str, path: Path, description: str) -> None:
@@ -60,19 +65,19 @@ def summary_markdown(reports: list[WeeklyReport]) -> str:
     """One line per campaign: lights, overdue items, failed mail, files, mail note."""
     lights = " | ".join(LIGHTS.values())
     lines = [
-        "# Wochenberichte",
+        say("flow.weekly_report.title"),
         "",
-        f"| Kampagne | Gemeinden | {lights} | Überfällig | Mailfehler | Mail |",
+        say("flow.weekly_report.head", lights=lights),
         "|---|---:|" + "---:|" * len(LIGHTS) + "---:|---:|---|",
     ]
     for r in reports:
         counts = " | ".join(str(r.lights[key]) for key in LIGHTS)
         lines.append(
             f"| {r.campaign_id} | {r.total} | {counts} | {r.overdue} | {r.failed_mail} | "
-            f"{r.mail_note or '–'} |"
+            f"{r.mail_note or say('flow.weekly_report.no_mail_note')} |"
         )
     if not reports:
-        lines += ["", "Keine laufende Kampagne."]
+        lines += ["", say("flow.weekly_report.no_campaign")]
     return "\n".join(lines) + "\n"
 
 
@@ -95,7 +100,7 @@ def weekly_report(
     publish_markdown(
         f"wochenberichte-{campaign or 'alle'}",
         summary_markdown(reports),
-        "Zusammenfassung der Wochenberichte",
+        say("flow.weekly_report.all"),
     )
     return reports
 
@@ -103,7 +108,10 @@ def weekly_report(
 def _log_line(report: WeeklyReport) -> str:
     counts = ", ".join(f"{label} {report.lights[key]}" for key, label in LIGHTS.items())
     files: Any = ", ".join(str(p) for p in report.files.values())
-    return f"{report.campaign_id}: {counts}; {report.mail_note or 'keine Mail'}; Dateien: {files}"
+    mail = report.mail_note or say("flow.weekly_report.no_mail")
+    return say(
+        "flow.weekly_report.log", campaign=report.campaign_id, counts=counts, mail=mail, files=files
+    )
 
 
 if __name__ == "__main__":

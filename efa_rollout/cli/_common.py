@@ -11,6 +11,7 @@ import typer
 
 from efa_rollout.errors import UserError
 from efa_rollout.output_safety import json_safe, terminal_text
+from efa_rollout.texts import say
 
 
 def print_json(data: Any) -> None:
@@ -45,7 +46,7 @@ def parse_date(value: str, *, option: str) -> date:
             return datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-    raise UserError(f"{option}: »{value}« ist kein Datum (erwartet JJJJ-MM-TT oder TT.MM.JJJJ).")
+    raise UserError(say("cli.parse.not_a_date", option=option, value=value))
 
 
 def parse_as_of(value: str | None) -> datetime | None:
@@ -63,10 +64,7 @@ def parse_as_of(value: str | None) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise UserError(
-                f"--as-of: »{value}« ist kein Datum oder Zeitpunkt "
-                "(erwartet JJJJ-MM-TT oder JJJJ-MM-TTTHH:MM)."
-            ) from None
+            raise UserError(say("cli.parse.not_a_moment", value=value)) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)

@@ -11,18 +11,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say, table
 
 if TYPE_CHECKING:
     from efa_rollout.prefect_rest import ServerApi
 
-#: What the CLI says about a deployment run's final state.
-STATE_LABELS = {
-    "COMPLETED": "erfolgreich",
-    "FAILED": "fehlgeschlagen",
-    "CRASHED": "abgestürzt",
-    "CANCELLED": "abgebrochen",
-    "CANCELLING": "wird abgebrochen",
-}
+#: What the CLI says about a deployment run's final state (templates/texts/cli.ini).
+STATE_LABELS = table("cli.flows.states")
 
 NO_WAIT = typer.Option(
     False,
@@ -107,11 +102,7 @@ def run_if_served(
     with ServerApi(api_url) as api:
         deployment_id = api.ready_deployment(deployment)
         if deployment_id is None:
-            typer.echo(
-                f"» Das Deployment »{deployment}« wird nicht bereitgestellt (»efa up« oder "
-                "»efa serve« starten); es läuft in diesem Prozess.",
-                err=True,
-            )
+            typer.echo(say("cli.flows.not_served", deployment=deployment), err=True)
             return False, None
         return True, _through_deployment(api, deployment_id, params, tags or [], wait)
 
@@ -130,17 +121,13 @@ def _in_process(flow_fn: Callable[..., Any], flow_tags: list[str] | None, params
     if api_url := adopt_recorded_server():  # report to the running server, not a local one
         updates[PREFECT_API_URL] = api_url
     if not (api_url or PREFECT_API_URL.value()):
-        typer.echo(
-            "» Prefect läuft im lokalen Modus (kein Server erreichbar): der Start des lokalen "
-            "Servers dauert einige Sekunden. Schneller mit »efa up« in einem zweiten Fenster.",
-            err=True,
-        )
+        typer.echo(say("cli.flows.local_mode"), err=True)
     # Heartbeats make each synchronous flow wait up to 1 s at its end (PREFECT.md).
     from prefect import tags
 
     with temporary_settings(updates=updates), tags(*(flow_tags or [])):
         result = flow_fn(**params)
-    typer.echo(f"» Prefect-Lauf beendet nach {time.monotonic() - started:.1f} s.", err=True)
+    typer.echo(say("cli.flows.local_done", seconds=time.monotonic() - started), err=True)
     return result
 
 
@@ -149,20 +136,20 @@ def _through_deployment(
 ) -> Any:
     started = time.monotonic()
     run = _trigger_and_follow(api, deployment_id, params, flow_tags, wait)
-    typer.echo(f"» Lauf »{run.flow_run['name']}« auf dem Prefect-Server: {run.ui_url}", err=True)
+    typer.echo(say("cli.flows.run", name=run.flow_run["name"], url=run.ui_url), err=True)
     if not wait:
-        typer.echo("» Ausgelöst (--no-wait): Ergebnis in der Prefect-Oberfläche.", err=True)
+        typer.echo(say("cli.flows.triggered"), err=True)
         return None
     label = STATE_LABELS.get(run.state_type, run.state_type.lower())
-    typer.echo(f"» Lauf {label} nach {time.monotonic() - started:.1f} s.", err=True)
+    typer.echo(say("cli.flows.ended", state=label, seconds=time.monotonic() - started), err=True)
     if not run.completed:
-        message = run.state.get("message") or ""
-        raise typer.Exit(_fail(f"Der Lauf ist {label}: {message or 'siehe Prefect-Oberfläche'}"))
+        message = run.state.get("message") or say("cli.flows.see_ui")
+        raise typer.Exit(_fail(say("cli.flows.failed", state=label, message=message)))
     return run.result
 
 
 def _fail(message: str) -> int:
-    typer.echo(f"Fehler: {message}", err=True)
+    typer.echo(say("cli.flows.error", message=message), err=True)
     return 1
 
 
@@ -179,9 +166,8 @@ def _trigger_and_follow(
         flow_run = api.wait_for(flow_run["id"])
     except ServerError as error:  # the run exists: say so, and where to follow it
         raise UserError(
-            f"Der Lauf »{flow_run['name']}« wurde ausgelöst, sein Ergebnis ist aber nicht "
-            f"bekannt: {error.message}",
-            details=[f"Der Lauf in der Prefect-Oberfläche: {ui}"],
+            say("cli.flows.result_unknown", name=flow_run["name"], message=error.message),
+            details=[say("cli.flows.run_in_ui", url=ui)],
         ) from error
     result = None
     if flow_run["state"]["type"] == "COMPLETED":

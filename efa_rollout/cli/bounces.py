@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import typer
 
 from efa_rollout.cli._common import print_table
+from efa_rollout.texts import say
 
 
 def bounces_command(
@@ -26,15 +27,20 @@ def bounces_command(
         print_table(headers, [[o[h] for h in headers] for o in run.outcomes])
     typer.echo(run.summary())
     if not dry_run and run.moved:
-        typer.echo(
-            f"Verarbeitete Meldungen liegen im Ordner »{get_settings().bounce_processed_folder}«."
-        )
+        typer.echo(say("cli.bounces.moved", folder=get_settings().bounce_processed_folder))
     with session_scope() as session:
         unreachable = unreachable_municipalities(session, as_of=now)
     if unreachable:
-        typer.echo(f"Gemeinden ohne erreichbare Ansprechperson: {len(unreachable)}")
+        typer.echo(say("cli.bounces.unreachable", count=len(unreachable)))
         for row in unreachable:
-            typer.echo(f"  {row['Kampagne']}: {row['Gemeinde']} ({row['AGS']}) – {row['Grund']}")
+            line = say(
+                "cli.bounces.unreachable_row",
+                campaign=row["Kampagne"],
+                name=row["Gemeinde"],
+                ags=row["AGS"],
+                reason=row["Grund"],
+            )
+            typer.echo(f"  {line}")
 
 
 def unsuppress_command(
@@ -47,7 +53,4 @@ def unsuppress_command(
 
     with session_scope() as session:
         cleared = unsuppress(session, address, now=datetime.now(UTC), actor=get_settings().actor)
-    typer.echo(
-        f"Sperre für {address.strip().lower()} aufgehoben; {cleared} Ansprechperson(en) wieder "
-        "als erreichbar geführt."
-    )
+    typer.echo(say("cli.bounces.unsuppressed", address=address.strip().lower(), cleared=cleared))

@@ -15,6 +15,7 @@ from efa_rollout.cli.campaign_run import AS_OF
 from efa_rollout.domain.stages import CAMPAIGN_STATUS_LABELS
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say, table
 
 app = typer.Typer(help="Kampagnen anlegen, starten und verfolgen.", no_args_is_help=True)
 
@@ -49,12 +50,12 @@ def templates_command(
             raise typer.Exit(1)
         return
     print_table(
-        ["Vorlage", "Titel", "Fragen", "Checkliste", "Datei"],
+        list(table("cli.campaign.templates_columns").values()),
         [[r["key"], r["title"], r["questions"], r["checklist_items"], r["file"]] for r in rows],
     )
     for row in rows:
         if row.get("error"):
-            typer.echo(f"\nVorlage »{row['key']}« ist fehlerhaft und kann nicht verwendet werden:")
+            typer.echo("\n" + say("cli.campaign.template_broken", key=row["key"]))
             typer.echo("\n".join(f"  {line}" for line in row["error"]))
     if any(row.get("error") for row in rows):
         raise typer.Exit(1)  # listed, but a script should notice the broken one
@@ -64,11 +65,11 @@ def _broken_row(key: str, path: Any, error: UserError) -> dict[str, Any]:
     """A templates row for a definition that does not load, carrying its error."""
     return {
         "key": key,
-        "title": "FEHLERHAFT – siehe unten",
+        "title": say("cli.campaign.broken_title"),
         "service": None,
         "file": str(path),
-        "questions": "–",
-        "checklist_items": "–",
+        "questions": say("cli.campaign.broken_count"),
+        "checklist_items": say("cli.campaign.broken_count"),
         "error": [error.message, *error.details],
     }
 
@@ -101,7 +102,7 @@ def create_command(
     from efa_rollout.settings import get_settings
 
     if bool(district) == bool(state):
-        raise UserError("Bitte genau eines angeben: --district KREIS oder --state LAND.")
+        raise UserError(say("cli.campaign.area_one"))
     definition = get_definition(template)
     overrides = {}
     for item in dates:
@@ -122,13 +123,17 @@ def create_command(
         )
         count = len(campaigns.targeted_municipalities(session, definition, campaign.area_code))
         past = campaigns.past_dates(campaign, datetime.now(UTC))
-        typer.echo(
-            f"Kampagne »{campaign.id}« angelegt: {campaign.title}, {campaign.area_name}, "
-            f"{count} Gemeinden, Go-Live {german_date(campaign.go_live)}.\n"
-            f"Starten mit: efa campaign start {campaign.id}"
+        created = say(
+            "cli.campaign.created",
+            campaign=campaign.id,
+            title=campaign.title,
+            area=campaign.area_name,
+            count=count,
+            go_live=german_date(campaign.go_live),
         )
+        typer.echo(f"{created}\n{say('cli.campaign.start_with', campaign=campaign.id)}")
     if past:
-        typer.echo("Warnung: diese Termine liegen bereits in der Vergangenheit:", err=True)
+        typer.echo(say("cli.campaign.past_dates"), err=True)
         typer.echo("\n".join(f"  {line}" for line in past), err=True)
 
 
@@ -157,12 +162,10 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Als JSON au
         print_json(rows)
         return
     if not rows:
-        typer.echo(
-            "Noch keine Kampagnen. Anlegen mit: efa campaign create VORLAGE --district KREIS --go-live DATUM"
-        )
+        typer.echo(say("cli.campaign.none_yet"))
         return
     print_table(
-        ["Kampagne", "Dienst", "Gebiet", "Go-Live", "Status", "Gemeinden"],
+        list(table("cli.campaign.list_columns").values()),
         [
             [
                 r["id"],
@@ -211,21 +214,34 @@ def show_command(
     if as_json:
         print_json(data)
         return
-    typer.echo(f"{campaign.title}  ({campaign.id})")
-    typer.echo(f"Gebiet: {campaign.area_name} ({campaign.area_code}), {len(targeted)} Gemeinden")
-    typer.echo(f"Status: {CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)}")
-    typer.echo("Termine:")
+    typer.echo(say("cli.campaign.show_title", title=campaign.title, campaign=campaign.id))
+    area = say(
+        "cli.campaign.show_area",
+        area=campaign.area_name,
+        code=campaign.area_code,
+        count=len(targeted),
+    )
+    typer.echo(area)
+    status = CAMPAIGN_STATUS_LABELS.get(campaign.status, campaign.status)
+    typer.echo(say("cli.campaign.show_status", status=status))
+    typer.echo(say("cli.campaign.show_dates"))
     for key, value in campaign.dates.items():
         shown = (
             ", ".join(german_date(v) for v in value)
             if isinstance(value, list)
             else german_date(value)
         )
-        typer.echo(f"  {DATE_LABELS.get(key, key)}: {shown}")
-    typer.echo("Stufen: " + " → ".join(s.label for s in definition.ordered_stages()))
-    typer.echo(
-        f"Fragebogen: {len(definition.questionnaire)} Felder; Checkliste: {len(definition.checklist)} Punkte"
+        typer.echo(
+            f"  {say('cli.campaign.show_date', label=DATE_LABELS.get(key, key), dates=shown)}"
+        )
+    stages = " → ".join(s.label for s in definition.ordered_stages())
+    typer.echo(say("cli.campaign.show_stages", stages=stages))
+    sizes = say(
+        "cli.campaign.show_sizes",
+        questions=len(definition.questionnaire),
+        items=len(definition.checklist),
     )
+    typer.echo(sizes)
 
 
 #: The campaign's key dates as `show` names them (templates/texts/domain.ini, [campaign_date]).
@@ -260,40 +276,79 @@ def status_command(
     if as_json:
         print_json(data)
         return
-    typer.echo(
-        f"{data['title']} ({campaign_id}) – {data['total']} Gemeinden, Stand {german_date(rollup.today)}"
+    title = say(
+        "cli.campaign.status_title",
+        title=data["title"],
+        campaign=campaign_id,
+        total=data["total"],
+        today=german_date(rollup.today),
     )
-    typer.echo(f"Status: {rollup.status_label} · {_key_dates_line(rollup)}")
+    typer.echo(title)
+    status = say("cli.campaign.status_line", status=rollup.status_label, dates=_key_dates(rollup))
+    typer.echo(status)
     for entry in data["stages"].values():
         names = ", ".join(m["name"] for m in entry["municipalities"][:8])
-        more = f" … (+{entry['count'] - 8})" if entry["count"] > 8 else ""
-        typer.echo(f"  {entry['label']:<28} {entry['count']:>5}  {names}{more}")
-    for key, label in (("paused", "pausiert"), ("not_applicable", "nicht zutreffend")):
+        more = ""
+        if entry["count"] > 8:
+            more = " " + say("cli.campaign.stage_more", rest=entry["count"] - 8)
+        row = say(
+            "cli.campaign.stage_row",
+            label=entry["label"],
+            count=entry["count"],
+            names=names,
+            more=more,
+        )
+        typer.echo(f"  {row}")
+    for key in ("paused", "not_applicable"):
         group = data[key]
         if group["count"]:
             names = ", ".join(m["name"] for m in group["municipalities"])
-            typer.echo(f"  {label:<28} {group['count']:>5}  {names}")
+            label = say(f"cli.campaign.{key}")
+            row = say(
+                "cli.campaign.stage_row", label=label, count=group["count"], names=names, more=""
+            )
+            typer.echo(f"  {row}")
     lights = data["lights"]
-    typer.echo(
-        f"Ampel: {lights.get('green', 0)} grün, {lights.get('yellow', 0)} gelb, {lights.get('red', 0)} rot"
-        f" · überfällige Punkte: {len(data['overdue'])} · Mailfehler: {len(data['failed_mail'])}"
-        f" · ohne zustellbare Ansprechperson: {len(data['without_contact'])}"
+    line = say(
+        "cli.campaign.lights",
+        green=lights.get("green", 0),
+        yellow=lights.get("yellow", 0),
+        red=lights.get("red", 0),
+        overdue=len(data["overdue"]),
+        failed=len(data["failed_mail"]),
+        without=len(data["without_contact"]),
     )
+    typer.echo(line)
     for entry in data["without_contact"]:
-        typer.echo(f"  nicht erreichbar: {entry['name']} ({entry['ags']}) – {entry['reason']}")
+        line = say(
+            "cli.campaign.unreachable", name=entry["name"], ags=entry["ags"], reason=entry["reason"]
+        )
+        typer.echo(f"  {line}")
     _echo_waits(waits, data["flag"])
-    typer.echo(f"Ausführlich: efa report {campaign_id} --format html")
+    typer.echo(say("cli.campaign.details", campaign=campaign_id))
 
 
-def _key_dates_line(rollup: Any) -> str:
+def _key_dates(rollup: Any) -> str:
     """'Go-Live: geplant 01.08.2024, erreicht von 34 (ab 01.08.2024); …' from the roll-up."""
     parts = []
     for key in rollup.key_dates:
-        planned = f"geplant {key.planned:%d.%m.%Y}" if key.planned else "ohne Termin"
-        reached = (
-            f", erreicht von {key.reached} (ab {key.first_reached:%d.%m.%Y})" if key.reached else ""
+        planned = (
+            say("cli.campaign.date_planned", planned=f"{key.planned:%d.%m.%Y}")
+            if key.planned
+            else say("cli.campaign.date_unplanned")
         )
-        parts.append(f"{key.label}: {planned}{reached}")
+        reached = (
+            say(
+                "cli.campaign.date_reached",
+                count=key.reached,
+                first=f"{key.first_reached:%d.%m.%Y}",
+            )
+            if key.reached
+            else ""
+        )
+        parts.append(
+            say("cli.campaign.date_part", label=key.label, planned=planned, reached=reached)
+        )
     return "; ".join(parts)
 
 
@@ -303,9 +358,16 @@ def _echo_waits(waits: list, flag: str | None, limit: int = 30) -> None:
         typer.echo(flag)
     stuck = [w for w in waits if w.waiting.needs_action]
     for row in stuck[:limit]:
-        typer.echo(f"  {row.ags} {row.name} ({row.stage.label}): {row.waiting.text}")
+        line = say(
+            "cli.campaign.waiting_row",
+            ags=row.ags,
+            name=row.name,
+            stage=row.stage.label,
+            text=row.waiting.text,
+        )
+        typer.echo(f"  {line}")
     if len(stuck) > limit:
-        typer.echo(f"  … und {len(stuck) - limit} weitere")
+        typer.echo(f"  {say('cli.campaign.more', rest=len(stuck) - limit)}")
 
 
 REASON = typer.Option(..., "--reason", help="Begründung (wird protokolliert).")
@@ -324,7 +386,7 @@ def close_command(
         campaigns.close_campaign(
             session, campaign_id, now=datetime.now(UTC), actor=get_settings().actor, reason=reason
         )
-    typer.echo(f"Kampagne »{campaign_id}« abgeschlossen (protokolliert: {reason}).")
+    typer.echo(say("cli.campaign.closed", campaign=campaign_id, reason=reason))
 
 
 @app.command("cancel")
@@ -341,8 +403,7 @@ def cancel_command(
             session, campaign_id, now=datetime.now(UTC), actor=get_settings().actor, reason=reason
         )
     typer.echo(
-        f"Kampagne »{campaign_id}« abgebrochen; {cancelled} noch nicht versandte Mail(s) "
-        f"storniert (protokolliert: {reason})."
+        say("cli.campaign.cancelled", campaign=campaign_id, cancelled=cancelled, reason=reason)
     )
 
 
@@ -352,7 +413,7 @@ def delete_command(
     yes: bool = typer.Option(False, "--yes", help="Ohne Rückfrage löschen."),
 ) -> None:
     """Löscht eine Kampagne, solange noch keine Mail versandt wurde (z. B. nach einem Tippfehler)."""
-    if not yes and not typer.confirm(f"Kampagne »{campaign_id}« wirklich löschen?"):
+    if not yes and not typer.confirm(say("cli.campaign.delete_really", campaign=campaign_id)):
         raise typer.Exit(1)
     from efa_rollout.db import session_scope
     from efa_rollout.services import campaigns
@@ -362,4 +423,4 @@ def delete_command(
         campaigns.delete_campaign(
             session, campaign_id, now=datetime.now(UTC), actor=get_settings().actor
         )
-    typer.echo(f"Kampagne »{campaign_id}« gelöscht (im Ereignisprotokoll vermerkt).")
+    typer.echo(say("cli.campaign.deleted", campaign=campaign_id))

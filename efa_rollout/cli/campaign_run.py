@@ -9,6 +9,7 @@ import typer
 
 from efa_rollout.cli._common import parse_as_of
 from efa_rollout.cli._flows import NO_WAIT
+from efa_rollout.texts import say
 
 if TYPE_CHECKING:
     from models import Campaign
@@ -64,19 +65,25 @@ def start_command(
         )
     if figures is None:  # --no-wait, or the server kept no result
         return
-    typer.echo(
-        f"Kampagne »{campaign_id}« gestartet: {figures['enrolments']} Gemeinden "
-        f"({figures['enrolled']} neu), {figures['mails_queued']} Informationsanfragen im Postausgang."
+    started = say(
+        "cli.campaign_run.started",
+        campaign=campaign_id,
+        enrolments=figures["enrolments"],
+        enrolled=figures["enrolled"],
+        queued=figures["mails_queued"],
     )
+    typer.echo(started)
     with session_scope() as session:
         missing = enrolment.without_information_request(session, campaign_id)
     if missing:
-        typer.echo(
-            f"Hinweis: {len(missing)} Gemeinden haben keine zustellbare Ansprechperson und erhalten "
-            f"keine Anfrage ({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}). "
-            "Ansprechpersonen importieren mit: efa contacts import PFAD – dann erneut starten."
+        hint = say(
+            "cli.campaign_run.without_contact",
+            count=len(missing),
+            names=", ".join(missing[:5]),
+            more=" …" if len(missing) > 5 else "",
         )
-    typer.echo("Versenden mit: efa mail deliver")
+        typer.echo(hint)
+    typer.echo(say("cli.campaign_run.deliver_with"))
 
 
 def _tags(campaign: Campaign) -> list[str]:
@@ -119,25 +126,37 @@ def _advance(
         if figures is None:  # --no-wait, or the server kept no result
             return
     if not figures:
-        typer.echo("Keine laufende Kampagne.")
+        typer.echo(say("cli.campaign_run.no_campaign"))
     for cid, fig in figures.items():
-        typer.echo(
-            f"{cid} · {action}: {fig['enrolments']} Gemeinden geprüft, {fig['changes']} Stufenwechsel, "
-            f"{fig['mails_queued']} Mails in den Postausgang, {fig['blocked']} mit offenen Pflichtpunkten."
+        line = say(
+            "cli.campaign_run.figures",
+            campaign=cid,
+            action=action,
+            enrolments=fig["enrolments"],
+            changes=fig["changes"],
+            queued=fig["mails_queued"],
+            blocked=fig["blocked"],
         )
+        typer.echo(line)
         if not fig["changes"]:
             reasons = _why_no_change(cid, now)
             if reasons:
-                typer.echo("  Warum keine: " + "; ".join(reasons))
+                typer.echo(f"  {say('cli.campaign_run.why_none', reasons='; '.join(reasons))}")
             hint = _summary_hint(cid, reasons)
             if hint:
                 typer.echo(f"  {hint}")
         for row in fig["change_list"][:20]:
-            typer.echo(
-                f"  {row['AGS']} {row['Gemeinde']}: {row['von']} → {row['nach']} ({row['Grund']})"
+            change = say(
+                "cli.campaign_run.change",
+                ags=row["AGS"],
+                name=row["Gemeinde"],
+                before=row["von"],
+                after=row["nach"],
+                reason=row["Grund"],
             )
+            typer.echo(f"  {change}")
         if len(fig["change_list"]) > 20:
-            typer.echo(f"  … und {len(fig['change_list']) - 20} weitere")
+            typer.echo(f"  {say('cli.campaign_run.more', rest=len(fig['change_list']) - 20)}")
 
 
 def tick_command(
@@ -163,10 +182,11 @@ def go_live_command(
 def _summary_hint(campaign_id: str, reasons: list[str]) -> str | None:
     """The command that moves municipalities waiting for the summary, if any wait for it."""
     text = " ".join(reasons)
-    if "Freigabe der Zusammenfassung" in text or "überarbeitete Zusammenfassung" in text:
-        return f"Freigeben mit: efa summary approve {campaign_id} (Vorschau: efa summary preview)"
-    if "Versand der Zusammenfassung" in text:
-        return f"Versenden mit: efa summary send {campaign_id}"
+    approval = say("cli.campaign_run.waits_for_approval")
+    if approval in text or say("cli.campaign_run.waits_for_revision") in text:
+        return say("cli.campaign_run.approve_with", campaign=campaign_id)
+    if say("cli.campaign_run.waits_for_sending") in text:
+        return say("cli.campaign_run.send_with", campaign=campaign_id)
     return None
 
 
@@ -181,4 +201,5 @@ def _why_no_change(campaign_id: str, now: datetime) -> list[str]:
     counts: dict[str, int] = {}
     for row in waits:
         counts[row.waiting.text] = counts.get(row.waiting.text, 0) + 1
-    return [f"{n} × {what}" for what, n in sorted(counts.items(), key=lambda x: -x[1])[:5]]
+    ranked = sorted(counts.items(), key=lambda x: -x[1])[:5]
+    return [say("cli.campaign_run.why_count", count=n, what=what) for what, n in ranked]

@@ -11,6 +11,7 @@ from efa_rollout.cli._common import print_json, print_table
 from efa_rollout.domain.stages import ResponseStatus
 from efa_rollout.domain.text import german_date
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say, table
 
 response_app = typer.Typer(
     help="Rückmeldungen der Gemeinden (Fragebogen) erfassen, importieren und anzeigen.",
@@ -44,7 +45,9 @@ def _moment(as_of: str | None) -> Any:
     from efa_rollout.cli._common import parse_as_of
     from efa_rollout.services.late_entry import late_entry
 
-    return late_entry(parse_as_of(as_of), now=_now(), label=f"--as-of »{as_of}«")
+    return late_entry(
+        parse_as_of(as_of), now=_now(), label=say("cli.collection.late_label", value=as_of)
+    )
 
 
 def _echo_late(moment: Any, late: Any) -> None:
@@ -53,7 +56,7 @@ def _echo_late(moment: Any, late: Any) -> None:
         from efa_rollout.settings import get_settings
 
         local = moment.astimezone(get_settings().zone)
-        typer.echo(f"Erfasst mit dem Zeitpunkt {local:%d.%m.%Y %H:%M} ({late.label}).")
+        typer.echo(say("cli.collection.late", moment=f"{local:%d.%m.%Y %H:%M}", label=late.label))
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, str]:
@@ -64,14 +67,14 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
         key = key.strip()
         if not sep or not key:
             raise UserError(
-                f"»{assignment}« hat nicht die Form feld=wert.",
+                say("cli.collection.not_an_assignment", assignment=assignment),
                 details=[
-                    "Beispiele: funktionspostfach=meldeamt@gemeinde.de",
-                    "projektleitung='name=Anna Muster;email=anna.muster@gemeinde.de'",
+                    say("cli.collection.assignment_example_mail"),
+                    say("cli.collection.assignment_example_person"),
                 ],
             )
         if key in answers:
-            raise UserError(f"Das Feld »{key}« ist mehrfach angegeben.")
+            raise UserError(say("cli.collection.assigned_twice", key=key))
         answers[key] = value
     return answers
 
@@ -114,16 +117,19 @@ def set_response_command(
         missing = _missing_required(session, enrolment, response.answers)
         changes = contact_changes(session, enrolment.id, now)
         name = _name(session, enrolment.ags)
-    status = "eingereicht" if response.status == ResponseStatus.SUBMITTED else "Entwurf"
-    typer.echo(
-        f"Antworten von {name} gespeichert: Version {response.version} ({status}), "
-        f"vollständig: {'ja' if response.complete else 'nein'}."
+    saved = say(
+        "cli.collection.saved",
+        name=name,
+        version=response.version,
+        status=_status(response),
+        complete=_yes_no(response.complete),
     )
+    typer.echo(saved)
     _echo_late(now, late)
     if missing:
-        typer.echo("Noch offene Pflichtangaben: " + ", ".join(missing) + ".")
+        typer.echo(say("cli.collection.missing", keys=", ".join(missing)))
     if changes:
-        typer.echo("Ansprechpersonen übernommen (efa contacts list):")
+        typer.echo(say("cli.collection.contacts_taken"))
         typer.echo("\n".join(f"  {line}" for line in changes))
 
 
@@ -162,18 +168,21 @@ def show_response_command(
         )
         return
     if response is None:
-        typer.echo(f"Von {name} liegen noch keine Antworten vor.")
+        typer.echo(say("cli.collection.no_answers", name=name))
         return
-    status = "eingereicht" if response.status == ResponseStatus.SUBMITTED else "Entwurf"
-    typer.echo(
-        f"{name}: Version {response.version} ({status}), "
-        f"vollständig: {'ja' if response.complete else 'nein'}"
+    shown = say(
+        "cli.collection.answers",
+        name=name,
+        version=response.version,
+        status=_status(response),
+        complete=_yes_no(response.complete),
     )
+    typer.echo(shown)
     rows = [
         [q.key, q.label, format_answer(q, response.answers.get(q.key))]
         for q in definition.fields_for(enrolment.role, enrolment.is_pilot)
     ]
-    print_table(["Feld", "Frage", "Antwort"], rows)
+    print_table(list(table("cli.collection.answer_columns").values()), rows)
 
 
 @response_app.command("import")
@@ -201,11 +210,11 @@ def import_responses_command(
             now=now,
             late=late,
         )
-    typer.echo(f"Antworten aus »{result.source}« importiert: {result.summary()}.")
+    typer.echo(say("cli.collection.imported", source=result.source, summary=result.summary()))
     _echo_late(now, late)
     if result.ignored_columns:
-        names = ", ".join(f"»{name}«" for name in result.ignored_columns)
-        typer.echo(f"Nicht übernommene Spalten: {names}.")
+        names = ", ".join(say("cli.collection.column", name=n) for n in result.ignored_columns)
+        typer.echo(say("cli.collection.ignored_columns", names=names))
 
 
 @checklist_app.command("done")
@@ -239,8 +248,8 @@ def checklist_done_command(
         )
         name = _name(session, enrolment.ags)
         required_open = enrolment.required_open
-    state = "wieder geöffnet" if undo else "erledigt"
-    typer.echo(f"{name}: »{item}« {state}. Offene Pflichtpunkte: {required_open}.")
+    state = say("cli.collection.reopened" if undo else "cli.collection.done")
+    typer.echo(say("cli.collection.ticked", name=name, item=item, state=state, open=required_open))
     _echo_late(now, late)
 
 
@@ -265,20 +274,33 @@ def checklist_show_command(
         print_json(view)
         return
     print_table(
-        ["Punkt", "Titel", "Zuständig", "Fällig", "Pflicht", "Erledigt", "Notiz"],
+        list(table("cli.collection.checklist_columns").values()),
         [
             [
                 row["key"],
                 row["title"],
                 row["owner"],
-                german_date(row["due"]) + (" (überfällig)" if row["overdue"] else ""),
-                "ja" if row["required"] else "nein",
-                "ja" if row["done"] else "nein",
+                (
+                    say("cli.collection.overdue", due=german_date(row["due"]))
+                    if row["overdue"]
+                    else german_date(row["due"])
+                ),
+                _yes_no(row["required"]),
+                _yes_no(row["done"]),
                 row["note"],
             ]
             for row in view
         ],
     )
+
+
+def _yes_no(value: Any) -> str:
+    return say("cli.yes" if value else "cli.no")
+
+
+def _status(response: Any) -> str:
+    submitted = response.status == ResponseStatus.SUBMITTED
+    return say("cli.submitted" if submitted else "cli.draft")
 
 
 def _name(session: Any, ags: str) -> str:

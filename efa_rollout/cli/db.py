@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from efa_rollout.texts import say
+
 app = typer.Typer(help="Datenbank verwalten.", no_args_is_help=True)
 
 
@@ -20,7 +22,8 @@ def upgrade_command() -> None:
     before = current_revision(engine)
     upgrade(engine)
     after = current_revision(engine)
-    typer.echo(f"Datenbank {mask_url(url)}: Stand {before or 'leer'} → {after}.")
+    before_text = before or say("cli.db.empty")
+    typer.echo(say("cli.db.upgraded", url=mask_url(url), before=before_text, after=after))
     _legacy_link_hint(engine)
 
 
@@ -32,8 +35,9 @@ def status_command() -> None:
 
     engine = make_engine(get_settings().effective_database_url)
     current, head = current_revision(engine), head_revision()
-    state = "aktuell" if current == head else "veraltet"
-    typer.echo(f"Stand: {current or 'leer'} (neuester: {head}) – {state}.")
+    state = say("cli.db.current" if current == head else "cli.db.outdated")
+    shown = current or say("cli.db.empty")
+    typer.echo(say("cli.db.status", current=shown, head=head, state=state))
     if current == head:
         _legacy_link_hint(engine)
 
@@ -47,7 +51,4 @@ def _legacy_link_hint(engine: Any) -> None:
     with Session(engine) as session:
         count = legacy_link_rows(session)
     if count:
-        typer.echo(
-            f"Hinweis: {count} Mails von vor der Umstellung enthalten womöglich noch einen "
-            "persönlichen Link im Klartext; bitte »efa mail scrub-links« aufrufen (README)."
-        )
+        typer.echo(say("cli.db.legacy_links", count=count))

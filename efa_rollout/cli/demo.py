@@ -18,6 +18,7 @@ def demo(
     from efa_rollout import db
     from efa_rollout.demo.runner import run_demo
     from efa_rollout.settings import get_settings
+    from efa_rollout.texts import say
 
     started = time.monotonic()
     os.environ["EFA_DATA_DIR"] = str(data_dir.resolve())
@@ -26,6 +27,6 @@ def demo(
     os.environ.pop("EFA_MAIL_DIR", None)
     get_settings.cache_clear()
     db.reset_engines()
-    typer.echo("efa-rollout Demo – alle Handlungen der Gemeinden sind SIMULIERT.")
+    typer.echo(say("cli.demo.banner"))
     run_demo(data_dir.resolve(), typer.echo)
-    typer.echo(f"\nDauer: {time.monotonic() - started:.0f} s")
+    typer.echo("\n" + say("cli.demo.duration", seconds=time.monotonic() - started))

@@ -9,6 +9,7 @@ import typer
 
 from efa_rollout.cli import bounces
 from efa_rollout.cli._common import print_json, print_table
+from efa_rollout.texts import say, table
 
 if TYPE_CHECKING:
     from efa_rollout.importers.validation import ImportResult
@@ -18,7 +19,8 @@ municipalities_app = typer.Typer(
 )
 contacts_app = typer.Typer(help="Ansprechpersonen importieren und anzeigen.", no_args_is_help=True)
 
-FORMAT_LABELS = {"gv100ad": "GV100AD", "csv": "CSV", "xlsx": "Excel"}
+#: A directory file's format as the import names it (templates/texts/cli.ini).
+FORMAT_LABELS = table("cli.directory.formats")
 
 _MUNICIPALITY_FIELDS = (
     "ags",
@@ -73,7 +75,7 @@ def import_municipalities_command(
 
     with session_scope() as session:
         result = import_municipalities(session, path, district=district, state=state)
-    _echo_result("Gemeinden", result)
+    _echo_result(say("cli.directory.municipalities"), result)
 
 
 @municipalities_app.command("list")
@@ -93,10 +95,10 @@ def list_municipalities_command(
         print_json([_fields(m, _MUNICIPALITY_FIELDS) for m in rows])
         return
     if not rows:
-        typer.echo("Keine Gemeinden gefunden.")
+        typer.echo(say("cli.directory.no_municipalities"))
         return
     print_table(
-        ["AGS", "Name", "Typ", "Gemeindeverband", "Kreis", "Einwohner"],
+        list(table("cli.directory.municipality_columns").values()),
         [
             [
                 m.ags,
@@ -109,7 +111,7 @@ def list_municipalities_command(
             for m in rows
         ],
     )
-    typer.echo(f"{format_number(len(rows))} Gemeinde(n).")
+    typer.echo(say("cli.directory.municipality_count", count=format_number(len(rows))))
 
 
 @contacts_app.command("import")
@@ -122,7 +124,7 @@ def import_contacts_command(
 
     with session_scope() as session:
         result = import_contacts(session, path)
-    _echo_result("Ansprechpersonen", result)
+    _echo_result(say("cli.directory.contacts"), result)
 
 
 @contacts_app.command("list")
@@ -141,20 +143,10 @@ def list_contacts_command(
         print_json([_fields(c, _CONTACT_FIELDS) for c in rows])
         return
     if not rows:
-        typer.echo("Keine Ansprechpersonen gefunden.")
+        typer.echo(say("cli.directory.no_contacts"))
         return
     print_table(
-        [
-            "AGS",
-            "Rolle",
-            "Anrede",
-            "Name",
-            "Funktion",
-            "E-Mail",
-            "Telefon",
-            "Funktionspostfach",
-            "Quelle",
-        ],
+        list(table("cli.directory.contact_columns").values()),
         [
             [
                 c.ags,
@@ -164,22 +156,33 @@ def list_contacts_command(
                 c.function,
                 c.email,
                 c.phone,
-                "ja" if c.is_shared_mailbox else "nein",
-                f"{c.source or ''} ({c.updated_at:%d.%m.%Y})",
+                say("cli.yes" if c.is_shared_mailbox else "cli.no"),
+                say(
+                    "cli.directory.contact_source",
+                    source=c.source or "",
+                    updated=f"{c.updated_at:%d.%m.%Y}",
+                ),
             ]
             for c in rows
         ],
     )
-    typer.echo(f"{format_number(len(rows))} Ansprechperson(en).")
+    typer.echo(say("cli.directory.contact_count", count=format_number(len(rows))))
 
 
 def _echo_result(what: str, result: ImportResult) -> None:
     """Print the counts of an import (and columns it did not take over)."""
     label = FORMAT_LABELS.get(result.format, result.format)
-    typer.echo(f"{what} aus »{result.source}« ({label}) importiert: {result.summary()}.")
+    imported = say(
+        "cli.directory.imported",
+        what=what,
+        source=result.source,
+        format=label,
+        summary=result.summary(),
+    )
+    typer.echo(imported)
     if result.ignored_columns:
-        names = ", ".join(f"»{name}«" for name in result.ignored_columns)
-        typer.echo(f"Nicht übernommene Spalten: {names}.")
+        names = ", ".join(say("cli.directory.column", name=n) for n in result.ignored_columns)
+        typer.echo(say("cli.directory.ignored_columns", names=names))
 
 
 def _fields(row: Any, names: tuple[str, ...]) -> dict[str, Any]:

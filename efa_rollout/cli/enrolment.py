@@ -8,6 +8,7 @@ import typer
 
 from efa_rollout.domain.stages import STATUS_LABELS, EnrolmentStatus, Stage
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say
 
 app = typer.Typer(
     help="Teilnahme einer Gemeinde steuern (Stufe setzen, pausieren, …).", no_args_is_help=True
@@ -33,9 +34,8 @@ def set_stage_command(
     try:
         target = Stage(stage)
     except ValueError:
-        raise UserError(
-            f"Unbekannte Stufe »{stage}« (möglich: {', '.join(s.value for s in Stage)})."
-        ) from None
+        allowed = ", ".join(s.value for s in Stage)
+        raise UserError(say("cli.enrolment.stage_unknown", stage=stage, allowed=allowed)) from None
     with session_scope() as session:
         enrolment = lookup.find_enrolment(session, campaign_id, ags)
         before = Stage(enrolment.stage)
@@ -47,7 +47,7 @@ def set_stage_command(
             actor=get_settings().actor,
             now=datetime.now(UTC),
         )
-    typer.echo(f"{ags}: {before.label} → {target.label} (protokolliert).")
+    typer.echo(say("cli.enrolment.stage_set", ags=ags, before=before.label, after=target.label))
 
 
 def _status(campaign_id: str, ags: str, status: EnrolmentStatus, reason: str) -> None:
@@ -67,9 +67,9 @@ def _status(campaign_id: str, ags: str, status: EnrolmentStatus, reason: str) ->
         )
     label = STATUS_LABELS[status]
     if event is None:
-        typer.echo(f"{ags}: war bereits {label}; nichts geändert.")
+        typer.echo(say("cli.enrolment.unchanged", ags=ags, status=label))
     else:
-        typer.echo(f"{ags}: jetzt {label} (protokolliert).")
+        typer.echo(say("cli.enrolment.status_set", ags=ags, status=label))
 
 
 @app.command("pause")

@@ -6,6 +6,7 @@ import typer
 
 from efa_rollout.cli._common import parse_as_of, print_json
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say
 
 
 def history(
@@ -27,7 +28,7 @@ def history(
         get_campaign(session, campaign)
         if ags is not None:
             if not (ags.isdigit() and len(ags) == 8):
-                raise UserError(f"AGS: »{ags}« ist kein achtstelliger Gemeindeschlüssel.")
+                raise UserError(say("cli.history.ags_invalid", ags=ags))
             find_enrolment(session, campaign, ags)
         entries = campaign_history(
             session, campaign, ags=ags, as_of=parse_as_of(as_of), with_mail=not no_mail
@@ -36,11 +37,23 @@ def history(
         print_json([entry.to_json() for entry in entries])
         return
     if not entries:
-        typer.echo("Keine Ereignisse.")
+        typer.echo(say("cli.history.none"))
         return
     zone = get_settings().zone
+    campaign_label = say("cli.history.campaign")
     for entry in entries:
-        where = f"{entry.name} ({entry.ags})" if entry.ags else "Kampagne"
-        typer.echo(f"{entry.at.astimezone(zone):%d.%m.%Y %H:%M}  {where}  {entry.what}")
-        typer.echo(f"{'':18}von: {entry.who}" + (f" · {entry.why}" if entry.why else ""))
-    typer.echo(f"{len(entries)} Einträge.")
+        where = (
+            say("cli.history.municipality", name=entry.name, ags=entry.ags)
+            if entry.ags
+            else campaign_label
+        )
+        moment = f"{entry.at.astimezone(zone):%d.%m.%Y %H:%M}"
+        typer.echo(say("cli.history.entry", moment=moment, where=where, what=entry.what))
+        line = say(
+            "cli.history.who_why" if entry.why else "cli.history.who",
+            indent="",
+            who=entry.who,
+            why=entry.why,
+        )
+        typer.echo(line)
+    typer.echo(say("cli.history.count", count=len(entries)))

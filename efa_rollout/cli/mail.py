@@ -11,6 +11,7 @@ from efa_rollout.cli import bounces
 from efa_rollout.cli._common import parse_as_of, print_json, print_table
 from efa_rollout.cli._flows import NO_WAIT, run_if_served
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say, table
 
 app = typer.Typer(help="Postausgang: Mails zustellen, prüfen, erneut senden.", no_args_is_help=True)
 
@@ -26,7 +27,9 @@ def _check_statuses(statuses: list[str]) -> list[str]:
 
     wrong = [s for s in statuses if s not in OUTBOX_STATUSES]
     if wrong:
-        raise UserError(f"Unbekannter Status {', '.join(wrong)} (bekannt: {_STATUS_HELP}).")
+        raise UserError(
+            say("cli.mail.status_unknown", statuses=", ".join(wrong), known=_STATUS_HELP)
+        )
     return statuses
 
 
@@ -50,7 +53,7 @@ def deliver_command(
     )
     if served:
         for key, value in (result or {}).items():
-            typer.echo(f"  {key}: {value}")
+            typer.echo(f"  {say('cli.mail.delivered_row', key=key, value=value)}")
         return
     from efa_rollout.mail.delivery import deliver  # here: a served run needs no SMTP machinery
 
@@ -83,26 +86,16 @@ def outbox_command(
     for note in notes:
         typer.echo(note)
     if not rows:
-        typer.echo("Keine Mails gefunden.")
+        typer.echo(say("cli.mail.none"))
         return
+    test = say("cli.mail.test_mail")
     print_table(
-        [
-            "ID",
-            "Status",
-            "Kampagne",
-            "AGS",
-            "Art",
-            "Nr.",
-            "An",
-            "Versuche",
-            "Nächster/gesendet",
-            "Hinweis",
-        ],
+        list(table("cli.mail.outbox_columns").values()),
         [
             [
                 r.id,
                 r.status,
-                r.campaign_id or ("(Test)" if r.is_test else ""),
+                r.campaign_id or (test if r.is_test else ""),
                 r.ags or "",
                 r.kind,
                 r.sequence,
@@ -128,19 +121,18 @@ def retry_command(
     from efa_rollout.services.outbox_admin import retry_messages
 
     if not ids and not status:
-        raise UserError("Bitte IDs oder --status angeben.")
+        raise UserError(say("cli.mail.ids_or_status"))
     with session_scope() as session:
         rows, problems = retry_messages(
             session, now=_now(), ids=ids or None, statuses=_check_statuses(status) or None
         )
         done = [r.id for r in rows]
-    typer.echo(
-        f"{len(done)} Mail(s) zum erneuten Versand eingereiht: {', '.join(map(str, done)) or '–'}."
-    )
+    shown = ", ".join(map(str, done)) or say("cli.none")
+    typer.echo(say("cli.mail.retried", count=len(done), ids=shown))
     for problem in problems:
-        typer.echo(f"  nicht möglich: {problem}", err=True)
+        typer.echo(f"  {say('cli.mail.not_possible', problem=problem)}", err=True)
     if done:
-        typer.echo("Versand mit »efa mail deliver« (oder beim nächsten Lauf des Zustell-Flows).")
+        typer.echo(say("cli.mail.deliver_with"))
 
 
 @app.command("cancel")
@@ -152,9 +144,10 @@ def cancel_command(ids: list[int] = typer.Argument(..., help="IDs aus »efa mail
     with session_scope() as session:
         rows, problems = cancel_messages(session, now=_now(), ids=ids)
         done = [r.id for r in rows]
-    typer.echo(f"{len(done)} Mail(s) storniert: {', '.join(map(str, done)) or '–'}.")
+    shown = ", ".join(map(str, done)) or say("cli.none")
+    typer.echo(say("cli.mail.cancelled", count=len(done), ids=shown))
     for problem in problems:
-        typer.echo(f"  nicht möglich: {problem}", err=True)
+        typer.echo(f"  {say('cli.mail.not_possible', problem=problem)}", err=True)
     if problems:
         raise typer.Exit(1)
 
@@ -191,8 +184,8 @@ def preview_command(
     typer.echo("")
     typer.echo(preview.text)
     for warning in preview.warnings:
-        typer.echo(f"Hinweis: {warning}", err=True)
-    typer.echo(f"HTML-Fassung: {target.resolve()}")
+        typer.echo(say("cli.mail.warning", warning=warning), err=True)
+    typer.echo(say("cli.mail.html_file", path=target.resolve()))
 
 
 @app.command("test")
@@ -209,7 +202,7 @@ def test_command(
     with session_scope() as session:
         row = queue_test_mail(session, address=address, kind=kind, now=_now())
         outbox_id, subject = row.id, row.subject
-    typer.echo(f"Testmail {outbox_id} eingereiht: {subject}")
+    typer.echo(say("cli.mail.test_queued", id=outbox_id, subject=subject))
     if not send:
         return
     assert outbox_id is not None
@@ -228,8 +221,8 @@ def sink_command(
     from efa_rollout.settings import get_settings
 
     target = folder or get_settings().data_dir / "sink"
-    typer.echo(f"SMTP-Senke auf {host}:{port}, Ablage in {target.resolve()}.")
-    typer.echo(f"Zum Versand dorthin: EFA_SMTP_URL=smtp://{host}:{port}")
+    typer.echo(say("cli.mail.sink", host=host, port=port, folder=target.resolve()))
+    typer.echo(say("cli.mail.sink_use", host=host, port=port))
     run_sink(target, host=host, port=port, echo=typer.echo)
 
 
@@ -253,19 +246,22 @@ def scrub_links_command(
         if report.changed and not dry_run:
             link_scrub.record_scrub(session, report, now=now, actor=settings.actor)
     left = None if dry_run or not report.changed else link_scrub.settle_files(get_engine())
-    verb = "würden ersetzt" if dry_run else "ersetzt"
-    typer.echo(
-        f"{report.examined} ältere Mails geprüft; Klartext-Links {verb}: "
-        f"{len(report.converted)} noch zu sendende (Platzhalter, neuer Link mit derselben "
-        f"Gültigkeit), {len(report.marked)} gesendete oder stornierte (Stelle markiert)."
+    verb = say("cli.mail.would_replace" if dry_run else "cli.mail.replaced")
+    scrubbed = say(
+        "cli.mail.scrubbed",
+        examined=report.examined,
+        verb=verb,
+        converted=len(report.converted),
+        marked=len(report.marked),
     )
+    typer.echo(scrubbed)
     if report.in_flight:
         ids = ", ".join(str(i) for i in report.in_flight)
-        typer.echo(f"Gerade in Zustellung, beim nächsten Aufruf: {ids}.")
+        typer.echo(say("cli.mail.in_flight", ids=ids))
     if left:
         typer.echo(left)
     if dry_run:
-        typer.echo("Probelauf: nichts geändert.")
+        typer.echo(say("cli.mail.dry_run"))
 
 
 # Registered last, as the bounce mailbox command always was: `efa mail bounces`.

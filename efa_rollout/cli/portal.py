@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from efa_rollout.domain.text import german_date
+from efa_rollout.texts import say
 
 app = typer.Typer(
     help="Portal für die Gemeinden: starten, persönliche Links ausgeben oder widerrufen.",
@@ -45,10 +46,7 @@ def serve(
         log_level="info",
     )
     install_log_redaction()  # after uvicorn.Config configured the loggers
-    typer.echo(
-        f"Portal läuft auf http://{host}:{port} (Links zeigen auf "
-        f"{get_settings().portal_base_url}). Beenden mit Strg+C."
-    )
+    typer.echo(say("cli.portal.running", host=host, port=port, base=get_settings().portal_base_url))
     uvicorn.Server(config).run()
 
 
@@ -72,10 +70,10 @@ def link(
             session, campaign_id, ags, rotate=rotate, now=utcnow(), actor=settings.actor
         )
     until = german_date(issued.valid_until.astimezone(settings.zone).date())
-    typer.echo(f"Persönlicher Link für {issued.name} ({issued.ags}), gültig bis {until}:")
+    typer.echo(say("cli.portal.link", name=issued.name, ags=issued.ags, until=until))
     typer.echo(portal_url(settings.portal_base_url, issued.token))
     if rotate:
-        typer.echo(f"{issued.revoked} ältere(r) Link(s) widerrufen.", err=True)
+        typer.echo(say("cli.portal.rotated", count=issued.revoked), err=True)
 
 
 @app.command("revoke")
@@ -93,4 +91,4 @@ def revoke(
         code, revoked = revoke_links(
             session, campaign_id, ags, now=utcnow(), actor=get_settings().actor
         )
-    typer.echo(f"{revoked} Link(s) für {code} in »{campaign_id}« widerrufen.")
+    typer.echo(say("cli.portal.revoked", count=revoked, ags=code, campaign=campaign_id))

@@ -8,6 +8,7 @@ import typer
 
 from efa_rollout.cli._common import parse_as_of, parse_date
 from efa_rollout.cli._flows import NO_WAIT, run_if_served
+from efa_rollout.texts import say
 
 
 def reminder_moment(value: str | None) -> datetime | None:
@@ -50,9 +51,9 @@ def remind(
     if not served:
         reports = run_reminders(campaign_id=campaign, as_of=moment, dry_run=dry_run)
     if dry_run:
-        typer.echo("Probelauf: es wird nichts vorgemerkt und nichts protokolliert.")
+        typer.echo(say("cli.remind.dry_run"))
     if not reports:
-        typer.echo("Keine laufende Kampagne: nichts zu erinnern.")
+        typer.echo(say("cli.remind.no_campaign"))
     for report in reports or []:
         typer.echo(summary_line(report))
         if dry_run:

@@ -9,6 +9,7 @@ import typer
 
 from efa_rollout.cli._common import parse_as_of
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say
 
 
 def report(
@@ -63,11 +64,12 @@ def _campaign(
     from efa_rollout.reports.rollup import campaign_rollup
 
     if campaign is None:
-        raise UserError("Bitte eine Kampagne angeben (oder --overview für die Übersicht).")
+        raise UserError(say("cli.report.campaign_missing"))
     if area is not None:
-        raise UserError("--area gilt nur zusammen mit --overview.")
+        raise UserError(say("cli.report.area_without_overview"))
     if fmt not in CAMPAIGN_FORMATS:
-        raise UserError(f"Unbekanntes Format »{fmt}« (möglich: {', '.join(CAMPAIGN_FORMATS)}).")
+        allowed = ", ".join(CAMPAIGN_FORMATS)
+        raise UserError(say("cli.report.format_unknown", format=fmt, allowed=allowed))
     with session_scope() as session:
         rollup = campaign_rollup(session, campaign, as_of=moment, with_history=True)
     return write_campaign_report(rollup, fmt, out)
@@ -83,15 +85,12 @@ def _overview(
     from efa_rollout.settings import get_settings
 
     if campaign is not None:
-        raise UserError("--overview zeigt alle Kampagnen; bitte keine Kampagne angeben.")
+        raise UserError(say("cli.report.campaign_with_overview"))
     if fmt not in OVERVIEW_FORMATS:
-        raise UserError(
-            f"Die Übersicht gibt es als {' oder '.join(OVERVIEW_FORMATS)}, nicht als »{fmt}«."
-        )
+        allowed = f" {say('cli.report.or')} ".join(OVERVIEW_FORMATS)
+        raise UserError(say("cli.report.overview_format", allowed=allowed, format=fmt))
     if area is not None and not (area.isdigit() and len(area) in (2, 3, 5)):
-        raise UserError(
-            f"--area: »{area}« ist kein Landes- (2), Bezirks- (3) oder Kreisschlüssel (5)."
-        )
+        raise UserError(say("cli.report.area_invalid", area=area))
     with session_scope() as session:
         overview = district_overview(session, area_code=area, as_of=moment)
         if fmt.startswith("onepager-"):

@@ -13,13 +13,10 @@ def serve(
 ) -> None:
     """Stellt alle Deployments (Zeitpläne in Europe/Berlin) bereit, bis Strg+C."""
     from efa_rollout.prefect_api import adopt_recorded_server
+    from efa_rollout.texts import say
 
     if not adopt_recorded_server() and not os.environ.get("PREFECT_API_URL"):
-        typer.echo(
-            "Hinweis: kein Prefect-Server erreichbar (PREFECT_API_URL ist nicht gesetzt, kein "
-            "»efa up« läuft). Am einfachsten: »efa up« startet Server, Deployments und Portal.",
-            err=True,
-        )
+        typer.echo(say("cli.serve.no_server"), err=True)
     from deployments.serving import serve_catalog
 
     serve_catalog(limit=limit, only=set(only) or None)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import typer
 
 from efa_rollout.cli._common import parse_as_of
+from efa_rollout.texts import say
 
 app = typer.Typer(help="Zusammenfassung ansehen, versenden, freigeben.", no_args_is_help=True)
 
@@ -22,7 +23,7 @@ def _now(as_of: str | None) -> datetime:
 def _actor() -> str:
     from efa_rollout.settings import get_settings
 
-    return f"Koordination ({get_settings().actor})"
+    return say("cli.summary.actor", actor=get_settings().actor)
 
 
 @app.command("preview")
@@ -45,22 +46,26 @@ def preview_command(
     pdf.write_bytes(result["pdf"])
     html.write_text(result["html"], encoding="utf-8")
     approval = result["approval"]
-    state = (
-        "keine Freigabe nötig"
+    decisions = {"summary_approved": "approved", "summary_rejected": "rejected"}
+    state = say(
+        "cli.summary.no_approval"
         if not approval.required
-        else {"summary_approved": "freigegeben", "summary_rejected": "abgelehnt"}.get(
-            approval.decision or "", "Freigabe ausstehend"
-        )
+        else f"cli.summary.{decisions.get(approval.decision or '', 'pending')}"
     )
     counts = result["data"].get("counts", {})
-    typer.echo(
-        f"Vorschau der Zusammenfassung »{campaign_id}« (würde Version {result['version']}), "
-        f"geplant am {result['summary_date']:%d.%m.%Y}, {state}; "
-        f"{result['waiting']} Gemeinden warten darauf."
+    shown = say(
+        "cli.summary.preview",
+        campaign=campaign_id,
+        version=result["version"],
+        date=f"{result['summary_date']:%d.%m.%Y}",
+        state=state,
+        waiting=result["waiting"],
     )
+    typer.echo(shown)
     if counts:
-        typer.echo("Kennzahlen: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    typer.echo(f"PDF:  {pdf}\nHTML: {html}")
+        figures = ", ".join(f"{k} {v}" for k, v in counts.items())
+        typer.echo(say("cli.summary.figures", figures=figures))
+    typer.echo(f"{say('cli.summary.files', pdf=pdf)}\n{say('cli.summary.html', html=html)}")
 
 
 @app.command("send")
@@ -86,9 +91,9 @@ def send_command(
         force=not when_due,
         close_collection=close_collection,
     )
-    typer.echo(f"{campaign_id}: {release.message}")
+    typer.echo(say("cli.summary.released", campaign=campaign_id, message=release.message))
     if release.sent:
-        typer.echo("Versenden mit: efa mail deliver")
+        typer.echo(say("cli.summary.deliver_with"))
 
 
 def _decide(campaign_id: str, as_of: str | None, *, approve: bool, note: str | None) -> None:
@@ -99,13 +104,10 @@ def _decide(campaign_id: str, as_of: str | None, *, approve: bool, note: str | N
     with session_scope() as session:
         decide(session, campaign_id, approve=approve, note=note, actor=_actor(), now=now)
     if not approve:
-        typer.echo(
-            f"{campaign_id}: Zusammenfassung abgelehnt ({note}). Nach der Überarbeitung "
-            f"freigeben mit: efa summary approve {campaign_id}"
-        )
+        typer.echo(say("cli.summary.rejected_note", campaign=campaign_id, note=note))
         return
     release = release_summary(get_engine(), campaign_id, now=now, actor=_actor())
-    typer.echo(f"{campaign_id}: Zusammenfassung freigegeben. {release.message}")
+    typer.echo(say("cli.summary.approved_note", campaign=campaign_id, message=release.message))
 
 
 @app.command("approve")

@@ -22,6 +22,7 @@ from typing import IO
 import typer
 
 from efa_rollout.errors import UserError
+from efa_rollout.texts import say
 
 STOP_TIMEOUT = 30.0
 
@@ -54,8 +55,12 @@ def _wait_healthy(url: str, child: Child, timeout: float) -> None:
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
             raise UserError(
-                f"{child.name} hat sich beim Start beendet (Code {child.process.returncode}). "
-                f"Protokoll: {child.log}"
+                say(
+                    "cli.up.exited",
+                    name=child.name,
+                    code=child.process.returncode,
+                    log=child.log,
+                )
             )
         try:
             if httpx.get(url, timeout=2).status_code == 200:
@@ -64,7 +69,7 @@ def _wait_healthy(url: str, child: Child, timeout: float) -> None:
             pass
         time.sleep(0.3)
     raise UserError(
-        f"{child.name} antwortet nach {timeout:.0f} s nicht ({url}). Protokoll: {child.log}"
+        say("cli.up.no_answer", name=child.name, timeout=timeout, url=url, log=child.log)
     )
 
 
@@ -79,8 +84,12 @@ def _wait_served(api_url: str, child: Child, timeout: float) -> None:
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
             raise UserError(
-                f"{child.name} hat sich beim Start beendet (Code {child.process.returncode}). "
-                f"Protokoll: {child.log}"
+                say(
+                    "cli.up.exited",
+                    name=child.name,
+                    code=child.process.returncode,
+                    log=child.log,
+                )
             )
         try:
             found = httpx.post(f"{api_url}/deployments/filter", json={}, timeout=5).json()
@@ -90,17 +99,14 @@ def _wait_served(api_url: str, child: Child, timeout: float) -> None:
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)
-    raise UserError(
-        f"{child.name}: nicht alle Deployments nach {timeout:.0f} s bereit. Protokoll: {child.log}"
-    )
+    raise UserError(say("cli.up.not_served", name=child.name, timeout=timeout, log=child.log))
 
 
 def _start(name: str, args: list[str], env: dict[str, str], log: Path) -> Child:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
-    handle.write(
-        f"\n=== efa up: {name} gestartet {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode()
-    )
+    started = say("cli.up.log_started", name=name, moment=time.strftime("%Y-%m-%d %H:%M:%S"))
+    handle.write(f"\n{started}\n".encode())
     handle.flush()
     process = subprocess.Popen(
         args,
@@ -171,16 +177,13 @@ def up(
     record = prefect_api.read_record(data_dir)
     if record:
         raise UserError(
-            f"»efa up« läuft bereits für {data_dir} (Prozess {record['pid']}, "
-            f"Oberfläche {record.get('ui_url')})."
+            say("cli.up.running", data_dir=data_dir, pid=record["pid"], ui=record.get("ui_url"))
         )
     for what, number in (("Prefect-Server", port), ("Portal", portal_port)):
         if (what == "Portal" and no_portal) or _port_free(host, number):
             continue
-        raise UserError(
-            f"Port {number} ({what}) ist belegt. Einen anderen wählen: "
-            f"{'--port' if what == 'Prefect-Server' else '--portal-port'} NUMMER."
-        )
+        option = "--port" if what == "Prefect-Server" else "--portal-port"
+        raise UserError(say("cli.up.port_taken", port=number, what=what, option=option))
     get_engine()  # migrate the campaign database once, before three processes open it
     home = prefect_api.prefect_home(data_dir)
     api_url = f"http://{host}:{port}/api"
@@ -194,7 +197,7 @@ def up(
     children: list[Child] = []
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        typer.echo(f"Starte den Prefect-Server (Datenbank in {home}) …")
+        typer.echo(say("cli.up.starting", home=home))
         server = _start(
             "Prefect-Server",
             [
@@ -248,26 +251,25 @@ def up(
             prefect_home=str(home),
             children={c.name: c.process.pid for c in children},
         )
-        typer.echo(f"Prefect-Oberfläche: {ui_url}")
+        typer.echo(say("cli.up.ui", url=ui_url))
         if portal_url:
-            typer.echo(
-                f"Portal:             {portal_url}  (Links zeigen auf {settings.portal_base_url})"
-            )
-        typer.echo(f"Protokolle:         {logs}")
-        typer.echo(
-            "Alle Deployments werden mit ihren Zeitplänen bereitgestellt; efa-Befehle in diesem "
-            "Datenordner laufen jetzt über diesen Server. Beenden mit Strg+C.",
-        )
+            typer.echo(say("cli.up.portal", url=portal_url, base=settings.portal_base_url))
+        typer.echo(say("cli.up.logs", logs=logs))
+        typer.echo(say("cli.up.serving"))
         while True:
             for child in children:
                 if child.process.poll() is not None:
                     raise UserError(
-                        f"{child.name} wurde unerwartet beendet (Code {child.process.returncode}); "
-                        f"alles wird gestoppt. Protokoll: {child.log}"
+                        say(
+                            "cli.up.died",
+                            name=child.name,
+                            code=child.process.returncode,
+                            log=child.log,
+                        )
                     )
             time.sleep(0.5)
     except _Stop:
-        typer.echo("Beende …")
+        typer.echo(say("cli.up.stopping"))
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -276,4 +278,4 @@ def up(
             _stop(child)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    typer.echo("Prefect-Server, Deployments und Portal sind beendet.")
+    typer.echo(say("cli.up.stopped"))
