@@ -392,7 +392,9 @@ def test_municipality_figures(session: Session, known: Builder) -> None:
 
     dischingen = rows["08135010"]
     assert (dischingen.contacts, dischingen.working_contacts) == (2, 0)
-    assert dischingen.failed_mail == 1 and not dischingen.unresolved_failed_mail
+    # Its unknown mail is no failure; a later mail got through, so nothing is unresolved.
+    assert (dischingen.failed_mail, dischingen.unclear_mail) == (0, 1)
+    assert not dischingen.unresolved_failed_mail and not dischingen.unresolved_unclear_mail
     assert dischingen.last_contact == utc(2025, 4, 15, 9)
 
     heubach = rows["08136027"]
@@ -458,6 +460,35 @@ def test_yellow_while_answers_missing_before_deadline() -> None:
     assert judge(m, today=date(2025, 3, 11), deadline=deadline)[0] == "red"
     m.answered = True
     assert judge(m, today=date(2025, 3, 11), deadline=deadline) == ("green", [])
+
+
+def test_unclear_delivery_is_yellow_and_a_failure_red() -> None:
+    m = MunicipalityStatus(
+        ags="08136088",
+        name="Aalen",
+        association_code=None,
+        association_name=None,
+        district_code="08136",
+        district_name="Ostalbkreis",
+        role=None,
+        is_pilot=False,
+        status="active",
+        status_label="aktiv",
+        stage="checklist_follow_up",
+        stage_label="Checklisten-Nachverfolgung",
+        stage_entered=date(2025, 3, 1),
+        days_in_stage=1,
+        go_live=GO_LIVE,
+        answered=True,
+        contacts=1,
+        working_contacts=1,
+        unclear_mail=1,
+        unresolved_unclear_mail=True,
+    )
+    today = date(2025, 3, 10)
+    assert judge(m, today=today, deadline=None) == ("yellow", ["Zustellung einer Mail ungeklärt"])
+    m.failed_mail, m.unresolved_failed_mail = 1, True
+    assert judge(m, today=today, deadline=None) == ("red", ["Mail nicht zugestellt"])
 
 
 def test_overdue_list(session: Session, known: Builder) -> None:

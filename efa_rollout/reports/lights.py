@@ -42,7 +42,7 @@ def _red_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None) -
 
 
 def _yellow_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None) -> list[str]:
-    """Items due soon, optional items overdue, answers still missing before the deadline."""
+    """Items due soon, optional items overdue, answers missing before the deadline, unclear mail."""
     reasons = []
     if m.items_due_soon:
         reasons.append(
@@ -56,6 +56,9 @@ def _yellow_reasons(m: MunicipalityStatus, *, today: date, deadline: date | None
             reasons.append(say("light_reason.unanswered_until", deadline=f"{deadline:%d.%m.%Y}"))
         else:
             reasons.append(say("light_reason.unanswered"))
+    if m.unresolved_unclear_mail and not m.unresolved_failed_mail:
+        # The server may have taken the mail: worth a look in its log, not an alarm.
+        reasons.append(say("light_reason.mail_unclear"))
     return reasons
 
 

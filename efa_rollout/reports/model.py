@@ -71,6 +71,8 @@ class MunicipalityStatus:
     last_contact: datetime | None = None
     failed_mail: int = 0
     unresolved_failed_mail: bool = False
+    unclear_mail: int = 0
+    unresolved_unclear_mail: bool = False
     contacts: int = 0
     working_contacts: int = 0
     light: str = "green"

@@ -173,6 +173,8 @@ def _municipalities(
             mail.c.last_sent,
             mail.c.last_failed,
             mail.c.failed,
+            mail.c.last_unclear,
+            mail.c.unclear,
             contacts.c.contacts,
             contacts.c.working,
         )
@@ -225,6 +227,8 @@ def _municipality(
         last_sent_raw,
         last_failed_raw,
         failed,
+        last_unclear_raw,
+        unclear,
         contacts,
         working,
     ) = row
@@ -250,7 +254,11 @@ def _municipality(
         if status == "not_applicable"
         else checklist.evaluate(role, bool(is_pilot), go_live, done_now)
     )
-    last_sent, last_failed = utc(last_sent_raw), utc(last_failed_raw)
+    last_sent, last_failed, last_unclear = (
+        utc(last_sent_raw),
+        utc(last_failed_raw),
+        utc(last_unclear_raw),
+    )
     result = MunicipalityStatus(
         ags=ags,
         name=name,
@@ -279,6 +287,8 @@ def _municipality(
         last_contact=last_sent,
         failed_mail=failed or 0,
         unresolved_failed_mail=_unresolved(last_failed, last_sent),
+        unclear_mail=unclear or 0,
+        unresolved_unclear_mail=_unresolved(last_unclear, last_sent),
         contacts=contacts or 0,
         working_contacts=working or 0,
         **milestones,

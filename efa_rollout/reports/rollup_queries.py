@@ -82,16 +82,21 @@ def answers_subquery(ctx: RollupContext) -> Subquery:
 
 
 def mail_subquery(ctx: RollupContext) -> Subquery:
-    """Per municipality: last mail sent and last failure in this campaign (by AS_OF)."""
+    """Per municipality: last mail sent, last failure and last unclear delivery (by AS_OF)."""
     om = OutboxMessage
     sent = and_(col(om.status) == "sent", col(om.sent_at) <= ctx.as_of)
-    failed = and_(col(om.status).in_(FAILED_STATUSES), col(om.queued_at) <= ctx.as_of)
+    queued = col(om.queued_at) <= ctx.as_of
+    # A mail whose fate is unknown may well have arrived: counted apart from the failures.
+    failed = and_(col(om.status) == "failed_permanently", queued)
+    unclear = and_(col(om.status) == "unknown", queued)
     return (
         select(
             col(om.ags),
             raw(func.max(case((sent, col(om.sent_at))))).label("last_sent"),
             raw(func.max(case((failed, col(om.queued_at))))).label("last_failed"),
             count_if(failed).label("failed"),
+            raw(func.max(case((unclear, col(om.queued_at))))).label("last_unclear"),
+            count_if(unclear).label("unclear"),
         )
         .where(
             col(om.campaign_id) == ctx.campaign_id,
