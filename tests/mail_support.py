@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -95,15 +96,20 @@ def queue_request(
     *emails: str,
     ags: str = "08136019",
     name: str = "Essingen",
+    roles: Mapping[str, str] | None = None,
     **contact_fields: Any,
 ) -> OutboxMessage:
-    """The information request to a new municipality AGS whose contacts have EMAILS; committed."""
+    """The information request to a new municipality AGS whose contacts have EMAILS; committed.
+
+    ROLES gives a contact a role other than Hauptamt, by address.
+    """
     from efa_rollout.services.outbox import queue_campaign_mail
 
     campaign = session.get(Campaign, "viba-ostalbkreis") or add_campaign(session)
     municipality = add_municipality(session, ags=ags, name=name)
     for email in emails:
-        add_contact(session, ags, email, **contact_fields)
+        role = (roles or {}).get(email)
+        add_contact(session, ags, email, **({"role": role} if role else {}), **contact_fields)
     enrolment = add_enrolment(session, campaign, ags)
     row = queue_campaign_mail(
         session,

@@ -26,7 +26,14 @@ from efa_rollout.settings import get_settings
 from models import BounceReport, Contact, Event, OutboxMessage, Suppression
 from tests.bounce_samples import SENDER, rfc3464, sample
 from tests.imap_support import Dovecot, dovecot_available, start_dovecot
-from tests.mail_support import NOW, add_campaign, add_contact, add_enrolment, add_municipality
+from tests.mail_support import (
+    NOW,
+    add_campaign,
+    add_contact,
+    add_enrolment,
+    add_municipality,
+    queue_request,
+)
 
 FOLDER = "efa-verarbeitet"
 HAUPTAMT = "hauptamt@essingen.example"
@@ -69,22 +76,8 @@ def mailbox(dovecot: Dovecot, efa_env: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def _sent_request(session: Session) -> OutboxMessage:
     """Essingen (Hauptamt + Bürgermeister), its information request queued and delivered."""
-    campaign = add_campaign(session)
-    municipality = add_municipality(session)
-    add_contact(session, municipality.ags, HAUPTAMT)
-    add_contact(session, municipality.ags, OTHER, role="Bürgermeister")
-    enrolment = add_enrolment(session, campaign, municipality.ags)
-    row = queue_campaign_mail(
-        session,
-        campaign=campaign,
-        enrolment=enrolment,
-        municipality=municipality,
-        kind="information_request",
-        sequence=1,
-        now=NOW,
-    )
-    assert row is not None and row.recipients == [HAUPTAMT]
-    session.commit()
+    row = queue_request(session, HAUPTAMT, OTHER, roles={OTHER: "Bürgermeister"})
+    assert row.recipients == [HAUPTAMT]
     assert deliver(now=NOW).attempted == 1
     session.refresh(row)
     assert row.status == "sent"
