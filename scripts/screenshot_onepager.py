@@ -61,6 +61,8 @@ def main() -> None:
             page = next(folder.glob("page*.png"))
             shutil.copy(page, SHOTS / "onepager-pdf.png")
             print(SHOTS / "onepager-pdf.png")
+        else:  # say so: a silently stale onepager-pdf.png would pass for a new one
+            print("skipped onepager-pdf.png: pdftoppm missing (apt-get install poppler-utils)")
         text = report.read_text(encoding="utf-8").replace("</head>", HISTORY_ONLY, 1)
         text = text.replace("<details>", "<details open>", 3)
         history = folder / "geschichte.html"
