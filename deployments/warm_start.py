@@ -114,6 +114,21 @@ class FlowByName:
         return _flow_named, (self.module, self.name)
 
 
+def context_without_settings() -> dict[str, Any]:
+    """The runner's serialized context (what Prefect sends the run) less its settings.
+
+    Prefect's run wrapper builds the run's settings (`Settings()`) from the environment it
+    hands the run: the runner's environment with the runner's settings written into it, and
+    the per-run variables (heartbeat, deployment, control channel). Hydrating the context then
+    validated the runner's settings once more from their dump (35–50 ms of a run's start at
+    load 0.5), values the wrapper had just read from that environment. Without them in the
+    context, the wrapper's settings are the run's (tests/test_warm_start.py checks the values).
+    """
+    from prefect.context import serialize_context
+
+    return {**serialize_context(), "settings_context": {}}
+
+
 def warm_start(
     function: Callable[..., Any], context: multiprocessing.context.BaseContext
 ) -> Callable[..., Any]:
@@ -122,6 +137,7 @@ def warm_start(
 
     def start(flow: Any, *args: Any, **kwargs: Any) -> Any:
         # The flow is only pickled into the payload there (pinned by tests/test_warm_start.py).
+        kwargs.setdefault("context", context_without_settings())
         return variant(FlowByName(flow), *args, **kwargs)
 
     return update_wrapper(start, function)

@@ -101,8 +101,10 @@ def configured_api_url() -> str | None:
     return record.get("api_url") if record else None
 
 
-def server_reachable(api_url: str, timeout: float = 2.0, attempts: int = 3) -> bool:
-    """Whether the Prefect API at API_URL answers its health check.
+def server_reachable(
+    api_url: str, timeout: float = 2.0, attempts: int = 3, client: Any = None
+) -> bool:
+    """Whether the Prefect API at API_URL answers its health check (through CLIENT if given).
 
     A busy server (a timeout, a 503) is asked again briefly: a False makes the CLI run the flow
     in its own process instead, beside the server. Nobody listening (a record left by an `efa
@@ -110,23 +112,32 @@ def server_reachable(api_url: str, timeout: float = 2.0, attempts: int = 3) -> b
     """
     import httpx
 
+    url = f"{api_url}/health"
     try:
-        with httpx.Client(timeout=timeout) as client:
+        if client is not None:  # the caller's: one client (and TLS context) per command
             response = send_with_retry(
-                client, "GET", f"{api_url}/health", attempts=attempts, retry_refused=False
+                client, "GET", url, attempts=attempts, retry_refused=False, timeout=timeout
             )
+        else:
+            with httpx.Client(timeout=timeout) as own:
+                response = send_with_retry(own, "GET", url, attempts=attempts, retry_refused=False)
         return response.status_code == 200
     except httpx.HTTPError:
         return False
 
 
+def adopt_server(url: str, client: Any = None) -> bool:
+    """Point this process at the server URL if it is reachable (asked through CLIENT)."""
+    if not server_reachable(url, client=client):
+        return False
+    os.environ["PREFECT_API_URL"] = url  # for a Prefect imported later in this process
+    return True
+
+
 def adopt_recorded_server() -> str | None:
     """Point this process at a reachable server (env or `efa up`); its API URL or None."""
     url = configured_api_url()
-    if not url or not server_reachable(url):
-        return None
-    os.environ["PREFECT_API_URL"] = url  # for a Prefect imported later in this process
-    return url
+    return url if url and adopt_server(url) else None
 
 
 # -- events -----------------------------------------------------------------------------------

@@ -36,16 +36,20 @@ from tests.conftest import REPO_ROOT
 PINNED_SOURCES = {
     "run_flow_in_subprocess": "38820abf84e9cd5d904d6c9e86b19c8a48ad179a51b2310230b48162f98979cd",
     "DirectSubprocessStarter.start": "8a6eab9d006abdd7c5f68e80b64173bd548b39a0de35996cc4e400ff24d2cc86",
+    # It must skip an empty settings context (warm_start.context_without_settings).
+    "hydrated_context": "245157195e9467aea8dfe889bc2d59d06e3cb7c04b25e0ae840fab07018d52fb",
 }
 
 
 def _pinned_objects() -> dict[str, Any]:
+    from prefect.context import hydrated_context
     from prefect.flow_engine import run_flow_in_subprocess
     from prefect.runner._starter_direct import DirectSubprocessStarter
 
     return {
         "run_flow_in_subprocess": run_flow_in_subprocess,
         "DirectSubprocessStarter.start": DirectSubprocessStarter.start,
+        "hydrated_context": hydrated_context,
     }
 
 
@@ -97,6 +101,30 @@ def test_prefect_only_pickles_the_flow_so_a_stand_in_by_name_will_do() -> None:
                 uses.append((getattr(call.func, "id", None), keyword.arg))
     loads = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "flow"]
     assert uses == [("cloudpickle_wrapped_call", "flow")] and len(loads) == 1
+
+
+def test_the_runs_context_leaves_the_settings_the_run_built_itself() -> None:
+    from prefect.context import (
+        SettingsContext,
+        get_settings_context,
+        hydrated_context,
+        serialize_context,
+    )
+    from prefect.settings import Settings
+
+    from deployments import warm_start
+
+    sent = warm_start.context_without_settings()
+    assert sent["settings_context"] == {}
+    assert {k: v for k, v in sent.items() if k != "settings_context"} == {
+        k: v for k, v in serialize_context().items() if k != "settings_context"
+    }
+    # What Prefect's run wrapper enters before the run: settings read from the run's environment.
+    own = SettingsContext(profile=get_settings_context().profile, settings=Settings())
+    with own, hydrated_context(sent):
+        assert get_settings_context() is own  # not replaced by the runner's, validated again
+    with own, hydrated_context(serialize_context()):
+        assert get_settings_context() is not own  # what Prefect's own context would have done
 
 
 def test_a_flow_by_name_unpickles_as_the_modules_flow() -> None:
@@ -189,6 +217,8 @@ from deployments import serving, warm_start
 from tests import warm_support
 serving.prepare_environment()
 warm_start.install(["tests.warm_support"])
+import os
+os.environ["PREFECT_TASKS_DEFAULT_RETRIES"] = "3"  # after the runner's settings were built
 flows = (warm_support.warm_probe, warm_support.warm_sleeper, warm_support.warm_crash)
 serving.serve_warm([(f, {"name": "warm"}) for f in flows], limit=3)
 """
@@ -200,7 +230,12 @@ def served(prefect_api: None, tmp_path: Path) -> Iterator[ServerApi]:
     from prefect.settings import PREFECT_API_URL
 
     api_url = str(PREFECT_API_URL.value()).rstrip("/")
-    env = _child_env(tmp_path, PREFECT_API_URL=api_url, EFA_WARM_MARKER="aus dem Runner")
+    env = _child_env(
+        tmp_path,
+        PREFECT_API_URL=api_url,
+        EFA_WARM_MARKER="aus dem Runner",
+        PREFECT_RUNNER_HEARTBEAT_FREQUENCY="45",
+    )
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE],
@@ -270,6 +305,13 @@ def test_served_runs_start_warm_end_right_and_can_be_cancelled_or_crash(
         assert result["forked_warm"] is True and result["module_from_parent"] is True
         # The run's settings came from the runner's environment, not the warm server's.
         assert result["environ_marker"] == "aus dem Runner"
+        # Prefect's settings too, built in the run: the runner's server, the runner's current
+        # environment and the heartbeat the runner sets per run.
+        assert result["settings"] == {
+            "api_url": served.api_url,
+            "default_retries": 3,
+            "heartbeat": 45,
+        }
         assert result["efa_engines"] == 0
     assert results[0]["pid"] != results[1]["pid"]
 

@@ -66,7 +66,19 @@ def warm_probe(number: int, day: date | None = None) -> dict[str, Any]:
     it in this module's globals, which a flow pickled by value lacks.
     """
     after = (day + timedelta(days=1)).isoformat() if day else None
-    return {"double": 2 * number, "day_after": after, **process_facts()}
+    return {"double": 2 * number, "day_after": after, **process_facts(), "settings": settings()}
+
+
+def settings() -> dict[str, Any]:
+    """A few of the Prefect settings this run holds."""
+    from prefect.settings import get_current_settings
+
+    current = get_current_settings()
+    return {
+        "api_url": str(current.api.url).rstrip("/"),
+        "default_retries": current.tasks.default_retries,
+        "heartbeat": current.flows.heartbeat_frequency,
+    }
 
 
 @flow(name="warm-sleeper")

@@ -90,16 +90,16 @@ def run_if_served(
     Costs nothing when no server is configured (no PREFECT_API_URL, no running `efa up`). Talks
     to the server over its REST API: Prefect itself is not imported (~1 s of CPU).
     """
-    from efa_rollout.prefect_api import adopt_recorded_server, configured_api_url
+    from efa_rollout.prefect_api import adopt_server, configured_api_url
     from efa_rollout.prefect_rest import ServerApi
 
-    if not configured_api_url():
-        return False, None
-    prepare_prefect_environment()
-    api_url = adopt_recorded_server()
+    api_url = configured_api_url()
     if not api_url:
         return False, None
-    with ServerApi(api_url) as api:
+    prepare_prefect_environment()
+    with ServerApi(api_url) as api:  # its client asks for the health check too
+        if not adopt_server(api_url, client=api.client):
+            return False, None
         deployment_id = api.ready_deployment(deployment)
         if deployment_id is None:
             typer.echo(say("cli.flows.not_served", deployment=deployment), err=True)
