@@ -145,6 +145,10 @@ class _Run:
         self.report = report
         self.worker = ledger.new_worker_id()
         self.relay_down: SendResult | None = None
+        # SQLite works in this process: its short transactions run on the event loop itself,
+        # which costs less than handing each one to a thread and waking the loop for its
+        # result. PostgreSQL's round trips would stall the loop: they run in the ledger thread.
+        self._inline = engine.dialect.name == "sqlite"
         self._db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._connection: Connection | None = None
         self._link_secret: bytes | None = None
@@ -176,14 +180,19 @@ class _Run:
         return fn(self._connection, **kwargs)
 
     async def db(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run a ledger function in the single database thread, one transaction each."""
+        """Run a ledger function on the run's connection, one transaction each, one at a time."""
+        if self._inline:
+            return self._call(fn, kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, self._call, fn, kwargs)
 
     def close(self) -> None:
-        """Close the connection (in its thread) and stop the thread."""
+        """Close the connection (in the thread that used it) and stop the thread."""
         if self._connection is not None:
-            self._db.submit(self._connection.close).result()
+            if self._inline:
+                self._connection.close()
+            else:
+                self._db.submit(self._connection.close).result()
         self._db.shutdown(wait=True)
 
     async def claim(self) -> list[Claimed]:
@@ -257,6 +266,10 @@ class _Run:
 
     async def _flush(self) -> None:
         """Commit what has gathered, as one transaction, until nothing is waiting."""
+        # One pass of the loop first: a connection's next hand-over (a task started right after
+        # its previous outcome was queued) then joins that outcome's commit instead of having
+        # a commit of its own.
+        await asyncio.sleep(0)
         while self._handovers or self._successes:
             handovers, self._handovers = self._handovers, []
             successes, self._successes = self._successes, []
