@@ -67,6 +67,7 @@ from efa_rollout.mail import deliver
 engine = get_engine()
 with engine.connect():
     pass
+(go_file.parent / f"{go_file.name}.ready-{os.getpid()}").touch()
 while not go_file.exists():
     time.sleep(0.002)
 started = time.time()
@@ -161,7 +162,13 @@ def run_workers(data_dir: Path, argument_lists: list[list[str]], **env: str) -> 
         )
         for args in argument_lists
     ]
-    time.sleep(0.5)
+    # Release them only when every worker has imported and connected: on a loaded machine a
+    # fixed pause let one worker finish before the other had started.
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while len(list(data_dir.glob(f"{go.name}.ready-*"))) < len(processes):
+        assert all(p.poll() is None for p in processes), "a worker ended before the start"
+        assert time.monotonic() < deadline, "the workers did not get ready"
+        time.sleep(0.01)
     go.touch()
     figures = []
     for process in processes:
