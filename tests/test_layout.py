@@ -79,3 +79,16 @@ def test_head_read_from_the_files_is_alembics_head() -> None:
     config = Config()
     config.set_main_option("script_location", str(db.MIGRATIONS_DIR))
     assert db._head_from_files() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_the_partial_index_keeps_its_condition_on_both_dialects() -> None:
+    # Its dialect options are checked on first use (LazyDialectIndex), not when it is built.
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex
+
+    from models import OutboxMessage, table_of
+
+    index = next(i for i in table_of(OutboxMessage).indexes if i.name == "ix_outbox_due")
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        ddl = str(CreateIndex(index).compile(dialect=dialect))
+        assert ddl.endswith("WHERE status IN ('queued', 'retrying')"), ddl
