@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,32 @@ def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
     modules = _modules_after([["campaign", "status", "ewa-ostalbkreis"]])
     assert "efa_rollout.definitions" in modules
     assert _loaded(modules, ("yaml", "jinja2", "efa_rollout.mail.render")) == []
+
+
+def test_only_quick_commands_start_without_the_cycle_collector(efa_env: Path) -> None:
+    from efa_rollout.cli import is_quick
+
+    assert is_quick(["campaign", "list", "--json"]) and is_quick(["history", "ewa-ostalbkreis"])
+    assert is_quick([]) and is_quick(["campaign", "tick", "x", "--help"])
+    # Long-running or writing commands keep the collector (a start for all of Germany).
+    for args in (["up"], ["serve"], ["campaign", "start", "x"], ["mail", "deliver"], ["demo"]):
+        assert not is_quick(args), args
+    code = (
+        "import gc, os, sys\n"
+        "from efa_rollout import cli\n"
+        "sys.argv = ['efa', *sys.argv[1:]]\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.__stdout__.write(f\"{gc.isenabled()} {os.environ.get('PYDANTIC_DISABLE_PLUGINS')}\")\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    for args, expected in (
+        (["config"], "False __all__"),
+        (["campaign", "close", "x"], "True None"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env
+        )
+        assert done.stdout.splitlines()[-1] == expected, (args, done.stdout, done.stderr)
