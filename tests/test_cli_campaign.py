@@ -159,10 +159,14 @@ def test_read_only_commands_do_not_import_prefect(efa_env: Path) -> None:
     assert _loaded(modules, HEAVY + SQLITE_NEEDS_NOT) == []
     assert "models.outbox" in modules  # the outbox's partial index was built without it
     assert "efa_rollout.definitions" in modules  # the check above looked at the right process
-    # A stored definition snapshot is read without YAML and without compiling its templates.
-    modules = _modules_after([["campaign", "status", "ewa-ostalbkreis"]])
+    # A stored definition snapshot is read without YAML and without compiling its templates;
+    # the outbox is listed without the ledger's MIME building.
+    modules = _modules_after([["campaign", "status", "ewa-ostalbkreis"], ["mail", "outbox"]])
     assert "efa_rollout.definitions" in modules
-    assert _loaded(modules, ("yaml", "jinja2", "efa_rollout.mail.render")) == []
+    assert (
+        _loaded(modules, ("yaml", "jinja2", "efa_rollout.mail.render", "efa_rollout.mail.ledger"))
+        == []
+    )
 
 
 def test_only_quick_commands_start_without_the_cycle_collector(efa_env: Path) -> None:
