@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Table, inspect
+from sqlalchemy import JSON, DateTime, Index, Table, inspect
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import PopulateDict
 
 
 def table_of(model: type[Any]) -> Table:
@@ -33,6 +34,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+class LazyDialectIndex(Index):
+    """An index whose dialect options (`postgresql_where`, ...) are checked on first use."""
+
+    # SQLAlchemy checks them when the index is built, by loading each dialect named: on SQLite
+    # that imported the PostgreSQL dialect and its four drivers (~22 ms) in every CLI process.
+    # They are read only for DDL and by Alembic's comparison, so they are checked then.
+
+    def _validate_dialect_kwargs(self, kwargs: dict[str, Any]) -> None:
+        self.__dict__["_unchecked_dialect_kwargs"] = dict(kwargs)
+
+    @property
+    def dialect_options(self) -> Any:
+        options = self.__dict__.get("_dialect_options")
+        if options is None:
+            options = self.__dict__["_dialect_options"] = PopulateDict(self._kw_reg_for_dialect_cls)
+            super()._validate_dialect_kwargs(self.__dict__.pop("_unchecked_dialect_kwargs", {}))
+        return options
 
 
 def utcnow() -> datetime:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+import models.directory  # noqa: F401 - the table Enrolment.ags points to, for the unit of work
 from models._types import JSONType, UTCDateTime, utcnow
 
 

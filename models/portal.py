@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+import models.campaign  # noqa: F401 - the tables the foreign keys point to (campaign, municipality)
 from models._types import UTCDateTime, utcnow
 
 

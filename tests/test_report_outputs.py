@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -298,3 +299,35 @@ def test_weekly_mail_hands_attachments_to_the_outbox_when_it_takes_them(
     assert queue_weekly_mail(session, rollup, {"html": page}, now=AS_OF) is None
     assert seen["attachments"] == [("bericht.html", b"<p>Bericht</p>", "text/html")]
     assert seen["kind"] == "weekly_report" and seen["sequence"] == 202521
+
+
+def test_compiled_report_templates_are_kept_in_the_data_folder(
+    rollup: CampaignRollup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+    from datetime import UTC, datetime
+
+    from jinja2 import Environment
+
+    from efa_rollout.reports import html
+    from efa_rollout.settings import get_settings
+
+    monkeypatch.setattr(html, "_now", lambda: datetime(2025, 6, 2, 9, tzinfo=UTC))
+    html.environment.cache_clear()
+    first = render_campaign(rollup, "html")
+    folder = get_settings().data_dir.resolve() / "cache" / "templates" / "reports-html"
+    entries = list(folder.iterdir())
+    assert len(entries) >= 3  # the report, its two charts
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in entries)
+    compiled: list[str | None] = []
+    original = Environment.compile
+
+    def compile_counted(self: Environment, source: Any, name: str | None = None, *a: Any) -> Any:
+        compiled.append(name)
+        return original(self, source, name, *a)
+
+    monkeypatch.setattr(Environment, "compile", compile_counted)
+    html.environment.cache_clear()  # as in the next process: a new environment
+    assert render_campaign(rollup, "html") == first
+    assert compiled == []

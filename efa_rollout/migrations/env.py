@@ -5,9 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import models  # noqa: F401 - registers every table on SQLModel.metadata
+import models
 from efa_rollout.db import make_engine
 
+models.load_all()  # every table on SQLModel.metadata, for autogenerate
 config = context.config
 target_metadata = SQLModel.metadata
 

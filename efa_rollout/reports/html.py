@@ -23,6 +23,7 @@ from efa_rollout.reports.model import (
     GroupRollup,
 )
 from efa_rollout.reports.rollup_groups import sort_key
+from efa_rollout.reports.template_cache import DataFolderBytecodeCache
 from efa_rollout.settings import get_settings
 
 REPORT_TEMPLATES = TEMPLATES_DIR / "reports"
@@ -38,6 +39,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=safe_value,
+        bytecode_cache=DataFolderBytecodeCache("reports-html"),
     )
     env.filters.update(
         date_de=date_de,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from efa_rollout.domain.audit import EventKind
-from efa_rollout.mail.ledger import FINAL_RECIPIENT_STATES
+from efa_rollout.mail.ledger_state import FINAL_RECIPIENT_STATES
 from efa_rollout.mail.suppression import event_row as suppression_event
 from efa_rollout.mail.suppression import suppressed_reasons, suppressed_state
 from efa_rollout.settings import get_settings
