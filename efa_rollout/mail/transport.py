@@ -8,7 +8,6 @@ end of DATA and the server's reply) leaves the outcome open: `unknown`.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,23 +18,24 @@ import aiosmtplib
 from aiosmtplib import (
     SMTPException,
     SMTPHeloError,
-    SMTPRecipientRefused,
     SMTPResponse,
-    SMTPResponseException,
-    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
 
 from efa_rollout.errors import UserError
 from efa_rollout.mail.ledger_state import Claimed, Outcome, RecipientStates, SendResult
+from efa_rollout.mail.smtp_pipeline import (
+    check_line,
+    enable_pipelining,
+    exchange,
+    supports_pipelining,
+)
 from efa_rollout.settings import mask_url
 
 #: Errors that mean the connection is gone or unusable.
 CONNECTION_ERRORS = (SMTPServerDisconnected, SMTPTimeoutError, ConnectionError, OSError)
 _TRUE = {"1", "true", "yes", "ja", "on"}
-#: What aiosmtplib refuses in a command's arguments (no CR/LF or other control characters).
-_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,8 @@ class SmtpConnection:
                 await smtp.helo()
         if config.username:
             await smtp.login(config.username, config.password or "")
+        if smtp.supports_extension("pipelining") and smtp.protocol is not None:
+            enable_pipelining(smtp.protocol)
         self.smtp, self.messages = smtp, 0
         return smtp
 
@@ -251,20 +253,6 @@ async def send_message(
     if isinstance(envelope, SendResult):
         return envelope, await marker
     accepted, recipients = envelope
-    smtp = connection.smtp
-    assert smtp is not None
-    try:
-        reply = await _command(smtp, b"DATA\r\n")
-    except (SMTPException, *CONNECTION_ERRORS) as error:
-        connection.drop()
-        return _retry("data", error, recipients), await marker
-    except BaseException:
-        marker.cancel()
-        raise
-    if reply.code != 354:
-        await connection.reset()
-        outcome = _reply_outcome(reply.code)
-        return SendResult(outcome, "data", reply.code, reply.message, recipients), await marker
     attempt_id = await marker
     if attempt_id is None:
         connection.drop()  # closing mid-DATA aborts the transaction on the server
@@ -275,11 +263,10 @@ async def send_message(
 # MAIL, RCPT and DATA as aiosmtplib sends them, straight on its protocol: without the address
 # parsing of `sendmail` (email.utils, about a fifth of the CPU per message; the ledger holds
 # normalised ASCII addresses only) and without `execute_command`'s command lock, per-argument
-# regular expression and wrapper (a connection here only ever has one command outstanding).
+# regular expression and wrapper (a connection here only ever has one command outstanding,
+# or one pipelined group: see `smtp_pipeline`).
 async def _command(smtp: aiosmtplib.SMTP, line: bytes) -> SMTPResponse:
     """Write one command LINE (CRLF-terminated) and read its reply, as `execute_command` does."""
-    if _CONTROL.search(line, 0, len(line) - 2):
-        raise ValueError("Command arg contains a prohibited control character")
     protocol = smtp.protocol
     if protocol is None:
         raise SMTPServerDisconnected("Server not connected")
@@ -294,22 +281,36 @@ async def _command(smtp: aiosmtplib.SMTP, line: bytes) -> SMTPResponse:
     return reply
 
 
-async def _mail_from(smtp: aiosmtplib.SMTP, sender: str) -> None:
-    reply = await _command(smtp, b"MAIL FROM:<" + sender.encode("ascii") + b">\r\n")
-    if reply.code != 250:
-        raise SMTPSenderRefused(reply.code, reply.message, sender)
-
-
-async def _rcpt_to(smtp: aiosmtplib.SMTP, address: str) -> None:
-    reply = await _command(smtp, b"RCPT TO:<" + address.encode("ascii") + b">\r\n")
-    if reply.code not in (250, 251):
-        raise SMTPRecipientRefused(reply.code, reply.message, address)
+async def _one_by_one(
+    smtp: aiosmtplib.SMTP, lines: list[bytes]
+) -> tuple[list[SMTPResponse], BaseException | None]:
+    """LINES one at a time (no PIPELINING): RCPT only after MAIL's 250, DATA only for a recipient."""
+    replies: list[SMTPResponse] = []
+    try:
+        for index, line in enumerate(lines):
+            if index == len(lines) - 1 and not any(r.code in (250, 251) for r in replies[1:]):
+                break  # DATA, and no recipient was accepted
+            reply = await _command(smtp, line)
+            replies.append(reply)
+            if reply.code == 421 or replies[0].code != 250:
+                break
+    except (SMTPException, *CONNECTION_ERRORS) as error:
+        smtp.close()
+        return replies, error
+    return replies, None
 
 
 async def _envelope(
     connection: SmtpConnection, claimed: Claimed
 ) -> SendResult | tuple[list[str], RecipientStates]:
-    """MAIL FROM and RCPT TO; the accepted recipients, or the failure."""
+    """MAIL FROM, RCPT TO and DATA; the accepted recipients after DATA's 354, or the failure.
+
+    With PIPELINING (RFC 2920) the three go in one write and every reply is read and judged
+    in order; without it one at a time, as the replies allow.
+    """
+    lines = [check_line(b"MAIL FROM:<" + claimed.sender.encode("ascii") + b">\r\n")]
+    lines += [check_line(b"RCPT TO:<" + a.encode("ascii") + b">\r\n") for a in claimed.pending]
+    lines.append(b"DATA\r\n")
     for try_no in (1, 2):
         reused = connection.is_open and connection.messages > 0
         failure = await connect_or_error(connection)
@@ -317,39 +318,70 @@ async def _envelope(
             return failure
         smtp = connection.smtp
         assert smtp is not None
-        try:
-            await _mail_from(smtp, claimed.sender)
-            break
-        except SMTPResponseException as error:
-            if error.code == 421:
-                connection.drop()
-            else:
-                await connection.reset()
-            return SendResult(_reply_outcome(error.code), "mail", error.code, error.message)
-        except (SMTPException, *CONNECTION_ERRORS) as error:
-            connection.drop()
-            if reused and try_no == 1:
-                continue  # the server closed an idle connection: reconnect once
-            return _retry("mail", error, {})
-    assert smtp is not None  # set by the loop's last pass (mypy loses the narrowing across it)
+        send = exchange if supports_pipelining(smtp) else _one_by_one
+        replies, error = await send(smtp, lines)
+        if replies:
+            return await _judge(connection, claimed, replies, error)
+        connection.drop()
+        if not (reused and try_no == 1):
+            break  # else the server closed an idle connection: reconnect once
+    assert error is not None  # no reply at all: the connection was lost or timed out
+    return _retry("mail", error, {})
+
+
+async def _judge(
+    connection: SmtpConnection,
+    claimed: Claimed,
+    replies: list[SMTPResponse],
+    error: BaseException | None,
+) -> SendResult | tuple[list[str], RecipientStates]:
+    """What the replies to MAIL, each RCPT and DATA (as far as they came) mean for CLAIMED."""
+    if error is not None or replies[-1].code == 421:
+        connection.drop()  # lost, late, garbled or closing: the connection is gone
+    count = len(claimed.pending)
+    mail, rcpts, data = replies[0], replies[1 : 1 + count], replies[1 + count : 2 + count]
+    if mail.code != 250:
+        await _end_transaction(connection, data)
+        return SendResult(_reply_outcome(mail.code), "mail", mail.code, mail.message)
     accepted: list[str] = []
     recipients: RecipientStates = {}
-    for address in claimed.pending:
-        try:
-            await _rcpt_to(smtp, address)
+    for address, reply in zip(claimed.pending, rcpts, strict=False):
+        if reply.code in (250, 251):
             accepted.append(address)
-        except SMTPRecipientRefused as error:
-            status = "refused" if error.code >= 500 else "deferred"
-            recipients[address] = {"status": status, "code": error.code, "text": error.message}
-            if error.code == 421:
-                connection.drop()
-                return SendResult("retry", "rcpt", error.code, error.message, recipients)
-        except (SMTPException, *CONNECTION_ERRORS) as error:
+            continue
+        status = "refused" if reply.code >= 500 else "deferred"
+        recipients[address] = {"status": status, "code": reply.code, "text": reply.message}
+        if reply.code == 421:
+            return SendResult("retry", "rcpt", reply.code, reply.message, recipients)
+    if len(rcpts) < count:
+        assert error is not None
+        return _retry("rcpt", error, recipients)
+    if not accepted:
+        await _end_transaction(connection, data)
+        return _no_recipient(recipients)
+    if not data:
+        assert error is not None
+        return _retry("data", error, recipients)
+    if data[0].code != 354:
+        await connection.reset()
+        code, text = data[0].code, data[0].message
+        return SendResult(_reply_outcome(code), "data", code, text, recipients)
+    return accepted, recipients
+
+
+async def _end_transaction(connection: SmtpConnection, data: list[SMTPResponse]) -> None:
+    """RSET after a refused envelope; a pipelined DATA the server took (354) ends with a lone dot."""
+    smtp = connection.smtp
+    if data and data[0].code == 354 and smtp is not None and smtp.is_connected:
+        try:
+            await _command(smtp, b".\r\n")  # an empty message no recipient receives
+        except (SMTPException, *CONNECTION_ERRORS):
             connection.drop()
-            return _retry("rcpt", error, recipients)
-    if accepted:
-        return accepted, recipients
     await connection.reset()
+
+
+def _no_recipient(recipients: RecipientStates) -> SendResult:
+    """No recipient accepted: retry if one was deferred, else failed; the first refusal's reply."""
     deferred = any(r["status"] == "deferred" for r in recipients.values())
     first: dict[str, Any] = next(
         iter(recipients.values()), {"code": None, "text": "kein Empfänger angenommen"}
