@@ -432,8 +432,9 @@ def test_traffic_lights(session: Session, known: Builder) -> None:
     assert rows["08136009"].reasons == ["Teilnahme pausiert"]
 
 
-def test_yellow_while_answers_missing_before_deadline() -> None:
-    m = MunicipalityStatus(
+def _aalen(stage: str, stage_label: str, **fields: Any) -> MunicipalityStatus:
+    """Aalen, active in STAGE with one working contact; FIELDS override the rest."""
+    return MunicipalityStatus(
         ags="08136088",
         name="Aalen",
         association_code=None,
@@ -444,14 +445,19 @@ def test_yellow_while_answers_missing_before_deadline() -> None:
         is_pilot=False,
         status="active",
         status_label="aktiv",
-        stage="information_collection",
-        stage_label="Informationserhebung",
+        stage=stage,
+        stage_label=stage_label,
         stage_entered=date(2025, 3, 1),
         days_in_stage=1,
         go_live=GO_LIVE,
         contacts=1,
         working_contacts=1,
+        **fields,
     )
+
+
+def test_yellow_while_answers_missing_before_deadline() -> None:
+    m = _aalen("information_collection", "Informationserhebung")
     deadline = date(2025, 3, 10)
     assert judge(m, today=date(2025, 3, 10), deadline=deadline) == (
         "yellow",
@@ -463,25 +469,10 @@ def test_yellow_while_answers_missing_before_deadline() -> None:
 
 
 def test_unclear_delivery_is_yellow_and_a_failure_red() -> None:
-    m = MunicipalityStatus(
-        ags="08136088",
-        name="Aalen",
-        association_code=None,
-        association_name=None,
-        district_code="08136",
-        district_name="Ostalbkreis",
-        role=None,
-        is_pilot=False,
-        status="active",
-        status_label="aktiv",
-        stage="checklist_follow_up",
-        stage_label="Checklisten-Nachverfolgung",
-        stage_entered=date(2025, 3, 1),
-        days_in_stage=1,
-        go_live=GO_LIVE,
+    m = _aalen(
+        "checklist_follow_up",
+        "Checklisten-Nachverfolgung",
         answered=True,
-        contacts=1,
-        working_contacts=1,
         unclear_mail=1,
         unresolved_unclear_mail=True,
     )
